@@ -1,0 +1,25 @@
+# Two commands do all set-up on a fresh machine: `make run` (the main job) and `make test`.
+# torch is installed first and pinned, so that pip never resolves it by itself (a CUDA build).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+SHARED_DATA := $(abspath ../shared/data)
+export DESCENTLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+
+.PHONY: run test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m descentlab demo
+
+test: $(VENV)/.installed
+	KERAS_BACKEND=torch $(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info
