@@ -1,0 +1,279 @@
+"""The torch.optim shell around a chain of rules, and the chain builder for the lattice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from descentlab.optim import _checks
+from descentlab.rules import Hyper, scalar_tensor
+from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
+from descentlab.rules.clip import clip_gradients
+from descentlab.rules.decay import time_decay
+from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
+
+MOMENTUM_RULES = ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
+ADAPTATION_RULES = ("none", "sum", "ema", "max", "delta")
+ORDERS = ("momentum_first", "adaptation_first")
+EPS_PLACEMENTS_BY_ADAPTATION = {
+    "sum": ("outside", "inside"),
+    "ema": ("outside", "inside", "hat"),
+    "max": ("inside", "outside"),
+    "delta": ("inside",),
+}
+
+
+def default_eps_placement(momentum_rule: str, adaptation_rule: str, flavor: str) -> str | None:
+    """Where each framework puts ε (DESIGN.md §3); None when there is no adaptation."""
+    if adaptation_rule == "none":
+        return None
+    if adaptation_rule == "delta":
+        return "inside"
+    if flavor == "torch":
+        return "inside" if adaptation_rule == "max" else "outside"
+    if adaptation_rule == "max":
+        return "outside"
+    if adaptation_rule == "ema" and momentum_rule == "ema":
+        return "hat"  # Keras Adam / AMSGrad: ε-hat
+    if adaptation_rule == "ema" and momentum_rule == "nesterov_ema":
+        return "outside"  # Keras Nadam
+    return "inside"  # Keras Adagrad, RMSprop
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Rules applied before the learning rate, then (lr inside the buffer) after it."""
+
+    before_lr: tuple
+    after_lr: tuple
+
+    @property
+    def rules(self) -> tuple:
+        return self.before_lr + self.after_lr
+
+
+def hyperparameters(arguments: dict) -> dict:
+    """A named optimizer's ``locals()`` as param-group defaults, with flavor defaults resolved."""
+    flavor = _checks.check_flavor(arguments["flavor"])
+    return {
+        name: _checks.resolve(value, flavor)
+        for name, value in arguments.items()
+        if name not in ("self", "params", "__class__")
+    }
+
+
+def build_chain(
+    momentum_rule: str, adaptation_rule: str, order: str, eps_placement: str | None, flavor: str
+) -> Chain:
+    """The chain for one point of the lattice, validated.
+
+    The EMA-of-g² adaptation is bias-corrected (Adam family, state ``exp_avg_sq``) when the
+    momentum is an EMA, and not (RMSprop family, state ``square_avg``) otherwise. In the Keras
+    flavor, a heavy-ball buffer holds lr-scaled updates (Keras SGD and RMSprop), so the learning
+    rate is applied just before the momentum rule.
+    """
+    _checks.check_choice("momentum_rule", momentum_rule, MOMENTUM_RULES)
+    _checks.check_choice("adaptation_rule", adaptation_rule, ADAPTATION_RULES)
+    _checks.check_choice("order", order, ORDERS)
+    if adaptation_rule == "none":
+        if eps_placement is not None:
+            raise ValueError(
+                "`eps_placement` needs an adaptation rule. "
+                f"Received: eps_placement={eps_placement!r}, adaptation_rule='none'"
+            )
+    else:
+        _checks.check_choice(
+            f"eps_placement (with adaptation_rule={adaptation_rule!r})",
+            eps_placement,
+            EPS_PLACEMENTS_BY_ADAPTATION[adaptation_rule],
+        )
+
+    ema_momentum = momentum_rule in ("ema", "nesterov_ema")
+    momentum = {
+        "none": None,
+        "heavy_ball": HeavyBall(),
+        "nesterov": HeavyBall(),
+        "ema": EMA(),
+        "nesterov_ema": ScheduledNesterovEMA(product_in_param_dtype=flavor == "keras"),
+    }[momentum_rule]
+    adaptation = {
+        "none": None,
+        "sum": lambda: SumSquares(eps_placement),
+        "ema": lambda: EMASquares(bias_correction=ema_momentum, eps_placement=eps_placement),
+        "max": lambda: EMAMaxAbs(eps_placement),
+        "delta": DeltaRatio,
+    }[adaptation_rule]
+    adaptation = adaptation() if adaptation else None
+    ordered = [momentum, adaptation] if order == "momentum_first" else [adaptation, momentum]
+    rules = [rule for rule in ordered if rule is not None]
+    if flavor == "keras" and isinstance(momentum, HeavyBall):
+        split = rules.index(momentum)
+        return Chain(tuple(rules[:split]), tuple(rules[split:]))
+    return Chain(tuple(rules), ())
+
+
+class ChainOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` whose step is clip → weight decay → chain of rules → apply.
+
+    Per parameter and step ``t`` (counted per parameter in ``state["step"]``, as torch does)::
+
+        g ← −grad if maximize else grad
+        g ← clip(g)                                   clipnorm | global_clipnorm | clipvalue
+        lr_t = lr / (1 + lr_decay·(t − 1))            Keras-2 time decay
+        g ← g + weight_decay·p                        torch flavor: L2 in the gradient
+        p ← p − lr_t·weight_decay·p                   keras flavor: Keras 3's decoupled decay
+        u ← rules(g);  p ← p − lr_t·u
+
+    Sparse gradients take the lazy path: the rows present in the gradient are gathered from the
+    parameter and its state, run through the same dense step, and scattered back; rows absent
+    from the batch keep their parameter and state untouched.
+
+    Subclasses pass their defaults (torch's names) and their place in the lattice. ``_aliases``
+    maps a subclass's hyperparameter names to the rules' vocabulary (RMSprop's ``alpha`` is the
+    adaptation decay ``beta2``); ``_fixed`` holds knobs the subclass does not expose.
+    """
+
+    _aliases: dict[str, str] = {}
+    _fixed: dict[str, object] = {}
+
+    def __init__(
+        self,
+        params,
+        defaults: dict,
+        *,
+        momentum_rule: str = "none",
+        adaptation_rule: str = "none",
+        order: str = "momentum_first",
+        eps_placement: str | None = None,
+    ) -> None:
+        flavor = defaults["flavor"]
+        if eps_placement is None:
+            eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
+        self.chain = build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
+        self.stateful_rules = self.chain.rules
+        self.lattice_point = {
+            "momentum_rule": momentum_rule,
+            "adaptation_rule": adaptation_rule,
+            "order": order,
+            "eps_placement": eps_placement,
+        }
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's ``add_param_group``, then the checks; a rejected group is not kept."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            _checks.check_params(group["params"])
+            _checks.check_group(group)
+            if group["flavor"] != self.defaults["flavor"]:
+                raise ValueError(
+                    "`flavor` is fixed per optimizer; a param group cannot change it. "
+                    f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
+                    f"{self.defaults['flavor']!r}"
+                )
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
+    def __setstate__(self, state: dict) -> None:
+        # A torch.optim state_dict lacks descentlab's keys (flavor, clipping, lr_decay): default them.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    def _hyper(self, group: dict) -> Hyper:
+        hp = Hyper(self._fixed)
+        hp.update(group)
+        if "betas" in group:
+            hp["beta1"], hp["beta2"] = group["betas"]
+        for name, target in self._aliases.items():
+            hp[target] = group[name]
+        lr = group["lr"]
+        hp["lr"] = lr.item() if torch.is_tensor(lr) else lr
+        return hp
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimization step; ``closure`` re-evaluates the loss, as in torch."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            hp = self._hyper(group)
+            params, grads = [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
+                params.append(p)
+                grads.append(-grad if hp.maximize else grad)
+            grads = clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
+            for p, grad in zip(params, grads):
+                self._step_param(p, grad, self.state[p], hp)
+        return loss
+
+    def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
+        if "step" not in state:
+            state["step"] = scalar_tensor(0.0, p.device)
+        for rule in self.stateful_rules:
+            rule.init(p, state, hp)
+        state["step"] += 1
+        step = state["step"].item()
+        lr = time_decay(hp.lr, hp.lr_decay, step - 1)
+        if grad.is_sparse:
+            self._lazy_update(p, grad, state, hp, lr, step)
+        else:
+            self._update(p, grad, state, hp, lr, step)
+
+    def _update(self, p: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
+        """The dense step of one parameter (or of the gathered rows of a sparse one)."""
+        g = self._decay_weights(p, g, hp, lr)
+        u = g
+        for rule in self.chain.before_lr:
+            u = rule(u, g, state, hp, step)
+        if not self.chain.after_lr:
+            p.add_(u, alpha=-lr)
+            return
+        u = u * lr
+        for rule in self.chain.after_lr:
+            u = rule(u, g, state, hp, step)
+        p.sub_(u)
+
+    def _decay_weights(self, p: Tensor, g: Tensor, hp: Hyper, lr: float) -> Tensor:
+        """torch: L2 added to the gradient; keras: decoupled ``p ← p − lr·wd·p`` before the update."""
+        weight_decay = hp.weight_decay
+        if not weight_decay:
+            return g
+        if hp.flavor == "keras":
+            p.sub_(p * weight_decay * lr)
+            return g
+        return g.add(p, alpha=weight_decay)
+
+    def _lazy_update(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
+        """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
+        sparse_dims = grad.sparse_dim()
+        indices = grad._indices()
+        rows = indices[0]
+        for dim in range(1, sparse_dims):
+            rows = rows * p.shape[dim] + indices[dim]
+        row_shape = (-1, *p.shape[sparse_dims:])
+        full = {key: value for key, value in state.items() if torch.is_tensor(value) and value.shape == p.shape}
+        sub_state = {
+            key: full[key].view(row_shape).index_select(0, rows) if key in full else value
+            for key, value in state.items()
+        }
+        p_rows = p.view(row_shape)
+        sub_p = p_rows.index_select(0, rows)
+        self._update(sub_p, grad._values(), sub_state, hp, lr, step)
+        p_rows.index_copy_(0, rows, sub_p)
+        for key, value in sub_state.items():
+            if key in full:
+                full[key].view(row_shape).index_copy_(0, rows, value)
+            elif key not in state:  # created by a rule on this step (the momentum buffer): zero elsewhere
+                state[key] = torch.zeros_like(p)
+                state[key].view(row_shape).index_copy_(0, rows, value)

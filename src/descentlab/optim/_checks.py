@@ -1,0 +1,131 @@
+"""Argument checks with Keras-style messages: the argument, the rule, the value received."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+import torch
+
+FLAVORS = ("torch", "keras")
+CLIP_OPTIONS = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+class Flavored:
+    """A default that depends on the flavor, shown as such in signatures and ``help()``."""
+
+    __slots__ = ("by_flavor",)
+
+    def __init__(self, torch: object, keras: object) -> None:
+        self.by_flavor = {"torch": torch, "keras": keras}
+
+    def __repr__(self) -> str:
+        return f"Flavored(torch={self.by_flavor['torch']!r}, keras={self.by_flavor['keras']!r})"
+
+
+def check_flavor(flavor: object) -> str:
+    if flavor not in FLAVORS:
+        raise ValueError(f"`flavor` must be one of {FLAVORS}. Received: flavor={flavor!r}")
+    return flavor  # type: ignore[return-value]
+
+
+def resolve(value: object, flavor: str) -> object:
+    """The flavor's default where ``value`` is a :class:`Flavored` default, else ``value``."""
+    return value.by_flavor[flavor] if isinstance(value, Flavored) else value
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+
+
+def _number(name: str, value: object, shown: str) -> float:
+    if torch.is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ValueError(f"`{name}` must be a real number. Received: {shown}")
+    return float(value)
+
+
+def _show(name: str, value: object) -> str:
+    return f"{name}={value!r}"
+
+
+def at_least(name: str, value: object, low: float = 0.0, *, shown: str | None = None) -> None:
+    shown = shown or _show(name, value)
+    if _number(name, value, shown) < low:
+        raise ValueError(f"`{name}` must be >= {low:g}. Received: {shown}")
+
+
+def at_most(name: str, value: object, high: float, *, shown: str | None = None) -> None:
+    shown = shown or _show(name, value)
+    if _number(name, value, shown) > high:
+        raise ValueError(f"`{name}` must be <= {high:g}. Received: {shown}")
+
+
+def in_unit_interval(name: str, value: object, *, closed: bool, shown: str | None = None) -> None:
+    """``value`` in [0, 1] (``closed``) or [0, 1)."""
+    shown = shown or _show(name, value)
+    number = _number(name, value, shown)
+    if not (0.0 <= number <= 1.0 if closed else 0.0 <= number < 1.0):
+        raise ValueError(f"`{name}` must be in [0, 1{']' if closed else ')'}. Received: {shown}")
+
+
+def check_betas(betas: object) -> None:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"`betas` must be a pair (beta1, beta2). Received: betas={betas!r}")
+    for i, beta in enumerate(betas):
+        in_unit_interval(f"betas[{i}]", beta, closed=False, shown=f"betas={tuple(betas)!r}")
+
+
+def check_clipping(group: dict) -> None:
+    """Each clip option is None/0 (off) or positive, and at most one is on (as in Keras)."""
+    on = []
+    for name in CLIP_OPTIONS:
+        value = group.get(name)
+        if value is not None:
+            at_least(name, value)
+            if value:
+                on.append(name)
+    if len(on) > 1:
+        received = ", ".join(f"{name}={group.get(name)!r}" for name in CLIP_OPTIONS)
+        raise ValueError(
+            f"Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: {received}"
+        )
+
+
+_NON_NEGATIVE = (
+    "lr", "eps", "lr_decay", "weight_decay", "momentum", "momentum_decay",
+    "initial_accumulator_value", "l1", "l2", "l2_shrinkage", "beta",
+)
+_UNIT_CLOSED = ("dampening", "alpha", "rho")
+
+
+def check_group(group: dict) -> None:
+    """Check every hyperparameter a param group holds; raise ``ValueError`` naming the first bad one."""
+    for name in _NON_NEGATIVE:
+        if name in group:
+            at_least(name, group[name])
+    for name in _UNIT_CLOSED:
+        if name in group:
+            in_unit_interval(name, group[name], closed=True)
+    if "betas" in group:
+        check_betas(group["betas"])
+    if "lr_power" in group:
+        at_most("lr_power", group["lr_power"], 0.0)
+    check_clipping(group)
+    if group.get("nesterov") and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
+        raise ValueError(
+            "Nesterov momentum requires `momentum` > 0 and `dampening` == 0. "
+            f"Received: momentum={group.get('momentum')!r}, dampening={group.get('dampening')!r}"
+        )
+
+
+def check_params(params: Iterable[torch.Tensor]) -> None:
+    for i, p in enumerate(params):
+        if not p.is_floating_point():
+            raise ValueError(
+                f"`params` must be real floating-point tensors. Received: params[{i}] of dtype {p.dtype}"
+            )

@@ -1,0 +1,329 @@
+"""The named optimizers: each is one point of the lattice with torch's names and defaults.
+
+Every class takes, besides its own hyperparameters, the shared keywords ``lr_decay`` (Keras-2
+time decay), ``weight_decay``, ``clipnorm``, ``global_clipnorm``, ``clipvalue``, ``maximize`` and
+``flavor`` (``"torch"``, the default, or ``"keras"``). A default shown as ``Flavored(torch=…,
+keras=…)`` is the value each flavor uses when the argument is not given.
+"""
+
+from __future__ import annotations
+
+from descentlab.optim._checks import Flavored
+from descentlab.optim._chain import ChainOptimizer, hyperparameters
+
+_NO_CENTERING = {"centered": False, "amsgrad": False}
+
+
+class SGD(ChainOptimizer):
+    """Stochastic gradient descent, with optional heavy-ball or Nesterov momentum.
+
+    Update rule (``μ = momentum``, ``τ = dampening``)::
+
+        b ← μ·b + (1 − τ)·g  (b₁ = g);   p ← p − lr·(g + μ·b if nesterov else b)
+
+    Full-batch gradient descent, SGD and mini-batch SGD are this optimizer; they differ in the
+    batches fed to it. Composed spelling: ``Composed(momentum_rule="heavy_ball" | "nesterov")``.
+
+    Conventions:
+        torch: as above. Keras 3 (``flavor="keras"``, lr default 0.01): ``m ← μ·m − lr·g;
+        p ← p + m`` (Nesterov: ``p ← p + μ·m − lr·g``), i.e. the learning rate inside the buffer,
+        which differs from torch once the learning rate changes during training.
+
+    References:
+        Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=1e-3, keras=1e-2),
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(params, hyperparameters(locals()), momentum_rule="heavy_ball")
+
+
+class Adagrad(ChainOptimizer):
+    """Adagrad: per-coordinate steps shrinking with the running sum of squared gradients.
+
+    Update rule::
+
+        Σ ← Σ + g²   (Σ₀ = initial_accumulator_value);   p ← p − lr_t·g / (√Σ + ε)
+        lr_t = lr / (1 + (t − 1)·lr_decay)
+
+    Composed spelling: ``Composed(adaptation_rule="sum")``.
+
+    Conventions:
+        Keras 3: ``p ← p − lr·g/√(Σ + ε)`` with Σ₀ = 0.1, ε = 1e-7, lr = 1e-3 (``flavor="keras"``).
+
+    References:
+        Duchi, Hazan & Singer (JMLR 2011).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=1e-2, keras=1e-3),
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = Flavored(torch=0.0, keras=0.1),
+        eps: float = Flavored(torch=1e-10, keras=1e-7),
+        *,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(params, hyperparameters(locals()), adaptation_rule="sum")
+
+
+class Adadelta(ChainOptimizer):
+    """Adadelta: steps scaled by RMS(past updates) / RMS(gradients), no global rate needed.
+
+    Update rule::
+
+        v ← ρ·v + (1 − ρ)·g²;   d = √(Δ + ε)/√(v + ε)·g;   Δ ← ρ·Δ + (1 − ρ)·d²;   p ← p − lr·d
+
+    Composed spelling: ``Composed(adaptation_rule="delta", betas=(·, rho))``.
+
+    Conventions:
+        Same formula in torch and Keras; Keras's defaults (``flavor="keras"``) are lr = 0.001,
+        ρ = 0.95, ε = 1e-7. With lr = 0.001 Adadelta barely moves: the paper's step is lr = 1.
+
+    References:
+        Zeiler (2012).
+    """
+
+    _aliases = {"rho": "beta2"}
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=1.0, keras=1e-3),
+        rho: float = Flavored(torch=0.9, keras=0.95),
+        eps: float = Flavored(torch=1e-6, keras=1e-7),
+        weight_decay: float = 0.0,
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(params, hyperparameters(locals()), adaptation_rule="delta")
+
+
+class RMSprop(ChainOptimizer):
+    """RMSprop: divide by the root of an EMA of squared gradients; optional momentum after.
+
+    Update rule (``α = alpha``, ``μ = momentum``)::
+
+        v ← α·v + (1 − α)·g²;   centered: ḡ ← α·ḡ + (1 − α)·g, s = v − ḡ² (else s = v)
+        b ← μ·b + g/(√s + ε);   p ← p − lr·b                   (μ = 0: p ← p − lr·g/(√s + ε))
+
+    Adaptation comes before momentum here. Composed spelling: ``Composed(momentum_rule=
+    "heavy_ball", adaptation_rule="ema", order="adaptation_first", momentum=μ, betas=(·, alpha))``.
+
+    Conventions:
+        Keras 3 (``flavor="keras"``: ρ = 0.9, ε = 1e-7, lr = 1e-3): ``inc = lr·g/√(s + ε)``,
+        ``m ← μ·m + inc``, ``p ← p − m`` — ε inside the root, learning rate inside the buffer.
+
+    References:
+        Tieleman & Hinton, Coursera Lecture 6.5 (2012); Graves (2013).
+    """
+
+    _aliases = {"alpha": "beta2"}
+    _fixed = {"dampening": 0.0, "nesterov": False, "amsgrad": False}
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=1e-2, keras=1e-3),
+        alpha: float = Flavored(torch=0.99, keras=0.9),
+        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(
+            params,
+            hyperparameters(locals()),
+            momentum_rule="heavy_ball",
+            adaptation_rule="ema",
+            order="adaptation_first",
+        )
+
+
+class Adam(ChainOptimizer):
+    """Adam: bias-corrected EMA momentum divided by the root of a bias-corrected EMA of g².
+
+    Update rule::
+
+        m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²     (AMSGrad: v̄ ← max(v̄, v), use v̄)
+        p ← p − lr·(m/(1 − β1ᵗ)) / (√(v/(1 − β2ᵗ)) + ε)
+
+    Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="ema")``.
+
+    Conventions:
+        Keras 3 (``flavor="keras"``, ε = 1e-7) adds ε before the bias correction ("ε-hat"):
+        ``p ← p − lr·√(1 − β2ᵗ)/(1 − β1ᵗ)·m/(√v + ε)``.
+
+    References:
+        Kingma & Ba (ICLR 2015); Reddi et al. (ICLR 2018) for AMSGrad.
+    """
+
+    _fixed = {"centered": False}
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="ema")
+
+
+class Adamax(ChainOptimizer):
+    """Adamax: Adam with the L∞ norm: divide by an exponentially decayed max of |g|.
+
+    Update rule::
+
+        m ← β1·m + (1 − β1)·g;   u ← max(β2·u, |g| + ε);   p ← p − lr/(1 − β1ᵗ)·m/u
+
+    Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="max")``.
+
+    Conventions:
+        Keras 3 (``flavor="keras"``: lr = 1e-3, ε = 1e-7): ``u ← max(β2·u, |g|)``, divide by
+        ``u + ε`` — ε outside the max.
+
+    References:
+        Kingma & Ba (ICLR 2015), section 7.1.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=2e-3, keras=1e-3),
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        weight_decay: float = 0.0,
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="max")
+
+
+class Nadam(ChainOptimizer):
+    """Nadam: Adam with Nesterov momentum on Dozat's warming schedule μ_t = β1(1 − ½·0.96^(tψ)).
+
+    Update rule (``ψ = momentum_decay``, ``Π_t = μ_1⋯μ_t``)::
+
+        m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²
+        p ← p − lr·[(1 − μ_t)/(1 − Π_t)·g + μ_{t+1}/(1 − Π_{t+1})·m] / (√(v/(1 − β2ᵗ)) + ε)
+
+    Nadam is Adam with Nesterov: ``Composed(momentum_rule="nesterov_ema", adaptation_rule="ema")``.
+    Also exported as ``NAdam`` (torch's spelling).
+
+    Conventions:
+        Keras 3 fixes ψ = 1 (μ_t = β1(1 − ½·0.96ᵗ), reaching β1 within ~100 steps) and ε = 1e-7,
+        lr = 1e-3: ``flavor="keras"`` uses those defaults; ψ stays configurable.
+
+    References:
+        Dozat, "Incorporating Nesterov Momentum into Adam" (2016).
+    """
+
+    _fixed = _NO_CENTERING
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=2e-3, keras=1e-3),
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        weight_decay: float = 0.0,
+        momentum_decay: float = Flavored(torch=4e-3, keras=1.0),
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(
+            params, hyperparameters(locals()), momentum_rule="nesterov_ema", adaptation_rule="ema"
+        )
+
+
+NAdam = Nadam
+
+
+class Nadamax(ChainOptimizer):
+    """Nadamax: Nadam's scheduled Nesterov momentum with Adamax's L∞ adaptation.
+
+    Update rule (``ψ = momentum_decay``, ``Π_t = μ_1⋯μ_t``)::
+
+        m ← β1·m + (1 − β1)·g;   u ← max(β2·u, |g| + ε)
+        p ← p − lr·[(1 − μ_t)/(1 − Π_t)·g + μ_{t+1}/(1 − Π_{t+1})·m] / u
+
+    Nadamax is Adamax with Nesterov: ``Composed(momentum_rule="nesterov_ema", adaptation_rule="max")``.
+
+    Conventions:
+        In no major library. ``flavor="torch"`` takes torch's NAdam schedule (ψ = 4e-3) and
+        torch's Adamax ε (inside the max); ``flavor="keras"`` takes Keras's (ψ = 1, ε outside).
+
+    References:
+        Dozat (2016), which proposes it alongside Nadam.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = Flavored(torch=2e-3, keras=1e-3),
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        weight_decay: float = 0.0,
+        momentum_decay: float = Flavored(torch=4e-3, keras=1.0),
+        *,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(
+            params, hyperparameters(locals()), momentum_rule="nesterov_ema", adaptation_rule="max"
+        )

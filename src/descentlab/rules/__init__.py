@@ -1,0 +1,37 @@
+"""The ideas of gradient descent as small rules on tensors, one idea each.
+
+A rule has ``init(param, state, hp)``, which creates the state it needs under torch's state
+keys, and ``__call__(u, g, state, hp, step) -> u'``, which maps the current update ``u`` to the
+next one given the raw gradient ``g`` and the 1-based ``step``. Rules read hyperparameters from
+``hp`` at every step (so schedulers can change them) and never modify ``u`` or ``g`` in place.
+An optimizer is a chain of rules followed by ``p ← p − lr·u`` (see :mod:`descentlab.optim`).
+
+- :mod:`.momentum`: heavy-ball / Nesterov (torch's buffer), EMA with bias correction,
+  Dozat's scheduled Nesterov EMA;
+- :mod:`.adaptation`: Σg² (Adagrad), EMA g² (RMSprop/Adam, centered, AMSGrad), EMA-max |g|
+  (Adamax, L∞), Adadelta's ratio;
+- :mod:`.ftrl`: FTRL-Proximal, which sets the parameter instead of stepping it;
+- :mod:`.clip`: clipnorm, global_clipnorm, clipvalue; :mod:`.decay`: Keras-2 time decay.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.optimizer import _get_scalar_dtype
+
+
+class Hyper(dict):
+    """The hyperparameters one step reads, as attributes (``hp.beta1``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A 0-d state tensor, in torch's scalar dtype unless ``dtype`` is given (as torch stores ``step``)."""
+    return torch.tensor(value, dtype=dtype or _get_scalar_dtype(), device=device)

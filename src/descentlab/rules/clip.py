@@ -1,0 +1,59 @@
+"""Gradient clipping, Keras 3's three options: ``clipnorm``, ``global_clipnorm``, ``clipvalue``.
+
+Each option is off when 0 or None (so ``SGD(lr=0.01, clipvalue=0)`` clips nothing, as in Keras);
+at most one may be set. Sparse gradients are clipped through their values. Clipping comes first
+in a step, before weight decay, as in Keras (which clips, then decays the weights, then updates).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _values(g: Tensor) -> Tensor:
+    return g._values() if g.is_sparse else g
+
+
+def _with_values(g: Tensor, values: Tensor) -> Tensor:
+    if g.is_sparse:
+        return torch.sparse_coo_tensor(g._indices(), values, g.size(), is_coalesced=True)
+    return values
+
+
+def clip_by_norm(g: Tensor, clipnorm: float) -> Tensor:
+    """``g·c / max(‖g‖₂, c)``: rescale one tensor to L2 norm at most ``c`` (Keras's formula)."""
+    values = _values(g)
+    norm = torch.linalg.vector_norm(values)
+    return _with_values(g, values * clipnorm / torch.clamp(norm, min=clipnorm))
+
+
+def clip_by_global_norm(grads: list[Tensor], clipnorm: float) -> list[Tensor]:
+    """Rescale all tensors together so that their joint L2 norm is at most ``clipnorm``.
+
+    ``scale = c·min(1/‖G‖, 1/c)``, plus ``‖G‖ − ‖G‖`` so that a NaN/inf norm poisons every
+    gradient, as in Keras.
+    """
+    if not grads:
+        return grads
+    first = grads[0]
+    norms = [torch.linalg.vector_norm(_values(g)).to(first.device, first.dtype) for g in grads]
+    norm = torch.linalg.vector_norm(torch.stack(norms))
+    scale = clipnorm * torch.clamp(1.0 / norm, max=1.0 / clipnorm) + (norm - norm)
+    return [_with_values(g, _values(g) * scale.to(g.device, g.dtype)) for g in grads]
+
+
+def clip_by_value(g: Tensor, clipvalue: float) -> Tensor:
+    """Clamp every coordinate to ``[−clipvalue, clipvalue]``."""
+    return _with_values(g, _values(g).clamp(-clipvalue, clipvalue))
+
+
+def clip_gradients(grads: list[Tensor], clipnorm, global_clipnorm, clipvalue) -> list[Tensor]:
+    """Apply whichever clipping option is on (validated elsewhere: at most one)."""
+    if clipnorm:
+        return [clip_by_norm(g, clipnorm) for g in grads]
+    if global_clipnorm:
+        return clip_by_global_norm(grads, global_clipnorm)
+    if clipvalue:
+        return [clip_by_value(g, clipvalue) for g in grads]
+    return grads

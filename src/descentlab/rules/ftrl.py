@@ -1,0 +1,57 @@
+"""FTRL-Proximal: follow the regularized leader, per coordinate, with L1/L2 and shrinkage."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descentlab.rules import Hyper
+
+
+class FTRLProximal:
+    """McMahan et al.'s FTRL-Proximal in Keras 3's exact form; it sets the parameter directly.
+
+    Update rule (``p = −lr_power``, ``λ1 = l1``, ``λ2 = l2 + β/(2·lr)``, ``λs = l2_shrinkage``)::
+
+        g̃ = g + 2·λs·w
+        n' = n + g²                               (n₀ = initial_accumulator_value)
+        σ  = (n'^p − n^p) / lr
+        z ← z + g̃ − σ·w
+        w ← (clip(z, −λ1, λ1) − z) / (n'^p / lr + 2·λ2)
+        n ← n'
+
+    Coordinates with ``|z| ≤ λ1`` are exactly zero: the sparsity FTRL is used for.
+
+    Conventions:
+        torch has no FTRL; this matches ``keras.optimizers.Ftrl`` (state ``accumulator`` and
+        ``linear``, Keras's names), whichever ``flavor`` is chosen. Note that the shrinkage term
+        enters ``z`` but, as in Keras, not the accumulator.
+
+    References:
+        McMahan et al., "Ad Click Prediction: a View from the Trenches" (KDD 2013).
+    """
+
+    keys = ("accumulator", "linear")
+
+    def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
+        if "accumulator" not in state:
+            state["accumulator"] = torch.full_like(
+                param, hp.initial_accumulator_value, memory_format=torch.preserve_format
+            )
+        if "linear" not in state:
+            state["linear"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def apply(self, param: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float) -> None:
+        """Write the new parameter value in place."""
+        power = -hp.lr_power
+        l1 = hp.l1
+        l2 = hp.l2 + hp.beta / (2.0 * lr)
+        accumulator, linear = state["accumulator"], state["linear"]
+        shrunk_grad = g.add(param, alpha=2 * hp.l2_shrinkage)
+        new_accumulator = accumulator.addcmul(g, g)
+        new_scale = new_accumulator.pow(power)
+        sigma = (new_scale - accumulator.pow(power)) / lr
+        linear.add_(shrunk_grad - sigma * param)
+        quadratic = new_scale / lr + 2 * l2
+        param.copy_((linear.clamp(-l1, l1) - linear) / quadratic)
+        accumulator.copy_(new_accumulator)
