@@ -44,10 +44,15 @@ def default_eps_placement(momentum_rule: str, adaptation_rule: str, flavor: str)
 
 @dataclass(frozen=True)
 class Chain:
-    """Rules applied before the learning rate, then (lr inside the buffer) after it."""
+    """Rules applied before the learning rate, then after it.
+
+    ``scale_then_subtract`` computes ``p ← p − (lr·u → after_lr)`` as Keras does, rather than
+    torch's ``p ← p − lr·u`` (one fused ``add_`` with ``alpha``), so each flavor rounds as its anchor.
+    """
 
     before_lr: tuple
     after_lr: tuple
+    scale_then_subtract: bool
 
     @property
     def rules(self) -> tuple:
@@ -110,8 +115,8 @@ def build_chain(
     rules = [rule for rule in ordered if rule is not None]
     if flavor == "keras" and isinstance(momentum, HeavyBall):
         split = rules.index(momentum)
-        return Chain(tuple(rules[:split]), tuple(rules[split:]))
-    return Chain(tuple(rules), ())
+        return Chain(tuple(rules[:split]), tuple(rules[split:]), scale_then_subtract=True)
+    return Chain(tuple(rules), (), scale_then_subtract=flavor == "keras")
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -123,7 +128,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         g ← clip(g)                                   clipnorm | global_clipnorm | clipvalue
         lr_t = lr / (1 + lr_decay·(t − 1))            Keras-2 time decay
         g ← g + weight_decay·p                        torch flavor: L2 in the gradient
-        p ← p − lr_t·weight_decay·p                   keras flavor: Keras 3's decoupled decay
+        p ← p·(1 − lr_t·weight_decay)                 keras flavor: Keras 3's decoupled decay
         u ← rules(g);  p ← p − lr_t·u
 
     Sparse gradients take the lazy path: the rows present in the gradient are gathered from the
@@ -236,7 +241,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         u = g
         for rule in self.chain.before_lr:
             u = rule(u, g, state, hp, step)
-        if not self.chain.after_lr:
+        if not self.chain.scale_then_subtract:
             p.add_(u, alpha=-lr)
             return
         u = u * lr
@@ -245,12 +250,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         p.sub_(u)
 
     def _decay_weights(self, p: Tensor, g: Tensor, hp: Hyper, lr: float) -> Tensor:
-        """torch: L2 added to the gradient; keras: decoupled ``p ← p − lr·wd·p`` before the update."""
+        """torch: L2 added to the gradient; keras: decoupled ``p ← p·(1 − lr·wd)`` before the update."""
         weight_decay = hp.weight_decay
         if not weight_decay:
             return g
         if hp.flavor == "keras":
-            p.sub_(p * weight_decay * lr)
+            p.mul_(1 - weight_decay * lr)
             return g
         return g.add(p, alpha=weight_decay)
 
