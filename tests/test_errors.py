@@ -1,0 +1,108 @@
+"""Bad arguments raise ValueError naming the argument and the value received, and lose nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from descentlab import optim
+
+
+def _p():
+    return [torch.nn.Parameter(torch.zeros(2))]
+
+
+INVALID = [
+    (lambda: optim.SGD(_p(), lr=-0.1), r"`lr` must be >= 0\. Received: lr=-0\.1"),
+    (lambda: optim.Adam(_p(), eps=-1), r"`eps` must be >= 0\. Received: eps=-1"),
+    (lambda: optim.Adagrad(_p(), lr_decay=-0.5), r"`lr_decay` must be >= 0\. Received: lr_decay=-0\.5"),
+    (lambda: optim.SGD(_p(), weight_decay=-1e-4), r"`weight_decay` must be >= 0\. Received: weight_decay=-0\.0001"),
+    (lambda: optim.SGD(_p(), momentum=-0.9), r"`momentum` must be >= 0\. Received: momentum=-0\.9"),
+    (lambda: optim.SGD(_p(), momentum=0.9, dampening=1.5), r"`dampening` must be in \[0, 1\]\. Received: dampening=1\.5"),
+    (lambda: optim.SGD(_p(), nesterov=True), r"Nesterov momentum requires `momentum` > 0 .* Received: momentum=0\.0"),
+    (
+        lambda: optim.SGD(_p(), momentum=0.9, dampening=0.1, nesterov=True),
+        r"Nesterov momentum requires .* dampening=0\.1",
+    ),
+    (lambda: optim.Adam(_p(), betas=(1.0, 0.999)), r"`betas\[0\]` must be in \[0, 1\)\. Received: betas=\(1\.0, 0\.999\)"),
+    (lambda: optim.Adam(_p(), betas=(0.9, -0.1)), r"`betas\[1\]` must be in \[0, 1\)\. Received: betas=\(0\.9, -0\.1\)"),
+    (lambda: optim.Adam(_p(), betas=0.9), r"`betas` must be a pair \(beta1, beta2\)\. Received: betas=0\.9"),
+    (lambda: optim.RMSprop(_p(), alpha=1.2), r"`alpha` must be in \[0, 1\]\. Received: alpha=1\.2"),
+    (lambda: optim.Adadelta(_p(), rho=-0.1), r"`rho` must be in \[0, 1\]\. Received: rho=-0\.1"),
+    (lambda: optim.Nadam(_p(), momentum_decay=-1), r"`momentum_decay` must be >= 0\. Received: momentum_decay=-1"),
+    (
+        lambda: optim.Adagrad(_p(), initial_accumulator_value=-0.1),
+        r"`initial_accumulator_value` must be >= 0\. Received: initial_accumulator_value=-0\.1",
+    ),
+    (lambda: optim.SGD(_p(), clipnorm=-1.0), r"`clipnorm` must be >= 0\. Received: clipnorm=-1\.0"),
+    (lambda: optim.SGD(_p(), global_clipnorm=-2), r"`global_clipnorm` must be >= 0\. Received: global_clipnorm=-2"),
+    (lambda: optim.SGD(_p(), clipvalue=-0.5), r"`clipvalue` must be >= 0\. Received: clipvalue=-0\.5"),
+    (
+        lambda: optim.SGD(_p(), clipnorm=1.0, clipvalue=0.5),
+        r"Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set\. "
+        r"Received: clipnorm=1\.0, global_clipnorm=None, clipvalue=0\.5",
+    ),
+    (lambda: optim.FTRL(_p(), lr_power=0.5), r"`lr_power` must be <= 0\. Received: lr_power=0\.5"),
+    (lambda: optim.FTRL(_p(), l1=-1.0), r"`l1` must be >= 0\. Received: l1=-1\.0"),
+    (lambda: optim.FTRL(_p(), l2_shrinkage=-0.1), r"`l2_shrinkage` must be >= 0\. Received: l2_shrinkage=-0\.1"),
+    (lambda: optim.FTRL(_p(), beta=-0.1), r"`beta` must be >= 0\. Received: beta=-0\.1"),
+    (lambda: optim.SGD(_p(), lr="fast"), r"`lr` must be a real number\. Received: lr='fast'"),
+    (lambda: optim.SGD(_p(), lr=float("nan")), r"`lr` must be a real number\. Received: lr=nan"),
+    (lambda: optim.Adam(_p(), flavor="jax"), r"`flavor` must be one of \('torch', 'keras'\)\. Received: flavor='jax'"),
+    (
+        lambda: optim.Composed(_p(), momentum_rule="polyak"),
+        r"`momentum_rule` must be one of \('none', 'heavy_ball', 'nesterov', 'ema', 'nesterov_ema'\)\. "
+        r"Received: momentum_rule='polyak'",
+    ),
+    (
+        lambda: optim.Composed(_p(), adaptation_rule="adam"),
+        r"`adaptation_rule` must be one of \('none', 'sum', 'ema', 'max', 'delta'\)\. Received: adaptation_rule='adam'",
+    ),
+    (lambda: optim.Composed(_p(), order="sideways"), r"`order` must be one of .* Received: order='sideways'"),
+    (
+        lambda: optim.Composed(_p(), adaptation_rule="delta", eps_placement="outside"),
+        r"`eps_placement \(with adaptation_rule='delta'\)` must be one of \('inside',\)\. Received: .*'outside'",
+    ),
+    (
+        lambda: optim.Composed(_p(), eps_placement="inside"),
+        r"`eps_placement` needs an adaptation rule\. Received: eps_placement='inside', adaptation_rule='none'",
+    ),
+    (
+        lambda: optim.Composed(_p(), adaptation_rule="max", amsgrad=True),
+        r"`amsgrad` needs adaptation_rule='ema'\. Received: amsgrad=True, adaptation_rule='max'",
+    ),
+    (
+        lambda: optim.Adam([torch.zeros(2, dtype=torch.int64)]),
+        r"`params` must be real floating-point tensors\. Received: params\[0\] of dtype torch\.int64",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, message", INVALID, ids=[m[:40] for _, m in INVALID])
+def test_invalid_argument_names_argument_and_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_rejected_param_group_leaves_the_optimizer_intact():
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = optim.Adam([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"`lr` must be >= 0\. Received: lr=-1"):
+        opt.add_param_group({"params": [q], "lr": -1})
+    with pytest.raises(ValueError, match=r"`flavor` is fixed per optimizer.*Received: flavor='keras'"):
+        opt.add_param_group({"params": [q], "flavor": "keras"})
+    assert len(opt.param_groups) == 1
+    opt.add_param_group({"params": [q], "lr": 0.5})
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+
+
+def test_flavored_defaults_are_visible_and_resolved():
+    import inspect
+
+    assert "Flavored(torch=1e-08, keras=1e-07)" in str(inspect.signature(optim.Adam))
+    p = _p()
+    assert optim.Adagrad(p).defaults["initial_accumulator_value"] == 0.0
+    keras_defaults = optim.Adagrad(p, flavor="keras").defaults
+    assert (keras_defaults["lr"], keras_defaults["initial_accumulator_value"], keras_defaults["eps"]) == (1e-3, 0.1, 1e-7)
+    assert optim.Nadam(p, flavor="keras").defaults["momentum_decay"] == 1.0
+    assert optim.Adadelta(p, flavor="keras").defaults["rho"] == 0.95
