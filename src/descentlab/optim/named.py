@@ -265,6 +265,7 @@ class Nadam(ChainOptimizer):
     """
 
     _fixed = _NO_CENTERING
+    _lattice = {"momentum_rule": "nesterov_ema", "adaptation_rule": "ema"}
 
     def __init__(
         self,
@@ -282,15 +283,13 @@ class Nadam(ChainOptimizer):
         maximize: bool = False,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(
-            params, hyperparameters(locals()), momentum_rule="nesterov_ema", adaptation_rule="ema"
-        )
+        super().__init__(params, hyperparameters(locals()), **self._lattice)
 
 
 NAdam = Nadam
 
 
-class Nadamax(ChainOptimizer):
+class Nadamax(Nadam):
     """Nadamax: Nadam's scheduled Nesterov momentum with Adamax's L∞ adaptation.
 
     Update rule (``ψ = momentum_decay``, ``Π_t = μ_1⋯μ_t``)::
@@ -298,7 +297,8 @@ class Nadamax(ChainOptimizer):
         m ← β1·m + (1 − β1)·g;   u ← max(β2·u, |g| + ε)
         p ← p − lr·[(1 − μ_t)/(1 − Π_t)·g + μ_{t+1}/(1 − Π_{t+1})·m] / u
 
-    Nadamax is Adamax with Nesterov: ``Composed(momentum_rule="nesterov_ema", adaptation_rule="max")``.
+    Nadamax is Nadam with the L∞ adaptation (same signature and defaults):
+    ``Composed(momentum_rule="nesterov_ema", adaptation_rule="max")``.
 
     Conventions:
         In no major library. ``flavor="torch"`` takes torch's NAdam schedule (ψ = 4e-3) and
@@ -308,22 +308,4 @@ class Nadamax(ChainOptimizer):
         Dozat (2016), which proposes it alongside Nadam.
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float = Flavored(torch=2e-3, keras=1e-3),
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
-        weight_decay: float = 0.0,
-        momentum_decay: float = Flavored(torch=4e-3, keras=1.0),
-        *,
-        lr_decay: float = 0.0,
-        clipnorm: float | None = None,
-        global_clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        maximize: bool = False,
-        flavor: str = "torch",
-    ) -> None:
-        super().__init__(
-            params, hyperparameters(locals()), momentum_rule="nesterov_ema", adaptation_rule="max"
-        )
+    _lattice = {"momentum_rule": "nesterov_ema", "adaptation_rule": "max"}
