@@ -1,0 +1,198 @@
+"""2-D test surfaces: the "sense of performance" pictures (Beale, Rosenbrock, saddle, valley, …).
+
+The parameters are one point (x, y); the loss is the surface. Every surface is vectorized: ``f``
+and its analytic ``grad`` take points of shape ``(..., 2)``, so the lab can run thousands of
+trajectories as one tensor. Optional gradient noise turns full-batch GD into SGD: a batch is the
+mean of ``batch_size`` standard-normal vectors ξ, and the loss adds ``noise·⟨ξ, p⟩`` (so the
+gradient gets ``noise·ξ``, with variance shrinking as 1/batch_size; ``batch_size=None`` is noise-free).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from descentlab.problems.base import Problem, check_batch_size, check_split, seeded, split_seed
+
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    formula: str
+    f: Callable[[Tensor], Tensor]
+    grad: Callable[[Tensor], Tensor]
+    starts: tuple[tuple[float, float], ...]
+    minima: tuple[tuple[float, float], ...]
+    note: str = ""
+
+    def distance_to_minimum(self, points: Tensor) -> Tensor:
+        """Distance from each point (…, 2) to the nearest global minimum."""
+        minima = torch.tensor(self.minima, dtype=points.dtype, device=points.device)
+        return torch.cdist(points.reshape(-1, 2), minima).min(dim=1).values.reshape(points.shape[:-1])
+
+
+def _xy(p: Tensor) -> tuple[Tensor, Tensor]:
+    return p[..., 0], p[..., 1]
+
+
+def _beale(p):
+    x, y = _xy(p)
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
+
+
+def _beale_grad(p):
+    x, y = _xy(p)
+    a, b, c = 1.5 - x + x * y, 2.25 - x + x * y**2, 2.625 - x + x * y**3
+    dx = 2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1)
+    dy = 2 * a * x + 4 * b * x * y + 6 * c * x * y**2
+    return torch.stack([dx, dy], dim=-1)
+
+
+def _rosenbrock(p):
+    x, y = _xy(p)
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def _rosenbrock_grad(p):
+    x, y = _xy(p)
+    return torch.stack([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)], dim=-1)
+
+
+def _saddle(p):
+    x, y = _xy(p)
+    return x**2 - y**2
+
+
+def _saddle_grad(p):
+    x, y = _xy(p)
+    return torch.stack([2 * x, -2 * y], dim=-1)
+
+
+VALLEY_CONDITION = 100.0
+
+
+def _valley(p):
+    x, y = _xy(p)
+    return 0.5 * (x**2 / VALLEY_CONDITION + y**2)
+
+
+def _valley_grad(p):
+    x, y = _xy(p)
+    return torch.stack([x / VALLEY_CONDITION, y], dim=-1)
+
+
+def _rastrigin(p):
+    x, y = _xy(p)
+    return 20 + x**2 - 10 * torch.cos(2 * math.pi * x) + y**2 - 10 * torch.cos(2 * math.pi * y)
+
+
+def _rastrigin_grad(p):
+    return 2 * p + 20 * math.pi * torch.sin(2 * math.pi * p)
+
+
+def _himmelblau(p):
+    x, y = _xy(p)
+    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+
+
+def _himmelblau_grad(p):
+    x, y = _xy(p)
+    a, b = x**2 + y - 11, x + y**2 - 7
+    return torch.stack([4 * x * a + 2 * b, 2 * a + 4 * y * b], dim=-1)
+
+
+SURFACES = {
+    s.name: s
+    for s in (
+        Surface("beale", "(1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²", _beale, _beale_grad,
+                ((1.0, 1.75), (3.0, 4.0)), ((3.0, 0.5),)),
+        Surface("rosenbrock", "(1 − x)² + 100·(y − x²)²", _rosenbrock, _rosenbrock_grad,
+                ((-2.0, 2.0), (-1.2, 1.0)), ((1.0, 1.0),)),
+        Surface("saddle", "x² − y²", _saddle, _saddle_grad, ((1.0, 0.0), (1.0, 1e-3)), (),
+                note="no minimum: the first start lies on the symmetry line y = 0, where the "
+                     "gradient never points off it; only noise or a perturbed start escapes"),
+        Surface("valley", f"½·(x²/{VALLEY_CONDITION:g} + y²)", _valley, _valley_grad,
+                ((-10.0, 1.0), (10.0, -1.0)), ((0.0, 0.0),),
+                note=f"long narrow valley along x, condition number {VALLEY_CONDITION:g}"),
+        Surface("rastrigin", "20 + Σ (xᵢ² − 10·cos 2πxᵢ)", _rastrigin, _rastrigin_grad,
+                ((-2.5, 2.3), (4.5, 4.5)), ((0.0, 0.0),), note="a local minimum near every integer point"),
+        Surface("himmelblau", "(x² + y − 11)² + (x + y² − 7)²", _himmelblau, _himmelblau_grad,
+                ((0.0, 0.0), (-1.0, -1.0)),
+                ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
+                note="four global minima"),
+    )
+}
+
+
+class Point(torch.nn.Module):
+    """The model of a surface problem: one point."""
+
+    def __init__(self, start: Tensor) -> None:
+        super().__init__()
+        self.xy = torch.nn.Parameter(start)
+
+
+class SurfaceProblem(Problem):
+    """Minimize a 2-D surface from a canonical start point, optionally with gradient noise."""
+
+    default_steps = 500
+    default_batch_size = None
+
+    def __init__(self, surface: str, start: int = 0, noise: float = 0.0, jitter: float = 0.0) -> None:
+        self.surface = SURFACES[surface]
+        if not isinstance(start, int) or not 0 <= start < len(self.surface.starts):
+            raise ValueError(
+                f"`start` must be an index into {surface}'s starts {self.surface.starts}. Received: start={start!r}"
+            )
+        for option, value in (("noise", noise), ("jitter", jitter)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{option}` must be >= 0. Received: {option}={value!r}")
+        self.name = surface
+        self.start = self.surface.starts[start]
+        self.noise = float(noise)
+        self.jitter = float(jitter)
+        self.options = {"start": start, "noise": noise, "jitter": jitter}
+        self.metric = "distance_to_minimum" if self.surface.minima else "loss"
+        self.description = f"2-D surface {self.surface.formula}" + (f"; {self.surface.note}" if self.surface.note else "")
+
+    @property
+    def provenance(self) -> str:
+        minima = ", ".join(str(m) for m in self.surface.minima) or "none"
+        return f"analytic surface, no data; start {self.start}; minima {minima}"
+
+    def model(self, seed: int) -> Point:
+        start = torch.tensor(self.start)
+        if self.jitter:
+            with seeded(seed):
+                start = start + self.jitter * torch.randn(2)
+        return Point(start)
+
+    def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[Tensor]:
+        check_split(split)
+        check_batch_size(batch_size)
+        generator = torch.Generator().manual_seed(split_seed(seed, split))
+        while True:
+            if batch_size is None or self.noise == 0 or split != "train":
+                yield torch.zeros(2)
+            else:
+                yield torch.randn(batch_size, 2, generator=generator).mean(dim=0)
+
+    def loss(self, model: Point, batch: Tensor) -> Tensor:
+        return self.surface.f(model.xy) + self.noise * (batch.to(model.xy) * model.xy).sum()
+
+    def evaluate(self, model: Point, split: str) -> dict[str, float]:
+        check_split(split)
+        with torch.no_grad():
+            xy = model.xy.detach()
+            result = {"loss": self.surface.f(xy).item(), "x": xy[0].item(), "y": xy[1].item()}
+            if self.surface.minima:
+                result["distance_to_minimum"] = self.surface.distance_to_minimum(xy).item()
+        return result
+
+    def population_loss(self, points: Tensor) -> Tensor:
+        """The surface at many points at once: ``points`` of shape (K, 2) → (K,)."""
+        return self.surface.f(points)
