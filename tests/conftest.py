@@ -1,10 +1,33 @@
 import os
+import tempfile
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+# Hermetic data: never download, never read the user's cache; read the shared offline datasets
+# (../shared/data, as CI lays them out) unless DESCENTLAB_DATA already points somewhere.
+os.environ["DESCENTLAB_OFFLINE"] = "1"
+os.environ["DESCENTLAB_CACHE"] = tempfile.mkdtemp(prefix="descentlab-test-cache-")
+_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not os.environ.get("DESCENTLAB_DATA") and _SHARED.is_dir():
+    os.environ["DESCENTLAB_DATA"] = str(_SHARED)
 
 # CI runs the same examples every time (a red run must be reproducible); locally, new ones each run.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def data_present(dataset: str, name: str) -> bool:
+    from descentlab import data
+
+    return data.find(dataset, name) is not None
+
+
+@pytest.fixture
+def shared_data():
+    """Skip (with the reason) when the offline datasets are not available."""
+    if not data_present("mnist", "t10k-images-idx3-ubyte"):
+        pytest.skip("offline datasets not found: set DESCENTLAB_DATA to a folder with mnist/, ptb/, tinyshakespeare/")

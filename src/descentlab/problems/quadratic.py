@@ -41,7 +41,7 @@ class NoisyQuadratic(Problem):
             raise ValueError(f"`noise` must be >= 0. Received: noise={noise!r}")
         self.options = {"dim": dim, "noise": noise, "n_train": n_train, "n_eval": n_eval, "data_seed": data_seed}
         self.dim = dim
-        self.description = f"noisy quadratic, dim {dim}, condition up to 60/λmin, example noise σ={noise:g}"
+        self.description = f"noisy quadratic, dim {dim}, Hessian eigenvalues 90% in [0, 1] and 10% in [30, 60], example noise σ={noise:g}"
         gen = torch.Generator().manual_seed(data_seed)
         large = max(1, dim // 10)
         eigenvalues = torch.cat([torch.rand(dim - large, generator=gen), 30 + 30 * torch.rand(large, generator=gen)])
