@@ -27,6 +27,16 @@ def check_batch_size(batch_size: object) -> int | None:
     return batch_size
 
 
+def check_positive_ints(minimum: int = 1, optional: tuple[str, ...] = (), **values: object) -> None:
+    """Each option an integer >= ``minimum`` (or None when named in ``optional``), else a ValueError naming it."""
+    for name, value in values.items():
+        if value is None and name in optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            qualifier = " or None" if name in optional else ""
+            raise ValueError(f"`{name}` must be an integer >= {minimum}{qualifier}. Received: {name}={value!r}")
+
+
 @contextlib.contextmanager
 def seeded(seed: int):
     """Run a block (a model's construction) on torch's global RNG seeded with ``seed``, then restore it."""

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from descentlab import data
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_split, example_batches, mean_over_chunks, seeded, split_seed,
+    Problem, check_batch_size, check_positive_ints, check_split, example_batches, mean_over_chunks, seeded, split_seed,
 )
 
 TRAIN_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
@@ -68,10 +68,7 @@ class MNISTClassifier(Problem):
     default_batch_size = 128
 
     def __init__(self, hidden: int | None = None, train_size: int | None = None, data_dir: str | None = None) -> None:
-        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"`hidden` must be a positive integer or None. Received: hidden={hidden!r}")
-        if train_size is not None and (not isinstance(train_size, int) or train_size < 1):
-            raise ValueError(f"`train_size` must be a positive integer or None. Received: train_size={train_size!r}")
+        check_positive_ints(optional=("hidden", "train_size"), hidden=hidden, train_size=train_size)
         self.hidden = hidden
         self.name = "mnist_logreg" if hidden is None else "mnist_mlp"
         self.options = {"hidden": hidden, "train_size": train_size, "data_dir": data_dir}

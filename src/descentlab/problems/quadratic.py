@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_split, example_batches, mean_over_chunks, seeded, split_seed,
+    Problem, check_batch_size, check_positive_ints, check_split, example_batches, mean_over_chunks, seeded, split_seed,
 )
 
 
@@ -34,9 +34,7 @@ class NoisyQuadratic(Problem):
 
     def __init__(self, dim: int = 100, noise: float = 1.0, n_train: int = 1000, n_eval: int = 500,
                  data_seed: int = 42) -> None:
-        for option, value in (("dim", dim), ("n_train", n_train), ("n_eval", n_eval)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        check_positive_ints(dim=dim, n_train=n_train, n_eval=n_eval)
         if noise < 0:
             raise ValueError(f"`noise` must be >= 0. Received: noise={noise!r}")
         self.options = {"dim": dim, "noise": noise, "n_train": n_train, "n_eval": n_eval, "data_seed": data_seed}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_split, example_batches, mean_over_chunks, split_seed,
+    Problem, check_batch_size, check_positive_ints, check_split, example_batches, mean_over_chunks, split_seed,
 )
 
 _KNUTH = 2654435761  # multiplicative hashing constant (2^32 / golden ratio)
@@ -47,10 +47,7 @@ class SparseLogisticRegression(Problem):
 
     def __init__(self, fields: int = 8, cardinality: int = 1000, buckets: int = 2**15, density: float = 0.1,
                  n_train: int = 100_000, n_eval: int = 20_000, data_seed: int = 0) -> None:
-        for option, value in (("fields", fields), ("cardinality", cardinality), ("buckets", buckets),
-                              ("n_train", n_train), ("n_eval", n_eval)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        check_positive_ints(fields=fields, cardinality=cardinality, buckets=buckets, n_train=n_train, n_eval=n_eval)
         if not 0 <= density <= 1:
             raise ValueError(f"`density` must be in [0, 1]. Received: density={density!r}")
         self.options = {"fields": fields, "cardinality": cardinality, "buckets": buckets, "density": density,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from descentlab import data
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_split, example_batches, seeded, split_seed,
+    Problem, check_batch_size, check_positive_ints, check_split, example_batches, seeded, split_seed,
 )
 
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
@@ -108,10 +108,8 @@ class Word2Vec(Problem):
                  eval_pairs: int = 20_000, data_dir: str | None = None) -> None:
         if corpus not in ("auto", "text8", "ptb"):
             raise ValueError(f"`corpus` must be one of ('auto', 'text8', 'ptb'). Received: corpus={corpus!r}")
-        for option, value in (("dim", dim), ("window", window), ("negatives", negatives), ("min_count", min_count),
-                              ("eval_pairs", eval_pairs)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        check_positive_ints(optional=("max_tokens",), dim=dim, window=window, negatives=negatives,
+                            min_count=min_count, eval_pairs=eval_pairs, max_tokens=max_tokens)
         self.options = {"corpus": corpus, "dim": dim, "window": window, "negatives": negatives,
                         "min_count": min_count, "subsample": subsample, "max_tokens": max_tokens,
                         "eval_pairs": eval_pairs, "data_dir": data_dir}
@@ -247,6 +245,7 @@ class _SequenceProblem(Problem):
 
     metric = "perplexity"
     default_batch_size = 32
+    unit = "tokens"
 
     def _set_streams(self, streams: dict[str, torch.Tensor], seq_len: int) -> None:
         self.seq_len = seq_len
@@ -256,6 +255,15 @@ class _SequenceProblem(Problem):
             inputs = stream[: count * seq_len].view(count, seq_len)
             targets = stream[1 : count * seq_len + 1].view(count, seq_len)
             self.chunks[split] = (inputs, targets)
+
+    @property
+    def provenance(self) -> str:
+        sizes = ", ".join(f"{s} {c[0].numel()} {self.unit}" for s, c in self.chunks.items())
+        return f"{self._provenance}; {len(self.vocabulary)} symbols; {sizes}"
+
+    def model(self, seed: int) -> LSTMLanguageModel:
+        with seeded(seed):
+            return LSTMLanguageModel(len(self.vocabulary), *self.sizes)
 
     def batches(self, split: str, batch_size: int | None, seed: int):
         inputs, targets = self.chunks[check_split(split)]
@@ -287,28 +295,18 @@ class WordLSTM(_SequenceProblem):
 
     def __init__(self, vocab_size: int = 10000, embed: int = 64, hidden: int = 128, layers: int = 1,
                  seq_len: int = 35, data_dir: str | None = None) -> None:
-        for option, value in (("vocab_size", vocab_size), ("embed", embed), ("hidden", hidden), ("layers", layers),
-                              ("seq_len", seq_len)):
-            if not isinstance(value, int) or value < (2 if option == "vocab_size" else 1):
-                raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        check_positive_ints(minimum=2, vocab_size=vocab_size)
+        check_positive_ints(embed=embed, hidden=hidden, layers=layers, seq_len=seq_len)
         self.options = {"vocab_size": vocab_size, "embed": embed, "hidden": hidden, "layers": layers,
                         "seq_len": seq_len, "data_dir": data_dir}
         self.sizes = (embed, hidden, layers)
         tokens, self._provenance = load_ptb(str(data_dir) if data_dir else None)
-        self.words, _ = build_vocab(tokens["train"], max_size=vocab_size, unk="<unk>")
-        index = {w: i for i, w in enumerate(self.words)}
+        self.vocabulary, _ = build_vocab(tokens["train"], max_size=vocab_size, unk="<unk>")
+        index = {w: i for i, w in enumerate(self.vocabulary)}
         unk = index["<unk>"]
         self._set_streams({s: torch.tensor([index.get(w, unk) for w in t]) for s, t in tokens.items()}, seq_len)
-        self.description = f"PTB word LSTM LM: vocab {len(self.words)}, embed {embed}, hidden {hidden} x {layers}"
-
-    @property
-    def provenance(self) -> str:
-        sizes = ", ".join(f"{s} {c[0].numel()} tokens" for s, c in self.chunks.items())
-        return f"{self._provenance}; vocabulary {len(self.words)} (cap {self.options['vocab_size']}); {sizes}"
-
-    def model(self, seed: int) -> LSTMLanguageModel:
-        with seeded(seed):
-            return LSTMLanguageModel(len(self.words), *self.sizes)
+        self._provenance += f"; vocabulary capped at {vocab_size} (rest -> <unk>)"
+        self.description = f"PTB word LSTM LM: vocab {len(self.vocabulary)}, embed {embed}, hidden {hidden} x {layers}"
 
 
 class CharLSTM(_SequenceProblem):
@@ -317,31 +315,22 @@ class CharLSTM(_SequenceProblem):
     name = "char_lstm"
     default_steps = 200
     default_batch_size = 32
+    unit = "chars"
 
     def __init__(self, embed: int = 32, hidden: int = 128, layers: int = 1, seq_len: int = 64,
                  max_chars: int | None = None, data_dir: str | None = None) -> None:
-        for option, value in (("embed", embed), ("hidden", hidden), ("layers", layers), ("seq_len", seq_len)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        check_positive_ints(optional=("max_chars",), embed=embed, hidden=hidden, layers=layers, seq_len=seq_len,
+                            max_chars=max_chars)
         self.options = {"embed": embed, "hidden": hidden, "layers": layers, "seq_len": seq_len,
                         "max_chars": max_chars, "data_dir": data_dir}
         self.sizes = (embed, hidden, layers)
         path = data.fetch("tinyshakespeare", "input.txt", data_dir)
         text = data.read_text(path)
         codes, stream = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), return_inverse=True)
-        self.chars = [chr(c) for c in codes]
+        self.vocabulary = [chr(c) for c in codes]
         stream = torch.from_numpy(stream.astype(np.int64))
         train_end, valid_end = int(len(stream) * 0.9), int(len(stream) * 0.95)
         train = stream[:train_end] if max_chars is None else stream[: min(max_chars, train_end)]
         self._set_streams({"train": train, "valid": stream[train_end:valid_end], "test": stream[valid_end:]}, seq_len)
         self._provenance = f"tiny-shakespeare {path}: characters 0-{train_end - 1} train, then 5% valid, 5% test"
-        self.description = f"char LSTM on tiny-shakespeare: {len(self.chars)} symbols, embed {embed}, hidden {hidden} x {layers}"
-
-    @property
-    def provenance(self) -> str:
-        sizes = ", ".join(f"{s} {c[0].numel()} chars" for s, c in self.chunks.items())
-        return f"{self._provenance} ({sizes})"
-
-    def model(self, seed: int) -> LSTMLanguageModel:
-        with seeded(seed):
-            return LSTMLanguageModel(len(self.chars), *self.sizes)
+        self.description = f"char LSTM on tiny-shakespeare: {len(self.vocabulary)} symbols, embed {embed}, hidden {hidden} x {layers}"
