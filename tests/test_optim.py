@@ -273,3 +273,17 @@ def test_converges_on_rosenbrock(name):
     start = [-1.5, 2.0]
     final = _minimize(optim.NAMED[name], CONVERGENCE[name], _rosenbrock, start, 3000)
     assert math.isfinite(final) and final <= 0.05 * _rosenbrock(torch.tensor(start)).item()
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
+def test_pickled_and_deep_copied_optimizers_keep_training_identically(case):
+    import pickle
+
+    original = make_params()
+    optimizer = case.make(original)
+    run([(optimizer, original)], steps=10)
+    model_and_opt = pickle.loads(pickle.dumps((original, optimizer)))
+    copied_params, copied = copy.deepcopy((original, optimizer))
+    run([(optimizer, original), (model_and_opt[1], model_and_opt[0]), (copied, copied_params)], steps=10, start=10)
+    for a, b, c in zip(original, model_and_opt[0], copied_params):
+        assert torch.equal(a, b) and torch.equal(a, c)

@@ -183,6 +183,11 @@ class ChainOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
 
+    def __getstate__(self) -> dict:
+        # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
+        structure = ("chain", "stateful_rules", "lattice_point", "ftrl")
+        return {**super().__getstate__(), **{k: v for k, v in self.__dict__.items() if k in structure}}
+
     def __setstate__(self, state: dict) -> None:
         # A torch.optim state_dict lacks descentlab's keys (flavor, clipping, lr_decay): default them.
         super().__setstate__(state)
