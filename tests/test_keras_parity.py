@@ -97,6 +97,16 @@ FLOAT32_CASES = {
     ),
     "clipvalue": (lambda p: optim.Nadam(p, clipvalue=0.1, flavor="keras"), lambda: K.Nadam(clipvalue=0.1)),
     "weight_decay": (lambda p: optim.SGD(p, weight_decay=0.01, flavor="keras"), lambda: K.SGD(weight_decay=0.01)),
+    # Keras-2 time decay is Keras 3's InverseTimeDecay(decay_steps=1) schedule; with momentum the
+    # decayed rate enters the buffer step by step, which only the lr-inside-buffer form reproduces.
+    "lr_decay_adam": (
+        lambda p: optim.Adam(p, lr=0.01, lr_decay=0.05, flavor="keras"),
+        lambda: K.Adam(K.schedules.InverseTimeDecay(0.01, decay_steps=1, decay_rate=0.05)),
+    ),
+    "lr_decay_sgd_momentum": (
+        lambda p: optim.SGD(p, lr=0.05, momentum=0.9, lr_decay=0.05, flavor="keras"),
+        lambda: K.SGD(K.schedules.InverseTimeDecay(0.05, decay_steps=1, decay_rate=0.05), momentum=0.9),
+    ),
 }
 
 
