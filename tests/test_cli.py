@@ -18,7 +18,8 @@ def test_demo_trains_every_named_optimizer_and_ranks_them():
     assert set(optim.NAMED) <= names
     losses = [r["valid_loss"] for _, r in results]
     assert losses == sorted(losses)
-    assert len(lines) == 2 + len(results)
+    assert len(lines) == 3 + len(results)
+    assert all(r["lr"] > 0 and isinstance(r["grid_edge"], bool) for _, r in results)
 
 
 def test_cli_rejects_bad_steps():

@@ -2,7 +2,7 @@
 
 Until the lab exists this is descentlab's main job: a 2-32-32-2 MLP classifying two interleaved
 spirals, full batch, the same initialization and data for every optimizer, the learning rate
-picked from a 3-point log grid around each optimizer's default by validation loss. It is a smoke
+picked from a 4-point log grid around each optimizer's default by validation loss. It is a smoke
 test and a taste of the lab, not a verdict: one task, one seed.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from descentlab import optim
 
-LR_MULTIPLIERS = (0.1, 1.0, 10.0)
+LR_MULTIPLIERS = (0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,16 @@ def run_demo(steps: int = 300, seed: int = 0, out=print) -> list[tuple[str, dict
     results = []
     for contender in contenders():
         trials = [train(contender, contender.default_lr * m, steps, seed, data) for m in LR_MULTIPLIERS]
-        results.append((contender.name, min(trials, key=lambda r: r["valid_loss"])))
+        best = min(trials, key=lambda r: r["valid_loss"])
+        best["grid_edge"] = best is trials[0] or best is trials[-1]
+        results.append((contender.name, best))
     results.sort(key=lambda item: item[1]["valid_loss"])
     out(f"two spirals, MLP 2-32-32-2, full batch, {steps} steps, seed {seed}; lr = best of default x {LR_MULTIPLIERS}")
     out(f"{'rank':>4}  {'optimizer':<20} {'lr':>9} {'train loss':>11} {'valid loss':>11} {'accuracy':>9} {'s/run':>6}")
     for rank, (name, r) in enumerate(results, 1):
         out(
-            f"{rank:>4}  {name:<20} {r['lr']:>9.2g} {r['train_loss']:>11.4f} {r['valid_loss']:>11.4f} "
+            f"{rank:>4}  {name:<20} {r['lr']:>8.2g}{'*' if r['grid_edge'] else ' '} {r['train_loss']:>11.4f} {r['valid_loss']:>11.4f} "
             f"{r['accuracy']:>9.3f} {r['seconds']:>6.2f}"
         )
+    out("* best lr at the edge of the grid: the optimum may lie beyond it")
     return results
