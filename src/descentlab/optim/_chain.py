@@ -158,12 +158,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
         self.chain = build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         self.stateful_rules = self.chain.rules
-        self.lattice_point = {
-            "momentum_rule": momentum_rule,
-            "adaptation_rule": adaptation_rule,
-            "order": order,
-            "eps_placement": eps_placement,
-        }
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -185,7 +179,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict:
         # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
-        structure = ("chain", "stateful_rules", "lattice_point", "ftrl")
+        structure = ("chain", "stateful_rules", "ftrl")
         return {**super().__getstate__(), **{k: v for k, v in self.__dict__.items() if k in structure}}
 
     def __setstate__(self, state: dict) -> None:

@@ -44,8 +44,6 @@ class SumSquares:
         Duchi, Hazan & Singer, "Adaptive Subgradient Methods" (JMLR 2011).
     """
 
-    keys = ("sum",)
-
     def __init__(self, eps_placement: str = "outside") -> None:
         self.eps_placement = eps_placement
 
@@ -86,7 +84,6 @@ class EMASquares:
         self.bias_correction = bias_correction
         self.eps_placement = eps_placement
         self.key = "exp_avg_sq" if bias_correction else "square_avg"
-        self.keys = (self.key, "grad_avg", "max_exp_avg_sq")
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         _zeros(state, self.key, param)
@@ -130,8 +127,6 @@ class EMAMaxAbs:
         Kingma & Ba (2015), section 7.1.
     """
 
-    keys = ("exp_inf",)
-
     def __init__(self, eps_placement: str = "inside") -> None:
         self.eps_placement = eps_placement
 
@@ -162,8 +157,6 @@ class DeltaRatio:
     References:
         Zeiler, "ADADELTA: An Adaptive Learning Rate Method" (2012).
     """
-
-    keys = ("square_avg", "acc_delta")
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         _zeros(state, "square_avg", param)

@@ -31,8 +31,6 @@ class FTRLProximal:
         McMahan et al., "Ad Click Prediction: a View from the Trenches" (KDD 2013).
     """
 
-    keys = ("accumulator", "linear")
-
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         if "accumulator" not in state:
             state["accumulator"] = torch.full_like(

@@ -36,8 +36,6 @@ class HeavyBall:
         Polyak (1964); Sutskever et al., "On the importance of initialization and momentum" (2013).
     """
 
-    keys = ("momentum_buffer",)
-
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         """The buffer is created from the first update (torch's convention), so nothing here."""
 
@@ -64,8 +62,6 @@ class EMA:
     References:
         Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2015).
     """
-
-    keys = ("exp_avg",)
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         if "exp_avg" not in state:
@@ -97,8 +93,6 @@ class ScheduledNesterovEMA:
     References:
         Dozat, "Incorporating Nesterov Momentum into Adam" (ICLR workshop, 2016).
     """
-
-    keys = ("exp_avg", "mu_product")
 
     def __init__(self, product_in_param_dtype: bool = False) -> None:
         self.product_in_param_dtype = product_in_param_dtype
