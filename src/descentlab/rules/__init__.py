@@ -32,6 +32,13 @@ class Hyper(dict):
             raise AttributeError(name) from None
 
 
+def zeros_state(state: dict, key: str, param: torch.Tensor) -> torch.Tensor:
+    """``state[key]``, created as zeros shaped like ``param`` if the state does not hold it yet."""
+    if key not in state:
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state[key]
+
+
 def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A 0-d state tensor, in torch's scalar dtype unless ``dtype`` is given (as torch stores ``step``)."""
     return torch.tensor(value, dtype=dtype or _get_scalar_dtype(), device=device)

@@ -21,15 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper
+from descentlab.rules import Hyper, zeros_state
 
 EPS_PLACEMENTS = ("outside", "inside", "hat")
-
-
-def _zeros(state: dict, key: str, param: Tensor) -> Tensor:
-    if key not in state:
-        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    return state[key]
 
 
 class SumSquares:
@@ -86,11 +80,11 @@ class EMASquares:
         self.key = "exp_avg_sq" if bias_correction else "square_avg"
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        _zeros(state, self.key, param)
+        zeros_state(state, self.key, param)
         if hp.centered:
-            _zeros(state, "grad_avg", param)
+            zeros_state(state, "grad_avg", param)
         if hp.amsgrad:
-            _zeros(state, "max_exp_avg_sq", param)
+            zeros_state(state, "max_exp_avg_sq", param)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         beta2 = hp.beta2
@@ -131,7 +125,7 @@ class EMAMaxAbs:
         self.eps_placement = eps_placement
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        _zeros(state, "exp_inf", param)
+        zeros_state(state, "exp_inf", param)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         nu = state["exp_inf"]
@@ -159,8 +153,8 @@ class DeltaRatio:
     """
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        _zeros(state, "square_avg", param)
-        _zeros(state, "acc_delta", param)
+        zeros_state(state, "square_avg", param)
+        zeros_state(state, "acc_delta", param)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         rho, eps = hp.beta2, hp.eps

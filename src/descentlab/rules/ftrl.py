@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper
+from descentlab.rules import Hyper, zeros_state
 
 
 class FTRLProximal:
@@ -36,8 +36,7 @@ class FTRLProximal:
             state["accumulator"] = torch.full_like(
                 param, hp.initial_accumulator_value, memory_format=torch.preserve_format
             )
-        if "linear" not in state:
-            state["linear"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        zeros_state(state, "linear", param)
 
     def apply(self, param: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float) -> None:
         """Write the new parameter value in place."""

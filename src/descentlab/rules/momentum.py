@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper, scalar_tensor
+from descentlab.rules import Hyper, scalar_tensor, zeros_state
 
 
 class HeavyBall:
@@ -64,8 +64,7 @@ class EMA:
     """
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        zeros_state(state, "exp_avg", param)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         beta1 = hp.beta1
@@ -98,8 +97,7 @@ class ScheduledNesterovEMA:
         self.product_in_param_dtype = product_in_param_dtype
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        zeros_state(state, "exp_avg", param)
         if "mu_product" not in state:
             dtype = param.dtype if self.product_in_param_dtype else None
             state["mu_product"] = scalar_tensor(1.0, param.device, dtype)
