@@ -9,7 +9,6 @@ denominator), ``g`` the raw gradient. Rules never modify ``u`` or ``g`` in place
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from descentlab.rules import Hyper, scalar_tensor, zeros_state
