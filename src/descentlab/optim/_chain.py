@@ -8,12 +8,15 @@ import torch
 from torch import Tensor
 
 from descentlab.optim import _checks
+from descentlab.optim._flat import FlatGroup, ineligibility
+from descentlab.optim._foreach import ListState, TensorList
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
 from descentlab.rules.clip import clip_gradients
 from descentlab.rules.decay import time_decay
 from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
 
+PATHS = ("reference", "foreach", "fused")
 MOMENTUM_RULES = ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
 ADAPTATION_RULES = ("none", "sum", "ema", "max", "delta")
 ORDERS = ("momentum_first", "adaptation_first")
@@ -135,6 +138,14 @@ class ChainOptimizer(torch.optim.Optimizer):
     parameter and its state, run through the same dense step, and scattered back; rows absent
     from the batch keep their parameter and state untouched.
 
+    Three paths run this step, chosen per param group with torch's switches: ``foreach=False``
+    (and ``fused`` unset) the per-tensor reference above, the specification; ``foreach=True``
+    the same rules on lists with ``torch._foreach_*``; ``fused=True`` one compiled pass over flat
+    buffers (:mod:`descentlab.optim._flat`). Both batched paths run the reference code itself on
+    list or symbolic values, so they cannot drift from it. With neither switch set, the
+    dispatcher takes the fused path where it can (CPU, float32/float64, one dtype per group,
+    contiguous, numba importable), foreach on other devices, and the reference otherwise.
+
     Subclasses pass their defaults (torch's names) and their place in the lattice. ``_aliases``
     maps a subclass's hyperparameter names to the rules' vocabulary (RMSprop's ``alpha`` is the
     adaptation decay ``beta2``); ``_fixed`` holds knobs the subclass does not expose.
@@ -158,6 +169,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
         self.chain = build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         self.stateful_rules = self.chain.rules
+        self._flat: dict[int, FlatGroup] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -173,13 +185,17 @@ class ChainOptimizer(torch.optim.Optimizer):
                     f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
                     f"{self.defaults['flavor']!r}"
                 )
+            if group.get("fused"):
+                reason = ineligibility(group["params"])
+                if reason:
+                    raise ValueError(f"`fused=True` cannot step this group: {reason}. Received: fused=True")
         except ValueError:
             self.param_groups.pop()
             raise
 
     def __getstate__(self) -> dict:
         # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
-        structure = ("chain", "stateful_rules", "ftrl")
+        structure = ("chain", "stateful_rules", "ftrl")  # not _flat: rebuilt from the state
         return {**super().__getstate__(), **{k: v for k, v in self.__dict__.items() if k in structure}}
 
     def __setstate__(self, state: dict) -> None:
@@ -188,6 +204,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
     def _hyper(self, group: dict) -> Hyper:
         hp = Hyper(self._fixed)
@@ -207,25 +224,85 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             hp = self._hyper(group)
-            params, grads = [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
-                params.append(p)
-                grads.append(-grad if hp.maximize else grad)
-            grads = clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
-            for p, grad in zip(params, grads):
-                self._step_param(p, grad, self.state[p], hp)
+            path = self.path(group)
+            if path == "fused":
+                self._flat_group(index, group).step(self, hp)
+                continue
+            self._flat.pop(index, None)
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = self._gradients(params, hp)
+            if path == "foreach":
+                self._foreach_step(params, grads, hp)
+            else:
+                for p, grad in zip(params, grads):
+                    self._step_param(p, grad, self.state[p], hp)
         return loss
 
-    def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
+    def path(self, group: dict) -> str:
+        """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring)."""
+        if group.get("fused"):
+            reason = ineligibility(group["params"])
+            if reason:
+                raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
+            return "fused"
+        if group.get("foreach"):
+            return "foreach"
+        if group.get("fused") is None and group.get("foreach") is None:
+            if ineligibility(group["params"]) is None:
+                return "fused"
+            if any(p.device.type != "cpu" for p in group["params"]):
+                return "foreach"
+        return "reference"
+
+    def _flat_group(self, index: int, group: dict) -> FlatGroup:
+        flat = self._flat.get(index)
+        if flat is None or not flat.holds(group["params"]):
+            flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
+        return flat
+
+    def _scalar_keys(self) -> frozenset:
+        """The 0-d state entries: ``step`` and what the rules declare (``mu_product``)."""
+        return frozenset({"step"}.union(*(getattr(rule, "scalar_state", ()) for rule in self.stateful_rules)))
+
+    def _gradients(self, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        """The gradients a step uses: coalesced if sparse, negated if maximizing, clipped."""
+        grads = []
+        for p in params:
+            grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
+            grads.append(-grad if hp.maximize else grad)
+        return clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
+
+    def _foreach_step(self, params: list[Tensor], grads: list[Tensor], hp: Hyper) -> None:
+        """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
+        batches: dict[tuple, list] = {}
+        scalar_keys = self._scalar_keys()
+        for p, grad in zip(params, grads):
+            state = self.state[p]
+            if grad.is_sparse:
+                self._step_param(p, grad, state, hp)
+                continue
+            self._initialize(p, state, hp)
+            scalars = tuple(state[key].item() for key in scalar_keys if key in state)
+            signature = (p.device, p.dtype, frozenset(state), scalars)
+            batches.setdefault(signature, []).append((p, grad, state))
+        for batch in batches.values():
+            ps, gs, states = zip(*batch)
+            steps = [state["step"] for state in states]
+            torch._foreach_add_(steps, 1)
+            step = steps[0].item()
+            lr = time_decay(hp.lr, hp.lr_decay, step - 1)
+            self._update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step)
+
+    def _initialize(self, p: Tensor, state: dict, hp: Hyper) -> None:
         if "step" not in state:
             state["step"] = scalar_tensor(0.0, p.device)
         for rule in self.stateful_rules:
             rule.init(p, state, hp)
+
+    def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
+        self._initialize(p, state, hp)
         state["step"] += 1
         step = state["step"].item()
         lr = time_decay(hp.lr, hp.lr_decay, step - 1)

@@ -116,11 +116,22 @@ def check_group(group: dict) -> None:
     if "lr_power" in group:
         at_most("lr_power", group["lr_power"], 0.0)
     check_clipping(group)
+    check_paths(group)
     if group.get("nesterov") and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
         raise ValueError(
             "Nesterov momentum requires `momentum` > 0 and `dampening` == 0. "
             f"Received: momentum={group.get('momentum')!r}, dampening={group.get('dampening')!r}"
         )
+
+
+def check_paths(group: dict) -> None:
+    """torch's switches: ``foreach`` and ``fused`` are None (let the dispatcher pick) or bools."""
+    for name in ("foreach", "fused"):
+        value = group.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be None, True or False. Received: {name}={value!r}")
+    if group.get("foreach") and group.get("fused"):
+        raise ValueError("`fused` and `foreach` cannot both be True. Received: foreach=True, fused=True")
 
 
 def check_params(params: Iterable[torch.Tensor]) -> None:

@@ -61,6 +61,8 @@ class Composed(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         arguments = dict(locals())

@@ -47,6 +47,8 @@ class FTRL(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()))

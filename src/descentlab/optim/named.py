@@ -2,7 +2,8 @@
 
 Every class takes, besides its own hyperparameters, the shared keywords ``lr_decay`` (Keras-2
 time decay), ``weight_decay``, ``clipnorm``, ``global_clipnorm``, ``clipvalue``, ``maximize`` and
-``flavor`` (``"torch"``, the default, or ``"keras"``). A default shown as ``Flavored(torch=…,
+``flavor`` (``"torch"``, the default, or ``"keras"``), and torch's ``foreach`` / ``fused`` path
+switches (see :class:`~descentlab.optim._chain.ChainOptimizer`). A default shown as ``Flavored(torch=…,
 keras=…)`` is the value each flavor uses when the argument is not given.
 """
 
@@ -47,6 +48,8 @@ class SGD(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), momentum_rule="heavy_ball")
@@ -82,6 +85,8 @@ class Adagrad(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), adaptation_rule="sum")
@@ -118,6 +123,8 @@ class Adadelta(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), adaptation_rule="delta")
@@ -160,6 +167,8 @@ class RMSprop(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(
@@ -205,6 +214,8 @@ class Adam(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="ema")
@@ -240,6 +251,8 @@ class Adamax(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="max")
@@ -281,6 +294,8 @@ class Nadam(ChainOptimizer):
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
         super().__init__(params, hyperparameters(locals()), **self._lattice)

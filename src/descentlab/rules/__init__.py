@@ -39,6 +39,13 @@ def zeros_state(state: dict, key: str, param: torch.Tensor) -> torch.Tensor:
     return state[key]
 
 
+def maximum_(a, b):
+    """``a ← max(a, b)`` in place, NaN-propagating; also for the foreach and fused paths' values."""
+    if isinstance(a, torch.Tensor):
+        return torch.maximum(a, b, out=a)
+    return a.maximum_(b)
+
+
 def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A 0-d state tensor, in torch's scalar dtype unless ``dtype`` is given (as torch stores ``step``)."""
     return torch.tensor(value, dtype=dtype or _get_scalar_dtype(), device=device)

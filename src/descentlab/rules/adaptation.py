@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper, zeros_state
+from descentlab.rules import Hyper, maximum_, zeros_state
 
 EPS_PLACEMENTS = ("outside", "inside", "hat")
 
@@ -97,7 +97,7 @@ class EMASquares:
             s = v.addcmul(grad_avg, grad_avg, value=-1)
         if hp.amsgrad:
             running_max = state["max_exp_avg_sq"]
-            torch.maximum(running_max, s, out=running_max)
+            maximum_(running_max, s)
             s = running_max
         correction = 1 - beta2**step if self.bias_correction else 1.0
         if self.eps_placement == "inside":
@@ -130,9 +130,9 @@ class EMAMaxAbs:
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         nu = state["exp_inf"]
         if self.eps_placement == "inside":
-            torch.maximum(nu.mul_(hp.beta2), g.abs().add_(hp.eps), out=nu)
+            maximum_(nu.mul_(hp.beta2), g.abs().add_(hp.eps))
             return u / nu
-        torch.maximum(nu.mul_(hp.beta2), g.abs(), out=nu)
+        maximum_(nu.mul_(hp.beta2), g.abs())
         return u / nu.add(hp.eps)
 
 

@@ -92,6 +92,8 @@ class ScheduledNesterovEMA:
         Dozat, "Incorporating Nesterov Momentum into Adam" (ICLR workshop, 2016).
     """
 
+    scalar_state = ("mu_product",)  # 0-d state: the batched paths keep it per parameter
+
     def __init__(self, product_in_param_dtype: bool = False) -> None:
         self.product_in_param_dtype = product_in_param_dtype
 

@@ -1,0 +1,219 @@
+"""The fused path: a param group's parameters, gradients and state as views of flat buffers.
+
+On its first fused step a group's parameters are moved into one contiguous buffer
+(``p.data`` becomes a view of it, the ``Parameter`` objects stay the same), their gradients into
+another, and every full-shaped state tensor into one buffer per state key; 0-d state (``step``,
+``mu_product``) goes into one 1-D buffer per key. ``self.state[p]`` holds views, under torch's
+keys, so ``state_dict`` and schedulers see the usual optimizer. One kernel call then steps the
+whole group: no per-tensor cost, one pass over memory.
+
+What real use throws at it, and what happens:
+
+- a gradient that is not the buffer's view (``zero_grad()`` set it to None and backward made a
+  new one, or the user assigned it): copied in with one ``_foreach_copy_`` and ``p.grad`` is
+  re-pointed to the view, so in-place accumulation (``zero_grad(set_to_none=False)``) stays free;
+- ``clip_grad_norm_`` before ``step()``: it scales the gradients in place, i.e. the views;
+- parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
+  then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
+- sparse gradients: the reference lazy path on that parameter, whose state is then re-adopted;
+- ``add_param_group``: a new group, flattened on its first step; ``load_state_dict``, pickling, a
+  parameter whose storage changed (``model.to(...)``): the group is rebuilt from ``self.state``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from descentlab.optim import _kernels
+from descentlab.optim._trace import SymbolicState, Trace
+from descentlab.rules import scalar_tensor
+from descentlab.rules.decay import time_decay
+
+FUSED_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def ineligibility(params: list[torch.Tensor]) -> str | None:
+    """Why these parameters cannot share one flat buffer, or None if they can."""
+    reason = _kernels.unavailable_reason()
+    if reason:
+        return reason
+    if not params:
+        return "the group has no parameters"
+    dtype = params[0].dtype
+    for i, p in enumerate(params):
+        if p.device.type != "cpu":
+            return f"params[{i}] is on {p.device}; the fused kernels run on the CPU"
+        if p.dtype not in FUSED_DTYPES:
+            return f"params[{i}] has dtype {p.dtype}; the fused kernels take float32 and float64"
+        if p.dtype != dtype:
+            return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
+        if p.layout != torch.strided or not p.is_contiguous():
+            return f"params[{i}] is not a contiguous dense tensor"
+    return None
+
+
+class FlatGroup:
+    """One param group's flat buffers and the bookkeeping to step them with fused kernels."""
+
+    def __init__(self, params: list[torch.Tensor], state: dict, scalar_keys: frozenset) -> None:
+        self.params = list(params)
+        self.scalar_keys = scalar_keys
+        first = self.params[0]
+        self.dtype, self.device = first.dtype, first.device
+        self.offsets = [0]
+        for p in self.params:
+            self.offsets.append(self.offsets[-1] + p.numel())
+        total = self.offsets[-1]
+        self.param = torch.empty(total, dtype=self.dtype, device=self.device)
+        self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
+        self.scratch: torch.Tensor | None = None
+        with torch.no_grad():
+            for p, view in zip(self.params, self._views(self.param)):
+                view.copy_(p)
+                p.data = view
+        self.data_ptrs = [p.data_ptr() for p in self.params]
+        self.grad_views = self._views(self.grad)
+        self.arrays: dict[str, torch.Tensor] = {}
+        self.scalars: dict[str, torch.Tensor] = {}
+        self.keys: list[frozenset] = [frozenset()] * len(self.params)
+        self.adopt(state, range(len(self.params)))
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [flat[a:b].view(p.shape) for p, a, b in zip(self.params, self.offsets, self.offsets[1:])]
+
+    def holds(self, params: list[torch.Tensor]) -> bool:
+        """Whether ``params`` are still exactly this group's parameters, in their buffer."""
+        return len(params) == len(self.params) and all(
+            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self.params, self.data_ptrs)
+        )
+
+    def adopt(self, state: dict, indices) -> None:
+        """Move the state of ``params[i]`` (each ``i`` in ``indices``) into the flat buffers."""
+        for i in indices:
+            p = self.params[i]
+            entries = state[p]
+            for key, value in list(entries.items()):
+                if not torch.is_tensor(value):
+                    continue
+                if key in self.scalar_keys and value.dim() == 0:
+                    if key not in self.scalars:
+                        self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype, device=value.device)
+                    slot = self.scalars[key][i]
+                elif value.shape == p.shape:
+                    slot = self._array(key)[self.offsets[i] : self.offsets[i + 1]].view(p.shape)
+                else:
+                    continue
+                slot.copy_(value)
+                entries[key] = slot
+            self.keys[i] = frozenset(entries)
+
+    def _array(self, key: str) -> torch.Tensor:
+        if key not in self.arrays:
+            self.arrays[key] = torch.zeros_like(self.param)
+        return self.arrays[key]
+
+    def step(self, optimizer, hp) -> None:
+        """One step of every parameter of the group that has a gradient."""
+        state = optimizer.state
+        present, sparse, stale, fresh = [], [], [], []
+        for i, (p, view) in enumerate(zip(self.params, self.grad_views)):
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad is view:
+                present.append(i)
+            elif grad.is_sparse:
+                sparse.append(i)
+            else:
+                stale.append(view)
+                fresh.append(grad)
+                p.grad = view
+                present.append(i)
+        if stale:
+            torch._foreach_copy_(stale, fresh)
+
+        clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
+        grad_flat, negate = self.grad, hp.maximize
+        if clipping:  # clipping needs every gradient of the group, sparse ones included
+            negate = False
+            indices = sorted(present + sparse)
+            grads = dict(zip(indices, optimizer._gradients([self.params[i] for i in indices], hp)))
+            if self.scratch is None:
+                self.scratch = torch.zeros_like(self.grad)
+            grad_flat = self.scratch
+            if present:
+                scratch_views = self._views(self.scratch)
+                torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
+            sparse_grads = [grads[i] for i in sparse]
+        else:
+            sparse_grads = optimizer._gradients([self.params[i] for i in sparse], hp)
+        for i, grad in zip(sparse, sparse_grads):
+            optimizer._step_param(self.params[i], grad, state[self.params[i]], hp)
+            self.adopt(state, [i])
+        if present:
+            self._initialize(optimizer, present, hp)
+            for start, end in self._runs(present):
+                self._run(optimizer, start, end, grad_flat, negate, hp)
+
+    def _initialize(self, optimizer, present: list[int], hp) -> None:
+        """Create the state the rules' ``init`` would create (new parameters, new options)."""
+        missing = []
+        for keys in {self.keys[i] for i in present}:
+            probe = dict.fromkeys(keys)
+            for rule in optimizer.stateful_rules:
+                rule.init(self.params[present[0]], probe, hp)
+            if len(probe) > len(keys) or "step" not in keys:
+                missing += [i for i in present if self.keys[i] == keys]
+        for i in missing:
+            entries = optimizer.state[self.params[i]]
+            if "step" not in entries:
+                entries["step"] = scalar_tensor(0.0, self.device)
+            for rule in optimizer.stateful_rules:
+                rule.init(self.params[i], entries, hp)
+        if missing:
+            self.adopt(optimizer.state, missing)
+
+    def _runs(self, present: list[int]):
+        """Maximal runs ``[start, end)`` of consecutive parameters that can share one kernel call."""
+        n = len(self.params)
+        if len(present) == n and len(set(self.keys)) == 1:
+            if all(bool((values == values[0]).all()) for values in self.scalars.values()):
+                return [(0, n)]
+        runs = []
+        previous = None
+        for i in present:
+            signature = (self.keys[i], tuple(values[i].item() for values in self.scalars.values()))
+            if runs and previous == (i - 1, signature):
+                runs[-1][1] = i + 1
+            else:
+                runs.append([i, i + 1])
+            previous = (i, signature)
+        return runs
+
+    def _run(self, optimizer, start: int, end: int, grad_flat, negate: bool, hp) -> None:
+        steps = self.scalars["step"][start:end]
+        steps += 1
+        step = steps[0].item()
+        lr = time_decay(hp.lr, hp.lr_decay, step - 1)
+
+        trace = Trace()
+        p, g = trace.array("p"), trace.array("g")
+        if negate:
+            g = -g
+        slices = {key: values[start:end] for key, values in self.scalars.items() if key != "step"}
+        symbolic = SymbolicState(trace, slices, self.keys[start])
+        optimizer._update(p, g, symbolic, hp, lr, step)
+
+        a, b = self.offsets[start], self.offsets[end]
+        buffers = {"p": self.param, "g": grad_flat}
+        buffers.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
+        arrays = [buffers[argument][a:b].numpy() for argument in trace.arguments()]
+        scalars = np.array(trace.scalars, dtype=FUSED_DTYPES[self.dtype])
+        _kernels.kernel(trace.source("parallel_step", "serial_step"))(arrays, scalars)
+
+        for key in symbolic.created:
+            views = self._views(self.arrays[key])
+            for i in range(start, end):
+                optimizer.state[self.params[i]][key] = views[i]
+                self.keys[i] = self.keys[i] | {key}

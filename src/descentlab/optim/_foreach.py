@@ -1,0 +1,157 @@
+"""The foreach path: the reference step run on lists of tensors with ``torch._foreach_*``.
+
+Like the fused path, it re-implements nothing: :class:`TensorList` has the tensor methods the
+rules call, each one ``torch._foreach_*`` call over the list, and :class:`ListState` is the
+state dicts of the list's parameters seen as one. Parameters are batched only when everything
+a rule reads from them agrees (device, dtype, step, state keys, ``mu_product``), so every
+per-step scalar is the same across the list.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _tensors(value):
+    return value.tensors if isinstance(value, TensorList) else value
+
+
+class TensorList:
+    """A list of same-shaped-role tensors that behaves like one tensor for the rules."""
+
+    __slots__ = ("tensors",)
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def _out(self, tensors) -> TensorList:
+        return TensorList(list(tensors))
+
+    def add(self, other, alpha=1):
+        if isinstance(other, TensorList):
+            return self._out(torch._foreach_add(self.tensors, other.tensors, alpha=alpha))
+        return self._out(torch._foreach_add(self.tensors, other * alpha))
+
+    def sub(self, other, alpha=1):
+        return self.add(other, alpha=-alpha)
+
+    def mul(self, other):
+        return self._out(torch._foreach_mul(self.tensors, _tensors(other)))
+
+    def div(self, other):
+        return self._out(torch._foreach_div(self.tensors, _tensors(other)))
+
+    def addcmul(self, tensor1, tensor2, value=1):
+        return self._out(torch._foreach_addcmul(self.tensors, tensor1.tensors, tensor2.tensors, value=value))
+
+    def lerp(self, end, weight):
+        return self._out(torch._foreach_lerp(self.tensors, end.tensors, weight))
+
+    def sqrt(self):
+        return self._out(torch._foreach_sqrt(self.tensors))
+
+    def abs(self):
+        return self._out(torch._foreach_abs(self.tensors))
+
+    def pow(self, exponent):
+        return self._out(torch._foreach_pow(self.tensors, exponent))
+
+    def clamp(self, min, max):  # noqa: A002 - torch's argument names
+        return self._out(torch._foreach_clamp_max(torch._foreach_clamp_min(self.tensors, min), max))
+
+    def maximum(self, other):
+        return self._out(torch._foreach_maximum(self.tensors, other.tensors))
+
+    def neg(self):
+        return self._out(torch._foreach_neg(self.tensors))
+
+    def clone(self):
+        return self._out(t.clone() for t in self.tensors)
+
+    def detach(self):
+        return self._out(t.detach() for t in self.tensors)
+
+    __add__ = add
+    __mul__ = mul
+    __rmul__ = mul
+    __truediv__ = div
+    __neg__ = neg
+
+    def __radd__(self, other):
+        return self.add(other)
+
+    def __sub__(self, other):
+        return self.sub(other)
+
+    def __rsub__(self, other):
+        return self.neg().add(other)
+
+    def __rtruediv__(self, other):
+        return self._out(torch.div(other, t) for t in self.tensors)
+
+    def add_(self, other, alpha=1):
+        if isinstance(other, TensorList):
+            torch._foreach_add_(self.tensors, other.tensors, alpha=alpha)
+        else:
+            torch._foreach_add_(self.tensors, other * alpha)
+        return self
+
+    def sub_(self, other, alpha=1):
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self, other):
+        torch._foreach_mul_(self.tensors, _tensors(other))
+        return self
+
+    def div_(self, other):
+        torch._foreach_div_(self.tensors, _tensors(other))
+        return self
+
+    def addcmul_(self, tensor1, tensor2, value=1):
+        torch._foreach_addcmul_(self.tensors, tensor1.tensors, tensor2.tensors, value=value)
+        return self
+
+    def lerp_(self, end, weight):
+        torch._foreach_lerp_(self.tensors, end.tensors, weight)
+        return self
+
+    def sqrt_(self):
+        torch._foreach_sqrt_(self.tensors)
+        return self
+
+    def maximum_(self, other):
+        torch._foreach_maximum_(self.tensors, other.tensors)
+        return self
+
+    def copy_(self, source):
+        torch._foreach_copy_(self.tensors, source.tensors)
+        return self
+
+    def __imul__(self, factor):
+        return self.mul_(factor)
+
+    def item(self) -> float:
+        """The value of a batch of equal 0-d entries (batching guarantees they are equal)."""
+        return self.tensors[0].item()
+
+
+class ListState:
+    """The state dicts of a batch of parameters, read and written as one."""
+
+    __slots__ = ("states",)
+
+    def __init__(self, states: list[dict]) -> None:
+        self.states = states
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.states[0]
+
+    def __getitem__(self, key: str) -> TensorList:
+        return TensorList([state[key] for state in self.states])
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def __setitem__(self, key: str, value: TensorList) -> None:
+        for state, tensor in zip(self.states, value.tensors):
+            state[key] = tensor

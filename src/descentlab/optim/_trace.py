@@ -1,0 +1,258 @@
+"""Trace a step written for tensors into the source of one elementwise loop.
+
+The fused path does not re-implement any optimizer. It runs the very code of the reference path
+(the rules and ``ChainOptimizer._update``) on symbolic values: every tensor operation the rules
+call appends one line to the body of a loop over coordinates, and every Python number they pass
+becomes a scalar slot read before the loop. The source therefore depends only on which operations
+ran (the structure: which rules, nesterov or not, which branch of ``lerp``), not on the values
+(learning rate, bias corrections), so one compiled kernel serves every step of an optimizer.
+
+The per-element formulas are torch's CPU kernels: ``add(x, y, alpha) = x + alpha·y``,
+``addcmul(x, a, b, value) = x + value·a·b``, ``lerp`` with its two branches on ``|w| < ½``,
+``pow`` with torch's fast paths for ½ and 2, NaN-propagating ``maximum`` and ``clamp``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+class Trace:
+    """The loop body being written: lines, scalar slots, and the arrays read or written."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.scalars: list[float] = []
+        self.arrays: dict[str, Var] = {}  # argument name -> the value it holds at the end
+        self.state_keys: dict[str, str] = {}  # state key -> argument name
+        self._initial: dict[str, str] = {}
+        self._count = 0
+
+    def scalar(self, value) -> str:
+        self.scalars.append(float(value))
+        return f"c{len(self.scalars) - 1}"
+
+    def operand(self, value) -> str:
+        if isinstance(value, Var):
+            return value.name
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return self.scalar(value)
+        raise TypeError(f"a fused kernel cannot take {type(value).__name__} operands")
+
+    def assign(self, expression: str) -> str:
+        name = f"t{self._count}"
+        self._count += 1
+        self.lines.append(f"{name} = {expression}")
+        return name
+
+    def array(self, argument: str) -> Var:
+        """The element ``argument[i]`` as a value; written back at the end if it changes."""
+        if argument not in self.arrays:
+            var = Var(self, f"{argument}[i]")
+            self.arrays[argument] = var
+            self._initial[argument] = var.name
+        return self.arrays[argument]
+
+    def state_argument(self, key: str) -> str:
+        """The kernel argument holding state ``key``'s flat buffer."""
+        if key not in self.state_keys:
+            self.state_keys[key] = f"a{len(self.state_keys)}"
+        return self.state_keys[key]
+
+    def bind(self, argument: str, value: Var) -> None:
+        """An array this step creates: ``value`` is stored into it at the end."""
+        self.arrays[argument] = value
+        self._initial[argument] = None
+
+    def arguments(self) -> list[str]:
+        """The kernel's array arguments in order (before the scalars)."""
+        return list(self.arrays)
+
+    def source(self, parallel_name: str, serial_name: str) -> str:
+        """A module with the body as a parallel (``prange``) and a serial function."""
+        arguments = ", ".join([*self.arrays, "scalars"])
+        prologue = [f"    c{k} = scalars[{k}]" for k in range(len(self.scalars))]
+        body = [f"        {line}" for line in self.lines]
+        body += [
+            f"        {argument}[i] = {value.name}"
+            for argument, value in self.arrays.items()
+            if value.name != self._initial[argument]
+        ]
+        functions = []
+        for name, loop in ((parallel_name, "prange"), (serial_name, "range")):
+            functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}(p.shape[0]):", *body, ""]
+        header = ["import numpy as np", "from numba import prange", ""]
+        return "\n".join(header + functions)
+
+
+class Var:
+    """A symbolic tensor: the name of the loop-local value that holds it now.
+
+    In-place methods rebind the name (so aliases see the change, as with tensors); the others
+    return a new value. Only the methods the rules use exist: anything else fails loudly.
+    """
+
+    __slots__ = ("trace", "name")
+
+    def __init__(self, trace: Trace, name: str) -> None:
+        self.trace = trace
+        self.name = name
+
+    def _new(self, template: str, *operands) -> Var:
+        names = [self.trace.operand(x) for x in operands]
+        return Var(self.trace, self.trace.assign(template.format(self.name, *names)))
+
+    def _set(self, result: Var) -> Var:
+        self.name = result.name
+        return self
+
+    # arithmetic
+    def add(self, other, alpha=1):
+        if alpha == 1:
+            return self._new("({} + {})", other)
+        return self._new("({} + {} * {})", alpha, other)
+
+    def sub(self, other, alpha=1):
+        return self.add(other, alpha=-alpha)
+
+    def mul(self, other):
+        return self._new("({} * {})", other)
+
+    def div(self, other):
+        return self._new("({} / {})", other)
+
+    def addcmul(self, tensor1, tensor2, value=1):
+        return self._new("({} + {} * {} * {})", value, tensor1, tensor2)
+
+    def lerp(self, end, weight):
+        if abs(weight) < 0.5:
+            return self._new("({0} + {2} * ({1} - {0}))", end, weight)
+        return self._new("({1} - ({1} - {0}) * {2})", end, 1 - weight)
+
+    def sqrt(self):
+        return self._new("np.sqrt({})")
+
+    def abs(self):
+        return self._new("abs({})")
+
+    def pow(self, exponent):
+        if exponent == 0.5:
+            return self.sqrt()
+        if exponent == 2:
+            return self._new("({0} * {0})")
+        return self._new("({} ** {})", exponent)
+
+    def clamp(self, min, max):  # noqa: A002 - torch's argument names
+        return self._new("({1} if {0} < {1} else ({2} if {0} > {2} else {0}))", min, max)
+
+    def maximum(self, other):
+        return self._new("({0} if ({0} > {1} or {0} != {0}) else {1})", other)
+
+    def neg(self):
+        return self._new("(-{})")
+
+    def clone(self):
+        return self
+
+    def detach(self):
+        return self
+
+    __add__ = add
+    __mul__ = mul
+    __rmul__ = mul
+    __truediv__ = div
+    __neg__ = neg
+
+    def __radd__(self, other):
+        return self.add(other)
+
+    def __sub__(self, other):
+        return self.sub(other)
+
+    def __rsub__(self, other):
+        return self._new("({1} - {0})", other)
+
+    def __rtruediv__(self, other):
+        return self._new("({1} / {0})", other)
+
+    # in place
+    def add_(self, other, alpha=1):
+        return self._set(self.add(other, alpha))
+
+    def sub_(self, other, alpha=1):
+        return self._set(self.sub(other, alpha))
+
+    def mul_(self, other):
+        return self._set(self.mul(other))
+
+    def div_(self, other):
+        return self._set(self.div(other))
+
+    def addcmul_(self, tensor1, tensor2, value=1):
+        return self._set(self.addcmul(tensor1, tensor2, value))
+
+    def lerp_(self, end, weight):
+        return self._set(self.lerp(end, weight))
+
+    def sqrt_(self):
+        return self._set(self.sqrt())
+
+    def maximum_(self, other):
+        return self._set(self.maximum(other))
+
+    def copy_(self, source):
+        self.name = source.name
+        return self
+
+
+class ScalarState:
+    """A 0-d state entry (``mu_product``) of a run of parameters that all hold the same value.
+
+    Changes apply to every parameter's entry at once, through the slice of the flat buffer.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+    def __imul__(self, factor):
+        self.values.mul_(factor)
+        return self
+
+    def item(self) -> float:
+        return self.values[0].item()
+
+
+class SymbolicState:
+    """A parameter's state dict as seen by a traced step over a run of parameters.
+
+    ``arrays`` maps the state keys held in flat buffers (full-shaped tensors) to kernel
+    arguments; ``scalars`` maps 0-d keys to their slice of the flat buffer; ``present`` is the
+    set of keys the run's parameters hold (a key absent there reads as absent, as in a dict).
+    """
+
+    def __init__(self, trace: Trace, scalars: dict[str, torch.Tensor], present: frozenset) -> None:
+        self.trace = trace
+        self.scalar_slices = scalars
+        self.present = present
+        self.created: list[str] = []
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.present or key in self.created
+
+    def __getitem__(self, key: str):
+        if key not in self:
+            raise KeyError(key)
+        if key in self.scalar_slices:
+            return ScalarState(self.scalar_slices[key])
+        return self.trace.array(self.trace.state_argument(key))
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def __setitem__(self, key: str, value: Var) -> None:
+        self.created.append(key)
+        self.trace.bind(self.trace.state_argument(key), value)
