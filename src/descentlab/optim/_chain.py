@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -342,7 +343,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         rows = indices[0]
         for dim in range(1, sparse_dims):
             rows = rows * p.shape[dim] + indices[dim]
-        row_shape = (-1, *p.shape[sparse_dims:])
+        row_shape = (math.prod(p.shape[:sparse_dims]), *p.shape[sparse_dims:])
         full = {key: value for key, value in state.items() if torch.is_tensor(value) and value.shape == p.shape}
         sub_state = {
             key: full[key].view(row_shape).index_select(0, rows) if key in full else value

@@ -1,0 +1,295 @@
+"""The three paths (reference, foreach, fused) agree, and the fused path's flat buffers survive real use."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from descentlab import optim
+from descentlab.optim import _kernels
+from helpers import clone_params, make_params, max_relative_difference, random_gradients, run
+from cases import ALL_CASES, TORCH_CASES
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
+PATHS = {
+    "reference": dict(foreach=False, fused=False),
+    "foreach": dict(foreach=True),
+    "fused": dict(fused=True),
+}
+DTYPES = [torch.float64, torch.float32]
+needs_fused = pytest.mark.skipif(_kernels.unavailable_reason() is not None, reason="fused path unavailable")
+
+
+def _trajectories(case, dtype, shapes, steps=30, sparse_rows=None, seed=0):
+    """The parameters after ``steps`` steps on each path, from the same start and gradients."""
+    start = make_params(dtype, shapes, seed)
+    out = {}
+    for path, switches in PATHS.items():
+        params = clone_params(start)
+        optimizer = case.make(params, **switches)
+        for grads in random_gradients(params, steps, seed + 1):
+            for i, (p, g) in enumerate(zip(params, grads)):
+                p.grad = g.to_sparse(1) if sparse_rows and i in sparse_rows else g
+            optimizer.step()
+        assert optimizer.path(optimizer.param_groups[0]) == path
+        out[path] = params
+    return out
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
+def test_fused_equals_reference_equals_foreach(case, dtype):
+    result = _trajectories(case, dtype, [(7, 5), (3,), (2, 3, 4), (1,), ()])
+    assert max_relative_difference(result["foreach"], result["reference"]) <= TOLERANCE[dtype]
+    assert max_relative_difference(result["fused"], result["reference"]) <= TOLERANCE[dtype]
+
+
+@needs_fused
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
+def test_paths_agree_with_sparse_gradients_in_the_group(case):
+    result = _trajectories(case, torch.float64, [(6, 3), (4,), (5, 2)], sparse_rows={0, 2})
+    assert max_relative_difference(result["foreach"], result["reference"]) <= TOLERANCE[torch.float64]
+    assert max_relative_difference(result["fused"], result["reference"]) <= TOLERANCE[torch.float64]
+
+
+@needs_fused
+@settings(max_examples=40, deadline=None)
+@given(
+    case=st.sampled_from(ALL_CASES),
+    shapes=st.lists(st.lists(st.integers(0, 6), max_size=3).map(tuple), min_size=1, max_size=4),
+    dtype=st.sampled_from(DTYPES),
+    sparse=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_paths_agree_on_random_shapes(case, shapes, dtype, sparse, seed):
+    sparse_rows = {0} if sparse and len(shapes[0]) >= 1 else None
+    result = _trajectories(case, dtype, shapes, steps=8, sparse_rows=sparse_rows, seed=seed)
+    assert max_relative_difference(result["foreach"], result["reference"]) <= TOLERANCE[dtype]
+    assert max_relative_difference(result["fused"], result["reference"]) <= TOLERANCE[dtype]
+
+
+def _model(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).to(dtype)
+
+
+def _batches(steps, dtype=torch.float32, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 6, generator=gen, dtype=dtype), torch.randn(16, 2, generator=gen, dtype=dtype))
+            for _ in range(steps)]
+
+
+def _train(model, optimizer, batches, set_to_none=True, clip=None):
+    for x, y in batches:
+        model.zero_grad(set_to_none=set_to_none)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+
+
+def _same(model_a, model_b, dtype=torch.float32):
+    return max_relative_difference(list(model_a.parameters()), list(model_b.parameters())) <= TOLERANCE[dtype]
+
+
+@needs_fused
+@pytest.mark.parametrize("set_to_none", [True, False], ids=["zero_grad_none", "zero_grad_in_place"])
+@pytest.mark.parametrize("clip", [None, 0.05], ids=["no_clip", "clip_grad_norm_"])
+def test_fused_training_loop_matches_reference(set_to_none, clip):
+    batches = _batches(25)
+    fused, reference = _model(), _model()
+    _train(fused, optim.Adam(fused.parameters(), lr=0.01, fused=True), batches, set_to_none, clip)
+    _train(reference, optim.Adam(reference.parameters(), lr=0.01, fused=False), batches, set_to_none, clip)
+    assert _same(fused, reference)
+
+
+@needs_fused
+def test_fused_parameters_and_gradients_are_views_of_one_buffer():
+    model = _model()
+    optimizer = optim.Adam(model.parameters(), fused=True)
+    _train(model, optimizer, _batches(2), set_to_none=False)
+    params = list(model.parameters())
+    storage = params[0].untyped_storage().data_ptr()
+    assert all(p.untyped_storage().data_ptr() == storage for p in params)
+    assert all(p.grad.untyped_storage().data_ptr() == params[0].grad.untyped_storage().data_ptr() for p in params)
+    exp_avg = [optimizer.state[p]["exp_avg"] for p in params]
+    assert all(e.untyped_storage().data_ptr() == exp_avg[0].untyped_storage().data_ptr() for e in exp_avg)
+
+
+@needs_fused
+def test_add_param_group_and_params_without_gradients():
+    torch.manual_seed(0)
+    fused_params = [torch.nn.Parameter(torch.randn(4, 3)) for _ in range(4)]
+    reference_params = clone_params(fused_params)
+    optimizers = [optim.Nadam(fused_params[:2], lr=0.01, fused=True),
+                  optim.Nadam(reference_params[:2], lr=0.01, fused=False)]
+    gen = torch.Generator().manual_seed(2)
+    for step in range(12):
+        if step == 4:
+            optimizers[0].add_param_group({"params": fused_params[2:], "lr": 0.02})
+            optimizers[1].add_param_group({"params": reference_params[2:], "lr": 0.02})
+        grads = [torch.randn(4, 3, generator=gen) for _ in range(4)]
+        for params, optimizer in zip((fused_params, reference_params), optimizers):
+            for i, (p, g) in enumerate(zip(params, grads)):
+                # parameter 1 skips every third step: its step count falls behind the others'
+                p.grad = None if (i == 1 and step % 3 == 0) else g.clone()
+            optimizer.step()
+    assert max_relative_difference(fused_params, reference_params) <= TOLERANCE[torch.float32]
+    steps = [optimizers[0].state[p]["step"].item() for p in fused_params]
+    assert steps == [12.0, 8.0, 8.0, 8.0]
+
+
+def test_mixed_dtypes_fall_back_per_group_and_fused_true_refuses_them():
+    mixed = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3, dtype=torch.float64))]
+    uniform = [torch.nn.Parameter(torch.randn(3))]
+    optimizer = optim.Adam([{"params": mixed}, {"params": uniform}])
+    expected = "fused" if _kernels.unavailable_reason() is None else "reference"
+    assert [optimizer.path(g) for g in optimizer.param_groups] == ["reference", expected]
+    for p in mixed + uniform:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert all(optimizer.state[p]["step"].item() == 1 for p in mixed + uniform)
+    with pytest.raises(ValueError, match="`fused=True` cannot step this group"):
+        optim.Adam(mixed, fused=True)
+    with pytest.raises(ValueError, match="`fused=True` cannot step this group"):
+        optim.Adam([torch.nn.Parameter(torch.randn(2, 3).t())], fused=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(foreach=1), "`foreach` must be None, True or False. Received: foreach=1"),
+        (dict(fused="yes"), "`fused` must be None, True or False. Received: fused='yes'"),
+        (dict(foreach=True, fused=True), "`fused` and `foreach` cannot both be True"),
+    ],
+)
+def test_path_switches_are_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        optim.SGD([torch.nn.Parameter(torch.randn(2))], **kwargs)
+
+
+@needs_fused
+@pytest.mark.parametrize("case", [c for c in TORCH_CASES if c.id in ("adam", "nadam", "sgd_nesterov")], ids=repr)
+def test_fused_state_dict_moves_both_ways_with_torch(case):
+    ours_params = make_params(torch.float64)
+    theirs_params = clone_params(ours_params)
+    ours = case.make(ours_params, fused=True)
+    run([(ours, ours_params)], steps=20)
+    theirs = case.make_torch(theirs_params)
+    with torch.no_grad():
+        for p, q in zip(theirs_params, ours_params):
+            p.copy_(q)
+    theirs.load_state_dict(copy.deepcopy(ours.state_dict()))
+    back_params = clone_params(ours_params)
+    back = case.make(back_params, fused=True)
+    back.load_state_dict(copy.deepcopy(theirs.state_dict()))
+    run([(ours, ours_params), (theirs, theirs_params), (back, back_params)], steps=20, start=20)
+    assert max_relative_difference(theirs_params, ours_params) <= 1e-10
+    assert max_relative_difference(back_params, ours_params) <= 1e-12
+
+
+@needs_fused
+def test_fused_optimizer_survives_load_state_dict_pickle_and_dtype_change():
+    model, twin = _model(), _model()
+    batches = _batches(30)
+    optimizer = optim.RMSprop(model.parameters(), lr=0.01, momentum=0.5, centered=True, fused=True)
+    twin_optimizer = optim.RMSprop(twin.parameters(), lr=0.01, momentum=0.5, centered=True, fused=False)
+    _train(model, optimizer, batches[:10])
+    _train(twin, twin_optimizer, batches[:10])
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    _train(model, optimizer, batches[10:20])
+    _train(twin, twin_optimizer, batches[10:20])
+    assert _same(model, twin)
+
+    restored = pickle.loads(pickle.dumps({"model": model, "optimizer": optimizer}))
+    clone = restored["model"]
+    _train(clone, restored["optimizer"], batches[20:])
+    _train(model, optimizer, batches[20:])
+    assert _same(clone, model)
+
+    model.double()  # every parameter's storage changes: the flat buffers are rebuilt
+    _train(model, optimizer, _batches(3, torch.float64))
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert all(optimizer.state[p]["square_avg"].dtype == torch.float64 for p in model.parameters())
+
+
+@needs_fused
+def test_compiled_kernels_are_cached_across_processes(tmp_path):
+    script = textwrap.dedent(
+        """
+        import torch
+        from descentlab import optim
+        from descentlab.optim import _kernels
+        p = torch.nn.Parameter(torch.randn(10))
+        opt = optim.Adamax([p], fused=True)
+        p.grad = torch.ones(10)
+        opt.step()
+        (kernel,) = _kernels._compiled.values()
+        print(sum(kernel.serial.stats.cache_hits.values()), sum(kernel.serial.stats.cache_misses.values()))
+        """
+    )
+    env = {**os.environ, "DESCENTLAB_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    first, second = (tuple(map(int, r.stdout.split())) for r in runs)
+    assert first == (0, 1)  # compiled, then written to the cache
+    assert second == (1, 0)  # loaded, not compiled
+    assert list((tmp_path / "kernels").glob("k_*.py"))
+
+
+def test_fused_path_can_be_turned_off(tmp_path):
+    script = textwrap.dedent(
+        """
+        import torch
+        from descentlab import optim
+        p = torch.nn.Parameter(torch.randn(3))
+        opt = optim.Adam([p])
+        print(opt.path(opt.param_groups[0]))
+        try:
+            optim.Adam([p], fused=True)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    env = {**os.environ, "DESCENTLAB_FUSED": "0"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "reference",
+        "`fused=True` cannot step this group: the fused path is turned off by DESCENTLAB_FUSED=0. Received: fused=True",
+    ]
+
+
+LATTICE = [
+    (momentum, adaptation, order, flavor)
+    for momentum in ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
+    for adaptation in ("none", "sum", "ema", "max", "delta")
+    for order in ("momentum_first", "adaptation_first")
+    for flavor in ("torch", "keras")
+    if not (order == "adaptation_first" and "none" in (momentum, adaptation))
+]
+
+
+@needs_fused
+@pytest.mark.parametrize("momentum_rule, adaptation_rule, order, flavor", LATTICE)
+def test_every_composed_point_agrees_across_paths(momentum_rule, adaptation_rule, order, flavor):
+    kwargs = dict(momentum_rule=momentum_rule, adaptation_rule=adaptation_rule, order=order, flavor=flavor,
+                  lr=0.01, weight_decay=0.01)
+    start = make_params(torch.float64, [(4, 3), (5,)])
+    results = []
+    for switches in PATHS.values():
+        params = clone_params(start)
+        run([(optim.Composed(params, **kwargs, **switches), params)], steps=10)
+        results.append(params)
+    reference, foreach, fused = results
+    assert max_relative_difference(foreach, reference) <= TOLERANCE[torch.float64]
+    assert max_relative_difference(fused, reference) <= TOLERANCE[torch.float64]
