@@ -1,4 +1,4 @@
-"""The ``descentlab`` command line: ``demo`` (the main job for now) and ``list``."""
+"""The ``descentlab`` command line: ``demo`` (the main job for now), ``list`` and ``bench step``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization (default 0)")
     listing = commands.add_parser("list", help="list problems (with their data provenance) and optimizers")
     listing.add_argument("what", nargs="?", choices=("all", "problems", "optimizers"), default="all")
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_kinds = bench.add_subparsers(dest="bench", required=True)
+    bench_step = bench_kinds.add_parser(
+        "step", help="optimizer step time of every path vs the memory-bandwidth bound and torch.optim"
+    )
+    bench_step.add_argument("--cases", default="a,b", help="a: 10M params in 100 tensors, b: 1M in 1000 (default a,b)")
+    bench_step.add_argument("--optimizers", help="comma-separated subset (default: all)")
+    bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
+    bench_step.add_argument("--json", default="bench-step.json", help="where to write the results (default bench-step.json)")
     args = parser.parse_args(argv)
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
@@ -60,6 +69,21 @@ def main(argv: list[str] | None = None) -> int:
         from descentlab.demo import run_demo
 
         run_demo(steps=args.steps, seed=args.seed)
+    elif args.command == "bench":
+        from descentlab import bench as benchmarks
+
+        cases = [c for c in args.cases.split(",") if c]
+        bad = [c for c in cases if c not in benchmarks.CASES]
+        if bad:
+            parser.error(f"--cases: unknown case {bad[0]!r}; choose from {sorted(benchmarks.CASES)}")
+        names = [n for n in args.optimizers.split(",") if n] if args.optimizers else None
+        known = [c.name for c in benchmarks.CONTESTANTS]
+        if names and any(n not in known for n in names):
+            unknown = next(n for n in names if n not in known)
+            parser.error(f"--optimizers: unknown optimizer {unknown!r}; choose from {', '.join(known)}")
+        result = benchmarks.run(cases, names, args.rounds)
+        benchmarks.write_json(result, args.json)
+        print(f"\nwrote {args.json}")
     elif args.command == "list":
         if args.what in ("all", "optimizers"):
             list_optimizers()

@@ -227,9 +227,14 @@ class ChainOptimizer(torch.optim.Optimizer):
                 loss = closure()
         for index, group in enumerate(self.param_groups):
             hp = self._hyper(group)
+            flat = self._flat.get(index)
+            if flat is not None and group.get("foreach") is None and group.get("fused") is not False:
+                if flat.step(self, group["params"], hp):
+                    continue
             path = self.path(group)
             if path == "fused":
-                self._flat_group(index, group).step(self, hp)
+                flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
+                flat.step(self, group["params"], hp)
                 continue
             self._flat.pop(index, None)
             params = [p for p in group["params"] if p.grad is not None]
@@ -256,12 +261,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             if any(p.device.type != "cpu" for p in group["params"]):
                 return "foreach"
         return "reference"
-
-    def _flat_group(self, index: int, group: dict) -> FlatGroup:
-        flat = self._flat.get(index)
-        if flat is None or not flat.holds(group["params"]):
-            flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
-        return flat
 
     def _scalar_keys(self) -> frozenset:
         """The 0-d state entries: ``step`` and what the rules declare (``mu_product``)."""

@@ -22,6 +22,8 @@ What real use throws at it, and what happens:
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
@@ -30,6 +32,7 @@ from descentlab.optim._trace import SymbolicState, Trace
 from descentlab.rules import scalar_tensor
 from descentlab.rules.decay import time_decay
 
+_GRAD = operator.attrgetter("grad")
 FUSED_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
@@ -82,12 +85,6 @@ class FlatGroup:
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         return [flat[a:b].view(p.shape) for p, a, b in zip(self.params, self.offsets, self.offsets[1:])]
 
-    def holds(self, params: list[torch.Tensor]) -> bool:
-        """Whether ``params`` are still exactly this group's parameters, in their buffer."""
-        return len(params) == len(self.params) and all(
-            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self.params, self.data_ptrs)
-        )
-
     def adopt(self, state: dict, indices) -> None:
         """Move the state of ``params[i]`` (each ``i`` in ``indices``) into the flat buffers."""
         for i in indices:
@@ -107,31 +104,48 @@ class FlatGroup:
                 slot.copy_(value)
                 entries[key] = slot
             self.keys[i] = frozenset(entries)
+        self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
+        self.uniform_scalars = None  # unknown until _runs looks
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
             self.arrays[key] = torch.zeros_like(self.param)
         return self.arrays[key]
 
-    def step(self, optimizer, hp) -> None:
-        """One step of every parameter of the group that has a gradient."""
-        state = optimizer.state
+    def step(self, optimizer, params: list[torch.Tensor], hp) -> bool:
+        """One step of every parameter of the group that has a gradient.
+
+        Returns False, having changed nothing, if ``params`` are no longer exactly this group's
+        parameters living in its buffer (the caller then rebuilds the group).
+        """
+        # map() over C functions: this check runs every step, for every parameter
+        if not (
+            len(params) == len(self.params)
+            and all(map(operator.is_, params, self.params))
+            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
+        ):
+            return False
+        grads = list(map(_GRAD, params))
         present, sparse, stale, fresh = [], [], [], []
-        for i, (p, view) in enumerate(zip(self.params, self.grad_views)):
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad is view:
-                present.append(i)
-            elif grad.is_sparse:
-                sparse.append(i)
-            else:
-                stale.append(view)
-                fresh.append(grad)
-                p.grad = view
-                present.append(i)
+        if all(map(operator.is_, grads, self.grad_views)):
+            present = list(range(len(params)))
+        else:
+            for i, (grad, view) in enumerate(zip(grads, self.grad_views)):
+                if grad is None:
+                    continue
+                if grad is view:
+                    present.append(i)
+                elif grad.is_sparse:
+                    sparse.append(i)
+                else:
+                    stale.append(i)
+                    fresh.append(grad)
+                    present.append(i)
         if stale:
-            torch._foreach_copy_(stale, fresh)
+            torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
+            for i in stale:
+                self.params[i].grad = self.grad_views[i]
+        state = optimizer.state
 
         clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
         grad_flat, negate = self.grad, hp.maximize
@@ -155,11 +169,13 @@ class FlatGroup:
             self._initialize(optimizer, present, hp)
             for start, end in self._runs(present):
                 self._run(optimizer, start, end, grad_flat, negate, hp)
+        return True
 
     def _initialize(self, optimizer, present: list[int], hp) -> None:
         """Create the state the rules' ``init`` would create (new parameters, new options)."""
         missing = []
-        for keys in {self.keys[i] for i in present}:
+        key_sets = {self.keys[0]} if self.uniform_keys else {self.keys[i] for i in present}
+        for keys in key_sets:
             probe = dict.fromkeys(keys)
             for rule in optimizer.stateful_rules:
                 rule.init(self.params[present[0]], probe, hp)
@@ -177,9 +193,12 @@ class FlatGroup:
     def _runs(self, present: list[int]):
         """Maximal runs ``[start, end)`` of consecutive parameters that can share one kernel call."""
         n = len(self.params)
-        if len(present) == n and len(set(self.keys)) == 1:
-            if all(bool((values == values[0]).all()) for values in self.scalars.values()):
-                return [(0, n)]
+        if len(present) == n and self.uniform_keys:
+            if self.uniform_scalars is None:
+                self.uniform_scalars = all(bool((values == values[0]).all()) for values in self.scalars.values())
+            if self.uniform_scalars:
+                return [(0, n)]  # stays uniform: every entry changes alike
+        self.uniform_scalars = None  # some parameters step and others not: look again next time
         runs = []
         previous = None
         for i in present:
@@ -217,3 +236,5 @@ class FlatGroup:
             for i in range(start, end):
                 optimizer.state[self.params[i]][key] = views[i]
                 self.keys[i] = self.keys[i] | {key}
+        if symbolic.created:
+            self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)

@@ -1,0 +1,255 @@
+"""``descentlab bench step``: optimizer step time against the memory-bandwidth bound and torch.optim.
+
+An elementwise optimizer step moves, per parameter, the parameter (read and write), the gradient
+(read) and each state tensor (read and write). The bound is those bytes divided by the streaming
+bandwidth, measured first, in the same process, on a working set as large as the case's.
+
+For each case and optimizer, every contender (descentlab's reference, foreach and fused paths, and
+each path torch.optim offers for the same algorithm) gets its own copy of the parameters; after a
+warm-up, the contenders take turns in a shuffled order, one timed step each per round, so drift on
+a shared machine and the caches a previous contender left cold hit all of them alike. Reported: the median step time, the bytes it moved per second, the ratio
+to the bound, the speed-up of the fused path over torch's fastest path, and the peak memory each
+path allocates beyond what it holds between steps (Linux: VmHWM after a reset of it).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from descentlab import optim
+
+CASES = {
+    "a": (10_000_000, 100),  # 10M parameters in 100 tensors
+    "b": (1_000_000, 1000),  # 1M parameters in 1000 tensors
+}
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """One optimizer in the benchmark: descentlab's constructor and torch's for the same algorithm."""
+
+    name: str
+    ours: object
+    theirs: object = None
+    torch_paths: tuple = ("for-loop", "foreach")
+
+
+CONTESTANTS = [
+    Contestant("sgd", lambda p, **k: optim.SGD(p, lr=0.01, **k), lambda p, **k: torch.optim.SGD(p, lr=0.01, **k),
+               ("for-loop", "foreach", "fused")),
+    Contestant("sgd_momentum", lambda p, **k: optim.SGD(p, lr=0.01, momentum=0.9, **k),
+               lambda p, **k: torch.optim.SGD(p, lr=0.01, momentum=0.9, **k), ("for-loop", "foreach", "fused")),
+    Contestant("sgd_nesterov", lambda p, **k: optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, **k),
+               lambda p, **k: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, **k),
+               ("for-loop", "foreach", "fused")),
+    Contestant("adagrad", lambda p, **k: optim.Adagrad(p, **k), lambda p, **k: torch.optim.Adagrad(p, **k),
+               ("for-loop", "foreach", "fused")),
+    Contestant("adadelta", lambda p, **k: optim.Adadelta(p, **k), lambda p, **k: torch.optim.Adadelta(p, **k)),
+    Contestant("rmsprop", lambda p, **k: optim.RMSprop(p, **k), lambda p, **k: torch.optim.RMSprop(p, **k)),
+    Contestant("adam", lambda p, **k: optim.Adam(p, **k), lambda p, **k: torch.optim.Adam(p, **k),
+               ("for-loop", "foreach", "fused")),
+    Contestant("adam_amsgrad", lambda p, **k: optim.Adam(p, amsgrad=True, **k),
+               lambda p, **k: torch.optim.Adam(p, amsgrad=True, **k), ("for-loop", "foreach", "fused")),
+    Contestant("adamax", lambda p, **k: optim.Adamax(p, **k), lambda p, **k: torch.optim.Adamax(p, **k)),
+    Contestant("nadam", lambda p, **k: optim.Nadam(p, **k), lambda p, **k: torch.optim.NAdam(p, **k)),
+    Contestant("nadamax", lambda p, **k: optim.Nadamax(p, **k)),
+    Contestant("ftrl", lambda p, **k: optim.FTRL(p, l1=1e-4, **k)),
+    Contestant("composed_nesterov_adagrad",
+               lambda p, **k: optim.Composed(p, momentum_rule="nesterov", adaptation_rule="sum", **k)),
+]
+OUR_PATHS = {"reference": dict(foreach=False, fused=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
+TORCH_SWITCHES = {"for-loop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
+
+
+@dataclass
+class Row:
+    case: str
+    optimizer: str
+    bytes_per_step: int
+    bound_ms: float
+    ms: dict = field(default_factory=dict)  # contender -> median ms
+    peak_extra_mb: dict = field(default_factory=dict)  # contender -> MB, None where not measurable
+
+    @property
+    def torch_best(self) -> tuple[str, float] | None:
+        torch_times = [(k, v) for k, v in self.ms.items() if k.startswith("torch ")]
+        return min(torch_times, key=lambda kv: kv[1]) if torch_times else None
+
+
+FLUSH_BYTES = 1 << 30  # more than this machine's last-level cache (480 MiB reported)
+
+
+def stream_bandwidth(elements: int, repeats: int = 15) -> float:
+    """Bytes per second of an in-place ``a += b`` over two float32 buffers of ``elements`` each.
+
+    Each timed pass starts from a cold cache (a larger buffer is written first), as the contenders
+    do: between two steps of one optimizer the others stream their own buffers through the cache.
+    """
+    a, b = torch.rand(elements), torch.rand(elements)
+    flush = torch.empty(FLUSH_BYTES // 4)
+    times = []
+    for _ in range(repeats):
+        flush.fill_(1.0)
+        start = time.perf_counter()
+        a.add_(b)
+        times.append(time.perf_counter() - start)
+    return 3 * 4 * elements / statistics.median(times)
+
+
+def _params(total: int, tensors: int, seed: int = 0) -> list[torch.nn.Parameter]:
+    gen = torch.Generator().manual_seed(seed)
+    size = total // tensors
+    params = [torch.nn.Parameter(torch.randn(size, generator=gen)) for _ in range(tensors)]
+    for p in params:
+        p.grad = torch.randn(size, generator=gen) * 1e-2
+    return params
+
+
+def _state_bytes(optimizer, params) -> int:
+    """Bytes one step moves: parameter read + write, gradient read, each full state tensor read + write."""
+    total = 0
+    for p in params:
+        state_tensors = [v for v in optimizer.state[p].values() if torch.is_tensor(v) and v.shape == p.shape]
+        total += p.numel() * p.element_size() * (3 + 2 * len(state_tensors))
+    return total
+
+
+def _rss_kb(field_name: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def peak_extra_mb(step) -> float | None:
+    """Peak resident memory ``step()`` adds beyond what the process holds (None off Linux)."""
+    try:
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # reset VmHWM to the current RSS
+        before = _rss_kb("VmRSS")
+        step()
+        return max(0, _rss_kb("VmHWM") - before) / 1024
+    except OSError:
+        return None
+
+
+def _contenders(contestant: Contestant, total: int, tensors: int) -> dict:
+    contenders = {}
+    for path, switches in OUR_PATHS.items():
+        params = _params(total, tensors)
+        contenders[path] = (contestant.ours(params, **switches), params)
+    if contestant.theirs is not None:
+        for path in contestant.torch_paths:
+            params = _params(total, tensors)
+            contenders[f"torch {path}"] = (contestant.theirs(params, **TORCH_SWITCHES[path]), params)
+    return contenders
+
+
+def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 15, warmup: int = 3) -> Row:
+    """Interleaved median step times of every path of one optimizer on one case."""
+    total, tensors = CASES[case]
+    contenders = _contenders(contestant, total, tensors)
+    for optimizer, _ in contenders.values():
+        for _ in range(warmup):
+            optimizer.step()
+    fused, fused_params = contenders["fused"]
+    moved = _state_bytes(fused, fused_params)
+    row = Row(case, contestant.name, moved, moved / bandwidth * 1e3)
+    times = {name: [] for name in contenders}
+    order = random.Random(0)
+    for _ in range(rounds):
+        names = list(contenders)
+        order.shuffle(names)  # nobody always follows the allocation-heavy reference path
+        for name in names:
+            optimizer = contenders[name][0]
+            start = time.perf_counter()
+            optimizer.step()
+            times[name].append(time.perf_counter() - start)
+    row.ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    row.peak_extra_mb = {name: peak_extra_mb(optimizer.step) for name, (optimizer, _) in contenders.items()}
+    return row
+
+
+def first_fused_step_seconds(cache_dir: str) -> float:
+    """Seconds from constructing an Adam to the end of its first fused step, in a new process."""
+    script = textwrap.dedent(
+        """
+        import time, torch
+        from descentlab import optim
+        params = [torch.nn.Parameter(torch.randn(1_000_000)) for _ in range(10)]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        start = time.perf_counter()
+        optim.Adam(params, fused=True).step()
+        print(time.perf_counter() - start)
+        """
+    )
+    env = {**os.environ, "DESCENTLAB_CACHE": cache_dir}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def run(cases=("a", "b"), names=None, rounds: int = 15, out=print) -> dict:
+    """Run the benchmark; print the tables as it goes and return everything measured."""
+    from descentlab.optim import _kernels
+
+    if _kernels.unavailable_reason():
+        raise RuntimeError(f"the fused path is unavailable: {_kernels.unavailable_reason()}")
+    chosen = [c for c in CONTESTANTS if names is None or c.name in names]
+    unknown = set(names or ()) - {c.name for c in CONTESTANTS}
+    if unknown:
+        raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
+    torch.manual_seed(0)
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cases": {}}
+    with tempfile.TemporaryDirectory() as cold:
+        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold),
+                                        "warm cache": first_fused_step_seconds(cold)}
+    out("first fused Adam step in a new process (compile included): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in result["first_fused_step_s"].items()))
+    for case in cases:
+        total, tensors = CASES[case]
+        bandwidth = stream_bandwidth(2 * total)
+        out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; streaming bandwidth "
+            f"{bandwidth / 1e9:.1f} GB/s (in-place a += b, cold cache, {torch.get_num_threads()} threads)")
+        out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
+            f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
+        rows = []
+        for contestant in chosen:
+            row = measure(contestant, case, bandwidth, rounds)
+            rows.append(row)
+            best = row.torch_best
+            fused = row.ms["fused"]
+            speedup = f"{best[1] / fused:6.2f}×" if best else "      —"
+            best_text = f"{best[1]:12.2f} {best[0].removeprefix('torch '):<10}" if best else f"{'—':>12} {'':<10}"
+            memory = "/".join(_mb(row.peak_extra_mb.get(k)) for k in ("reference", "foreach", "fused"))
+            memory += "/" + (_mb(row.peak_extra_mb[best[0]]) if best else "—")
+            out(f"{row.optimizer:<26}{row.bound_ms:7.2f}{fused:8.2f}{fused / row.bound_ms:7.2f}"
+                f"{row.bytes_per_step / fused / 1e6:6.0f}{row.ms['foreach']:9.2f}{row.ms['reference']:10.2f}"
+                f"{best_text}{speedup}   {memory}")
+            gc.collect()
+        result["cases"][case] = {"params": total, "tensors": tensors, "bandwidth_gb_s": bandwidth / 1e9,
+                                 "rows": [asdict(r) for r in rows]}
+    return result
+
+
+def _mb(value) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def write_json(result: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
