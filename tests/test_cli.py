@@ -51,3 +51,38 @@ def test_list_reports_missing_data_instead_of_failing(tmp_path):
     assert done.returncode == 0
     assert "mnist_logreg\n    UNAVAILABLE: Dataset 'mnist' is missing" in done.stdout
     assert "sparse_logreg: hashed sparse logistic regression" in done.stdout
+
+
+def test_bench_step_measures_every_path_and_writes_json(tmp_path):
+    import json
+
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "bench", "step", "--cases", "b", "--optimizers", "sgd,nadamax",
+         "--rounds", "2", "--json", str(out)],
+        capture_output=True, text=True, env={**os.environ, "DESCENTLAB_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["first_fused_step_s"]["cold cache"] > 0
+    case = result["cases"]["b"]
+    assert (case["params"], case["tensors"]) == (1_000_000, 1000)
+    assert case["bandwidth_gb_s"] > 0
+    sgd, nadamax = case["rows"]
+    assert set(sgd["ms"]) == {"reference", "foreach", "fused", "torch for-loop", "torch foreach", "torch fused"}
+    assert set(nadamax["ms"]) == {"reference", "foreach", "fused"}  # torch has no Nadamax
+    assert sgd["bytes_per_step"] == 1_000_000 * 4 * 3  # read p, g; write p
+    assert nadamax["bytes_per_step"] == 1_000_000 * 4 * 7  # and read + write exp_avg, exp_inf
+    assert all(ms > 0 for ms in sgd["ms"].values())
+    assert "sgd" in done.stdout and "nadamax" in done.stdout
+
+
+def test_bench_step_rejects_unknown_names():
+    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--optimizers", "adamw"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--optimizers: unknown optimizer 'adamw'; choose from sgd," in done.stderr
+    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--cases", "c"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--cases: unknown case 'c'; choose from ['a', 'b']" in done.stderr

@@ -250,6 +250,23 @@ def _mb(value) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+def markdown(result: dict) -> str:
+    """The measured rows as a Markdown table (the README's)."""
+    lines = ["| case | optimizer | bound ms | fused ms | × bound | foreach ms | reference ms | torch best ms (path) | fused speed-up vs torch |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for case, measured in result["cases"].items():
+        for row in measured["rows"]:
+            ms = row["ms"]
+            torch_times = {k: v for k, v in ms.items() if k.startswith("torch ")}
+            best = min(torch_times, key=torch_times.get) if torch_times else None
+            best_text = f"{torch_times[best]:.2f} ({best.removeprefix('torch ')})" if best else "—"
+            speedup = f"{torch_times[best] / ms['fused']:.2f}×" if best else "—"
+            lines.append(f"| ({case}) | {row['optimizer']} | {row['bound_ms']:.2f} | {ms['fused']:.2f} | "
+                         f"{ms['fused'] / row['bound_ms']:.2f} | {ms['foreach']:.2f} | {ms['reference']:.2f} | "
+                         f"{best_text} | {speedup} |")
+    return "\n".join(lines)
+
+
 def write_json(result: dict, path: str) -> None:
     with open(path, "w") as f:
         json.dump(result, f, indent=1)

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_step.add_argument("--optimizers", help="comma-separated subset (default: all)")
     bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
     bench_step.add_argument("--json", default="bench-step.json", help="where to write the results (default bench-step.json)")
+    bench_step.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     args = parser.parse_args(argv)
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--optimizers: unknown optimizer {unknown!r}; choose from {', '.join(known)}")
         result = benchmarks.run(cases, names, args.rounds)
         benchmarks.write_json(result, args.json)
+        if args.markdown:
+            print("\n" + benchmarks.markdown(result))
         print(f"\nwrote {args.json}")
     elif args.command == "list":
         if args.what in ("all", "optimizers"):

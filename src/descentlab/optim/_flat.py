@@ -125,12 +125,11 @@ class FlatGroup:
             and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
         ):
             return False
-        grads = list(map(_GRAD, params))
         present, sparse, stale, fresh = [], [], [], []
-        if all(map(operator.is_, grads, self.grad_views)):
+        if all(map(operator.is_, map(_GRAD, params), self.grad_views)):
             present = list(range(len(params)))
         else:
-            for i, (grad, view) in enumerate(zip(grads, self.grad_views)):
+            for i, (grad, view) in enumerate(zip(map(_GRAD, params), self.grad_views)):
                 if grad is None:
                     continue
                 if grad is view:
