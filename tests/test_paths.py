@@ -293,3 +293,21 @@ def test_every_composed_point_agrees_across_paths(momentum_rule, adaptation_rule
     reference, foreach, fused = results
     assert max_relative_difference(foreach, reference) <= TOLERANCE[torch.float64]
     assert max_relative_difference(fused, reference) <= TOLERANCE[torch.float64]
+
+
+def test_everything_works_without_numba():
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["numba"] = None  # import numba now raises ImportError
+        import torch
+        from descentlab import optim
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = optim.SGD([p], lr=0.1, momentum=0.5)
+        p.grad = torch.ones(3)
+        opt.step()
+        print(opt.path(opt.param_groups[0]), round(p[0].item(), 4))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["reference", "0.9"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import torch
 
+from descentlab.optim._operators import TensorOperators
+
 
 def _tensors(value):
     return value.tensors if isinstance(value, TensorList) else value
 
 
-class TensorList:
+class TensorList(TensorOperators):
     """A list of same-shaped-role tensors that behaves like one tensor for the rules."""
 
     __slots__ = ("tensors",)
@@ -70,18 +72,6 @@ class TensorList:
 
     def detach(self):
         return self._out(t.detach() for t in self.tensors)
-
-    __add__ = add
-    __mul__ = mul
-    __rmul__ = mul
-    __truediv__ = div
-    __neg__ = neg
-
-    def __radd__(self, other):
-        return self.add(other)
-
-    def __sub__(self, other):
-        return self.sub(other)
 
     def __rsub__(self, other):
         return self.neg().add(other)

@@ -18,6 +18,8 @@ import numbers
 
 import torch
 
+from descentlab.optim._operators import TensorOperators
+
 
 class Trace:
     """The loop body being written: lines, scalar slots, and the arrays read or written."""
@@ -87,7 +89,7 @@ class Trace:
         return "\n".join(header + functions)
 
 
-class Var:
+class Var(TensorOperators):
     """A symbolic tensor: the name of the loop-local value that holds it now.
 
     In-place methods rebind the name (so aliases see the change, as with tensors); the others
@@ -158,18 +160,6 @@ class Var:
 
     def detach(self):
         return self
-
-    __add__ = add
-    __mul__ = mul
-    __rmul__ = mul
-    __truediv__ = div
-    __neg__ = neg
-
-    def __radd__(self, other):
-        return self.add(other)
-
-    def __sub__(self, other):
-        return self.sub(other)
 
     def __rsub__(self, other):
         return self._new("({1} - {0})", other)
