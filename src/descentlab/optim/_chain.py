@@ -301,6 +301,28 @@ class ChainOptimizer(torch.optim.Optimizer):
         for rule in self.stateful_rules:
             rule.init(p, state, hp)
 
+    @torch.no_grad()
+    def population_step(self, p: Tensor, grad: Tensor, lr: Tensor) -> None:
+        """Step ``p``, whose rows are independent runs, each with its own learning rate.
+
+        ``p`` is the first parameter of the first group, shaped ``(K, ...)``; ``lr`` broadcasts
+        against it (``(K, 1, ...)``) and replaces the group's ``lr``. Every rule is elementwise,
+        so row ``k`` follows exactly the trajectory of a single run with learning rate ``lr[k]``
+        (up to the rounding of a tensor product against torch's fused ``add_(alpha=…)``). The lab
+        trains a whole grid on a 2-D surface this way. Clipping acts on whole tensors, so it
+        cannot be used here.
+        """
+        group = self.param_groups[0]
+        hp = self._hyper(group)
+        if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
+            raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
+        state = self.state[p]
+        self._initialize(p, state, hp)
+        state["step"] += 1
+        step = state["step"].item()
+        g = -grad if hp.maximize else grad
+        self._update(p, g, state, hp, time_decay(lr, hp.lr_decay, step - 1), step)
+
     def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
         self._initialize(p, state, hp)
         state["step"] += 1
@@ -318,7 +340,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         for rule in self.chain.before_lr:
             u = rule(u, g, state, hp, step)
         if not self.chain.scale_then_subtract:
-            p.add_(u, alpha=-lr)
+            if torch.is_tensor(lr):  # a learning rate per row (population_step)
+                p.addcmul_(u, lr, value=-1)
+            else:
+                p.add_(u, alpha=-lr)
             return
         u = u * lr
         for rule in self.chain.after_lr:

@@ -1,0 +1,123 @@
+"""Where trials run: in this process, in local worker processes, or on a Ray cluster.
+
+Every executor runs the same two task kinds (one trial, or a surface population) and hands the
+results back to the parent, which alone writes the store.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+
+from descentlab.lab import runner
+
+
+def execute(kind: str, specs: list) -> list[dict]:
+    """Run a task: ``("trial", [spec])`` or ``("population", specs)``; a result per spec."""
+    if kind == "population":
+        return runner.run_population(specs)
+    return [runner.run_trial(specs[0])]
+
+
+def threads_per_worker(workers: int) -> int:
+    """Split the cores between workers: on 2 cores, 2 workers get one thread each."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class _Done(concurrent.futures.Future):
+    def __init__(self, value) -> None:
+        super().__init__()
+        self.set_result(value)
+
+
+class InProcess:
+    """Run each task when submitted (one worker: no process start-up, easiest to debug)."""
+
+    name = "in-process"
+
+    def submit(self, kind: str, specs: list):
+        return _Done(execute(kind, specs))
+
+    def wait(self, futures):
+        return list(futures), set()
+
+    def close(self) -> None:
+        pass
+
+
+class LocalPool:
+    """``workers`` spawned processes, each with its share of the cores."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(threads_per_worker(workers),),
+        )
+
+    def submit(self, kind: str, specs: list):
+        return self.pool.submit(execute, kind, specs)
+
+    def wait(self, futures):
+        done, pending = concurrent.futures.wait(futures, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+        return list(done), pending
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class RayExecutor:
+    """Trials as Ray tasks on the cluster at ``address`` (None: start a local Ray instance)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise RuntimeError("--executor ray needs Ray: pip install 'descentlab[ray]'") from error
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": workers}))
+        self.remote = ray.remote(num_cpus=1)(execute)
+        self.futures = {}
+
+    def submit(self, kind: str, specs: list):
+        future = concurrent.futures.Future()
+        self.futures[self.remote.remote(kind, specs)] = future
+        return future
+
+    def wait(self, futures):
+        refs = list(self.futures)
+        if refs:
+            ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.5)
+            for ref in ready:
+                future = self.futures.pop(ref)
+                try:
+                    future.set_result(self.ray.get(ref))
+                except Exception as error:  # a task lost with its node: the parent records it
+                    future.set_exception(error)
+        done = [f for f in futures if f.done()]
+        return done, {f for f in futures if not f.done()}
+
+    def close(self) -> None:
+        pass
+
+
+def make(executor: str, workers: int, address: str | None = None):
+    if executor == "ray":
+        return RayExecutor(address, workers)
+    if executor != "local":
+        raise ValueError(f"`executor` must be 'local' or 'ray'. Received: executor={executor!r}")
+    return InProcess() if workers == 1 else LocalPool(workers)

@@ -1,0 +1,188 @@
+"""Running trials: one at a time (any problem), or a whole grid at once on a 2-D surface.
+
+Both return the same result record, which :meth:`Store.finish` writes: status (``done``,
+``diverged`` or ``failed``), final validation and test metrics, the curve (step, wall-clock,
+mean training loss since the previous point, validation metrics every ``eval_every`` steps),
+timings, versions and data provenance.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import platform
+import socket
+import time
+import traceback
+
+import torch
+
+import descentlab
+from descentlab import problems
+from descentlab.problems.surfaces import SurfaceProblem
+
+
+@functools.lru_cache(maxsize=16)
+def _problem(name: str, options_json: str):
+    """Problems are built once per process: datasets are read and tensorized once."""
+    return problems.get(name, **json.loads(options_json))
+
+
+def problem_of(spec):
+    return _problem(spec.problem, json.dumps(spec.problem_options, sort_keys=True))
+
+
+def versions() -> dict:
+    return {"descentlab": descentlab.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def run_trial(spec) -> dict:
+    """Train one trial; never raises (an exception is recorded as a failed trial)."""
+    started = time.perf_counter()
+    try:
+        return _train(spec, started)
+    except Exception as error:  # the study goes on; the record says what happened
+        return {"status": "failed", "seconds": time.perf_counter() - started, "steps_done": 0, "curve": [],
+                "versions": versions(), "error": "".join(traceback.format_exception_only(error)).strip(),
+                "host": socket.gethostname(), "traceback": traceback.format_exc()}
+
+
+def _train(spec, started: float) -> dict:
+    problem = problem_of(spec)
+    model = problem.model(spec.seed)
+    optimizer = spec.make_optimizer(model.parameters())
+    batches = problem.batches("train", spec.batch_size, spec.seed)
+    curve, losses = [], []
+    limit = None
+    status, diverged_at, step = "done", None, 0
+    for step in range(1, spec.steps + 1):
+        loss = problem.loss(model, next(batches))
+        value = loss.item()
+        if limit is None:
+            limit = spec.divergence_factor * abs(value) if math.isfinite(value) else -math.inf
+        if not math.isfinite(value) or value > limit:
+            status, diverged_at = "diverged", step
+            break
+        optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        optimizer.step()
+        losses.append(value)
+        if step % spec.eval_every == 0 or step == spec.steps:
+            curve.append({"step": step, "wall": time.perf_counter() - started,
+                          "train_loss": sum(losses) / len(losses), "valid": problem.evaluate(model, "valid")})
+            losses = []
+    result = {"status": status, "steps_done": step if status == "done" else step - 1, "diverged_at": diverged_at,
+              "curve": curve, "versions": versions(), "provenance": problem.provenance, "host": socket.gethostname()}
+    if status == "done":
+        result["valid"] = problem.evaluate(model, "valid")
+        result["test"] = problem.evaluate(model, "test")
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def population_groups(specs) -> list[list]:
+    """Trials that one vectorized population can run: the same surface problem and budget (any
+    optimizers, learning rates and seeds), no clipping. Each group is sorted so that trials
+    sharing an optimizer configuration are contiguous."""
+    groups: dict[tuple, list] = {}
+    for spec in specs:
+        if not isinstance(problem_of(spec), SurfaceProblem):
+            continue
+        if any(spec.hyperparameters.get(k) for k in ("clipnorm", "global_clipnorm", "clipvalue")):
+            continue
+        key = (spec.problem, json.dumps(spec.problem_options, sort_keys=True), spec.steps, spec.batch_size,
+               spec.eval_every, spec.divergence_factor)
+        groups.setdefault(key, []).append(spec)
+    return [sorted(group, key=_configuration) for group in groups.values()]
+
+
+def _configuration(spec) -> tuple:
+    """An optimizer configuration: the optimizer and its hyperparameters but the learning rate."""
+    return spec.optimizer, json.dumps({k: v for k, v in spec.hyperparameters.items() if k != "lr"}, sort_keys=True)
+
+
+def run_population(specs: list) -> list[dict]:
+    """Run trials of one :func:`population_groups` group as one (K, 2) tensor, row k = trial k.
+
+    Row k sees exactly what trial k would alone: its seed's start and gradient-noise stream,
+    its learning rate (:meth:`ChainOptimizer.population_step`), its own divergence check. The
+    surface and its gradient are evaluated once for all rows; each optimizer configuration steps
+    its contiguous block of rows (a view) with its own optimizer.
+    """
+    started = time.perf_counter()
+    first = specs[0]
+    problem = problem_of(first)
+    surface = problem.surface
+    seeds = sorted({s.seed for s in specs})
+    streams = {seed: problem.batches("train", first.batch_size, seed) for seed in seeds}
+    row_seed = torch.tensor([seeds.index(s.seed) for s in specs])
+    points = torch.stack([problem.model(s.seed).xy.detach() for s in specs])
+    lr = torch.tensor([s.lr for s in specs], dtype=points.dtype).unsqueeze(1)
+    blocks = []  # (optimizer, rows view, lr of those rows)
+    start = 0
+    for end in range(1, len(specs) + 1):
+        if end == len(specs) or _configuration(specs[end]) != _configuration(specs[start]):
+            rows = points[start:end]
+            # the optimizer's own lr is unused: population_step takes one per row
+            blocks.append((specs[start].make_optimizer([rows]), rows, lr[start:end]))
+            start = end
+
+    k = len(specs)
+    alive = torch.ones(k, dtype=torch.bool)
+    diverged_at = [None] * k
+    limit = None
+    curves = [[] for _ in range(k)]
+    loss_sums = torch.zeros(k, dtype=points.dtype)
+    loss_counts = torch.zeros(k, dtype=points.dtype)
+    for step in range(1, first.steps + 1):
+        noise = torch.stack([next(streams[seed]) for seed in seeds]).to(points.dtype)[row_seed]
+        loss = surface.f(points) + problem.noise * (noise * points).sum(dim=1)
+        if limit is None:
+            limit = torch.where(torch.isfinite(loss), first.divergence_factor * loss.abs(), -math.inf)
+        bad = alive & (~torch.isfinite(loss) | (loss > limit))
+        for row in bad.nonzero().flatten().tolist():
+            diverged_at[row] = step
+        alive &= ~bad
+        grad = surface.grad(points) + problem.noise * noise
+        offset = 0
+        for optimizer, rows, rows_lr in blocks:
+            optimizer.population_step(rows, grad[offset : offset + rows.shape[0]], rows_lr)
+            offset += rows.shape[0]
+        loss_sums += torch.where(alive, loss, 0.0)
+        loss_counts += alive.to(points.dtype)
+        if step % first.eval_every == 0 or step == first.steps:
+            wall = time.perf_counter() - started
+            valid = _population_metrics(problem, points)
+            train = (loss_sums / loss_counts).tolist()
+            for row in alive.nonzero().flatten().tolist():
+                curves[row].append({"step": step, "wall": wall, "train_loss": train[row], "valid": valid[row]})
+            loss_sums.zero_()
+            loss_counts.zero_()
+    seconds = time.perf_counter() - started
+    final = _population_metrics(problem, points)
+    results = []
+    for row in range(k):
+        diverged = diverged_at[row] is not None
+        result = {"status": "diverged" if diverged else "done", "diverged_at": diverged_at[row],
+                  "steps_done": diverged_at[row] - 1 if diverged else first.steps, "curve": curves[row],
+                  "seconds": seconds / k, "versions": versions(), "provenance": problem.provenance,
+                  "host": socket.gethostname()}
+        if not diverged:
+            result["valid"] = result["test"] = final[row]
+        results.append(result)
+    return results
+
+
+def _population_metrics(problem: SurfaceProblem, points: torch.Tensor) -> list[dict]:
+    """What :meth:`SurfaceProblem.evaluate` reports, for every row (a surface has no data splits)."""
+    with torch.no_grad():
+        columns = {"loss": problem.surface.f(points), "x": points[:, 0], "y": points[:, 1]}
+        if problem.surface.minima:
+            columns["distance_to_minimum"] = problem.surface.distance_to_minimum(points)
+        columns = {name: values.tolist() for name, values in columns.items()}
+    return [{name: values[row] for name, values in columns.items()} for row in range(points.shape[0])]
