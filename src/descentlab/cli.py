@@ -1,4 +1,8 @@
-"""The ``descentlab`` command line: ``demo`` (the main job for now), ``list`` and ``bench step``."""
+"""The ``descentlab`` command line: ``run``, ``show``, ``compare``, ``list``, ``demo`` and ``bench step``.
+
+Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
+2 bad arguments (with a message naming the argument, and the valid names where there is a list).
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,141 @@ def list_problems(out=print) -> int:
 
 def list_optimizers(out=print) -> None:
     from descentlab import optim
+    from descentlab.lab import OPTIMIZERS, default_lr
 
     for name, cls in optim.NAMED.items():
         summary = cls.__doc__.strip().splitlines()[0]
         out(f"{name}: {summary.removeprefix(name + ': ')}")
     out(f"Composed: momentum_rule {optim.MOMENTUM_RULES} x adaptation_rule {optim.ADAPTATION_RULES}, order {optim.ORDERS}")
+    out("lab names (--optimizers): " + ", ".join(
+        f"{name} ({cls.__name__}{''.join(f' {k}={v}' for k, v in fixed.items())}, lr {default_lr(name):g})"
+        for name, (cls, fixed) in OPTIMIZERS.items()))
+
+
+def list_suites(out=print) -> None:
+    from descentlab.lab import SUITES
+
+    for name, spec in SUITES.items():
+        out(f"{name}: problems {','.join(spec['problems'])}; optimizers {','.join(spec['optimizers'])}; "
+            f"grid {spec['grid']} over {spec['span']:g} decades; {spec['seeds']} seeds"
+            + (f"; {spec['steps']} steps" if spec.get("steps") else "; each problem's default steps"))
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
+def _batch_size(text: str):
+    """A positive integer, or "full" (every example each step)."""
+    return "full" if text == "full" else _positive_int(text)
+
+
+def _chosen_batch_size(value):
+    return None if value == "full" else value
+
+
+def _add_run_arguments(run) -> None:
+    run.add_argument("--suite", help="a predefined study (see `descentlab list suites`); other flags override it")
+    run.add_argument("--problems", help="comma-separated problem names")
+    run.add_argument("--optimizers", help="comma-separated lab optimizer names")
+    run.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
+    run.add_argument("--span", type=float, help="decades the lr grid spans, centred on the default (default 2)")
+    run.add_argument("--seeds", type=_positive_int, help="seeds the chosen lr is run on (default 3)")
+    run.add_argument("--steps", type=_positive_int, help="steps per trial (default: each problem's budget)")
+    run.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
+    run.add_argument("--eval-every", type=_positive_int, help="steps between validation points (default steps/20)")
+    run.add_argument("--divergence-factor", type=float, help="a loss above this × the first loss is divergence (10)")
+    run.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
+    run.add_argument("--address", help="Ray cluster address (with --executor ray; default: a local Ray)")
+    run.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    run.add_argument("--out", help="also write summary.json and summary.txt into this folder")
+    run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
+
+
+def _study_from(args, parser):
+    from descentlab.lab import SUITES, Study
+
+    if args.suite and args.suite not in SUITES:
+        parser.error(f"--suite: unknown suite {args.suite!r}. Valid suites: {', '.join(SUITES)}")
+    spec = dict(SUITES[args.suite]) if args.suite else {}
+    for option in ("grid", "span", "seeds", "steps", "eval_every", "divergence_factor"):
+        if getattr(args, option) is not None:
+            spec[option] = getattr(args, option)
+    if args.batch_size is not None:
+        spec["batch_size"] = _chosen_batch_size(args.batch_size)
+    if args.problems:
+        spec["problems"] = _names(args.problems)
+    if args.optimizers:
+        spec["optimizers"] = _names(args.optimizers)
+    for required in ("problems", "optimizers"):
+        if not spec.get(required):
+            parser.error(f"--{required}: give a comma-separated list, or a --suite")
+    spec["name"] = args.name or args.suite or "study"
+    try:
+        return Study(**spec)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def _run(args, parser) -> int:
+    import json
+
+    from descentlab.lab import format_summary, run_study
+
+    study = _study_from(args, parser)
+    summary = run_study(study, db=args.db, workers=args.workers, executor=args.executor, address=args.address)
+    table = format_summary(summary)
+    print(table)
+    print(f"\nresults: {args.db} (study {summary['study']['id']}); `descentlab show {summary['study']['id']} "
+          f"--db {args.db}` shows them again, and the same command resumes an interrupted study")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1, default=str)
+        with open(os.path.join(args.out, "summary.txt"), "w") as f:
+            f.write(table + "\n")
+        print(f"wrote {args.out}/summary.json and summary.txt")
+    return 0
+
+
+def _show(args, parser) -> int:
+    from descentlab.lab import Store, format_summary, summarize
+
+    if not os.path.exists(args.db):
+        parser.error(f"--db: no results store at {args.db}")
+    store = Store(args.db)
+    if args.study is None:
+        for study in store.studies():
+            spec = study["spec"]
+            print(f"{study['id']:>4}  {study['name']:<12} problems {','.join(spec['problems'])}; "
+                  f"optimizers {','.join(spec['optimizers'])}")
+        return 0
+    try:
+        print(format_summary(summarize(store, args.study)))
+    except ValueError as error:
+        parser.error(f"study: {error}")
+    return 0
+
+
+def _compare(args, parser) -> int:
+    from descentlab.lab import OPTIMIZERS
+    from descentlab.lab.compare import compare, format_verdict, load_entry
+
+    try:
+        arguments = load_entry(args.entry)
+    except (ValueError, ImportError) as error:
+        parser.error(f"--entry: {error}")
+    options = {k: v for k, v in (("budget", args.budget), ("seeds", args.seeds), ("grid", args.grid)) if v is not None}
+    if args.batch_size is not None:
+        options["batch_size"] = _chosen_batch_size(args.batch_size)
+    if args.optimizers:
+        unknown = [n for n in _names(args.optimizers) if n not in OPTIMIZERS]
+        if unknown:
+            parser.error(f"--optimizers: unknown optimizer {unknown[0]!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
+        options["optimizers"] = _names(args.optimizers)
+    print(format_verdict(compare(**{**arguments, **options}, name=args.entry, db=args.db)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--steps", type=_positive_int, default=300, help="full-batch steps per run (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization (default 0)")
     listing = commands.add_parser("list", help="list problems (with their data provenance) and optimizers")
-    listing.add_argument("what", nargs="?", choices=("all", "problems", "optimizers"), default="all")
+    listing.add_argument("what", nargs="?", choices=("all", "problems", "optimizers", "suites"), default="all")
     bench = commands.add_parser("bench", help="benchmarks")
     bench_kinds = bench.add_subparsers(dest="bench", required=True)
     bench_step = bench_kinds.add_parser(
@@ -61,11 +195,34 @@ def main(argv: list[str] | None = None) -> int:
     bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
     bench_step.add_argument("--json", default="bench-step.json", help="where to write the results (default bench-step.json)")
     bench_step.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    run = commands.add_parser("run", help="run (or resume) a study: tune lr, select on validation, confirm on seeds")
+    _add_run_arguments(run)
+    show = commands.add_parser("show", help="list the studies in a store, or show one")
+    show.add_argument("study", nargs="?", type=int, help="study id (default: list them)")
+    show.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
+    comparing.add_argument("--entry", required=True,
+                           help="module:function returning dict(model_fn=, loss_fn=, train_data=, val_data=)")
+    comparing.add_argument("--optimizers", help="comma-separated lab names (default nadam,rmsprop,momentum)")
+    comparing.add_argument("--budget", type=_positive_int, help="steps per run (default 200)")
+    comparing.add_argument("--seeds", type=_positive_int, help="seeds per optimizer (default 5)")
+    comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
+    comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
+    comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
     args = parser.parse_args(argv)
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
         os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, [args.data_dir, os.environ.get("DESCENTLAB_DATA")]))
+    if args.command in ("run", "show", "compare"):
+        from descentlab import data
+
+        handler = {"run": _run, "show": _show, "compare": _compare}[args.command]
+        try:
+            return handler(args, parser)
+        except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:
+            print(f"descentlab {args.command}: {error}", file=sys.stderr)
+            return 1
     if args.command == "demo":
         from descentlab.demo import run_demo
 
@@ -92,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             list_optimizers()
         if args.what in ("all", "problems"):
             list_problems()
+        if args.what in ("all", "suites"):
+            list_suites()
     return 0
 
 

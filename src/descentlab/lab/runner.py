@@ -29,7 +29,20 @@ def _problem(name: str, options_json: str):
     return problems.get(name, **json.loads(options_json))
 
 
+USER_PROBLEMS: dict[str, object] = {}  # problems made of user code, by name (this process only)
+
+
+def register(name: str, problem) -> None:
+    USER_PROBLEMS[name] = problem
+
+
+def unregister(name: str) -> None:
+    USER_PROBLEMS.pop(name, None)
+
+
 def problem_of(spec):
+    if spec.problem in USER_PROBLEMS:
+        return USER_PROBLEMS[spec.problem]
     return _problem(spec.problem, json.dumps(spec.problem_options, sort_keys=True))
 
 

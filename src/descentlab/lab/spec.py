@@ -116,7 +116,9 @@ class Study:
     name: str = ""
 
     def __post_init__(self) -> None:
-        check_names("problem", self.problems, problems.names())
+        from descentlab.lab.runner import USER_PROBLEMS
+
+        check_names("problem", self.problems, problems.names() + list(USER_PROBLEMS))
         check_names("optimizer", self.optimizers, list(OPTIMIZERS))
         for option, value, low in (("grid", self.grid, 1), ("seeds", self.seeds, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

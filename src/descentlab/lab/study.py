@@ -202,6 +202,7 @@ def summarize(store: Store, study_id: int) -> dict:
                 "diverged": sum(t["status"] == "diverged" for t in trials),
                 "failed": sum(t["status"] == "failed" for t in trials),
                 "seeds_lost": len(seeds) - len(tests),
+                "seed_scores": sorted((t["seed"], score(t, metric, goal)) for t in seeds),
                 "sensitivity": [(t["hyperparameters"]["lr"], score(t, metric, goal)) for t in sorted(tuning, key=lambda t: t["hyperparameters"]["lr"])],
                 "_confirm": [t["key"] for t in finished],
             })

@@ -1,0 +1,160 @@
+"""``descentlab.compare``: the lab's protocol on your own model, and a verdict.
+
+Your model, loss and data become a problem (train and validation splits; the same
+initialization and data order for every optimizer at a given seed); each optimizer's learning
+rate is tuned on a log grid around its default on seed 0, the best is re-run on every seed, and
+the verdict compares the optimizers' final validation losses seed by seed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import random
+import statistics
+from collections.abc import Callable
+
+import torch
+
+from descentlab.lab import runner
+from descentlab.lab.spec import OPTIMIZERS, Study, check_names
+from descentlab.lab.study import run_study
+from descentlab.problems.base import Problem, check_split, example_batches, mean_over_chunks, seeded
+
+DEFAULT_OPTIMIZERS = ("nadam", "rmsprop", "momentum")  # the talk's advice: test these three
+
+
+class UserProblem(Problem):
+    """A problem made of user code: ``model_fn()``, ``loss_fn(output, target)``, (inputs, targets) tensors."""
+
+    metric = "loss"
+    metric_goal = "min"
+
+    def __init__(self, name: str, model_fn: Callable, loss_fn: Callable, train_data, val_data,
+                 batch_size: int | None = 32, steps: int = 200) -> None:
+        for argument, data in (("train_data", train_data), ("val_data", val_data)):
+            if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data)
+                    and len(data[0]) == len(data[1]) and len(data[0]) > 0):
+                raise ValueError(f"`{argument}` must be a pair (inputs, targets) of tensors with the same, non-zero "
+                                 f"length. Received: {argument} of type {type(data).__name__}")
+        self.name = name
+        self.description = f"user model {name}"
+        self.model_fn, self.loss_fn = model_fn, loss_fn
+        self.data = {"train": tuple(train_data), "valid": tuple(val_data), "test": tuple(val_data)}
+        self.default_batch_size, self.default_steps = batch_size, steps
+
+    @property
+    def provenance(self) -> str:
+        return f"user data: {len(self.data['train'][0])} training and {len(self.data['valid'][0])} validation examples"
+
+    def model(self, seed: int) -> torch.nn.Module:
+        with seeded(seed):
+            return self.model_fn()
+
+    def batches(self, split, batch_size, seed):
+        inputs, targets = self.data[check_split(split)]
+        return example_batches(len(inputs), lambda i: (inputs[i], targets[i]), batch_size, seed)
+
+    def loss(self, model, batch):
+        inputs, targets = batch
+        return self.loss_fn(model(inputs), targets)
+
+    def evaluate(self, model, split):
+        inputs, targets = self.data[check_split(split)]
+        with torch.no_grad():
+            def chunk(indices):
+                return {"loss": self.loss_fn(model(inputs[indices]), targets[indices]).item()}
+            result = mean_over_chunks(len(inputs), 1024, chunk)
+        return {"loss": result["loss"] if math.isfinite(result["loss"]) else math.inf}
+
+
+def compare(model_fn: Callable, loss_fn: Callable, train_data, val_data, optimizers=DEFAULT_OPTIMIZERS,
+            budget: int = 200, batch_size: int | None = 32, grid: int = 5, span: float = 2.0, seeds: int = 5,
+            db: str = ":memory:", name: str = "user", bootstrap: int = 2000, progress_stream=None) -> dict:
+    """Race ``optimizers`` on your model; return the verdict (and print nothing).
+
+    ``model_fn()`` builds the model (called under a fixed seed per run), ``loss_fn(output,
+    target)`` gives a scalar, ``train_data`` and ``val_data`` are ``(inputs, targets)`` tensors;
+    ``budget`` is the number of steps of ``batch_size`` examples. The verdict:
+    ``winner`` (best mean final validation loss over seeds), ``runner_up``, ``margin`` (their
+    difference in mean validation loss, and relative to the runner-up), ``wins`` (seeds where
+    the winner beat the runner-up, paired by seed: same init and data order), ``confidence``
+    (the fraction of bootstrap resamples of the seeds in which the winner's mean stays lower),
+    and the per-optimizer table. Losses on the validation split select the lr and decide the
+    winner alike: hold out a test split yourself for an unbiased final number.
+    """
+    optimizers = list(optimizers)
+    check_names("optimizer", optimizers, list(OPTIMIZERS))
+    if len(optimizers) < 2:
+        raise ValueError(f"`optimizers` must name at least two optimizers. Received: optimizers={optimizers!r}")
+    problem = UserProblem(name, model_fn, loss_fn, train_data, val_data, batch_size, budget)
+    key = f"user:{name}:{id(problem)}"
+    runner.register(key, problem)
+    try:
+        study = Study(problems=[key], optimizers=optimizers, grid=grid, span=span, seeds=seeds, steps=budget,
+                      batch_size=batch_size, name=f"compare {name}")
+        summary = run_study(study, db=db, workers=1, progress_stream=progress_stream, population=False)
+    finally:
+        runner.unregister(key)
+    # per optimizer, the final validation loss of each seed of its chosen lr (inf if diverged)
+    losses = {row["optimizer"]: dict(row["seed_scores"]) for row in summary["problems"][key]["rows"]}
+    return verdict(summary, losses, bootstrap)
+
+
+def verdict(summary: dict, losses: dict[str, dict[int, float]], bootstrap: int = 2000) -> dict:
+    means = {name: statistics.fmean(values.values()) for name, values in losses.items()}
+    ranked = sorted(means, key=lambda name: (math.isnan(means[name]), means[name]))
+    winner, runner_up = ranked[0], ranked[1]
+    seeds = sorted(set(losses[winner]) & set(losses[runner_up]))
+    differences = [losses[runner_up][s] - losses[winner][s] for s in seeds]
+    wins = sum(d > 0 for d in differences)
+    rng = random.Random(0)
+    finite = [d if math.isfinite(d) else (math.inf if d > 0 else -math.inf) for d in differences]
+    held = sum(statistics.fmean(rng.choices(finite, k=len(finite))) > 0 for _ in range(bootstrap)) if finite else 0
+    margin = means[runner_up] - means[winner]
+    return {
+        "winner": winner,
+        "runner_up": runner_up,
+        "margin": margin,
+        "relative_margin": margin / abs(means[runner_up]) if means[runner_up] not in (0, math.inf) else math.nan,
+        "wins": wins,
+        "seeds": len(seeds),
+        "confidence": held / bootstrap if bootstrap else math.nan,
+        "mean_valid_loss": means,
+        "summary": summary,
+    }
+
+
+def format_verdict(result: dict) -> str:
+    lines = [f"{'optimizer':<10} {'best lr':>10} {'valid loss mean ± std':>24}"]
+    (table,) = result["summary"]["problems"].values()
+    for row in table["rows"]:
+        values = [v for _, v in row["seed_scores"]]
+        finite = [v for v in values if math.isfinite(v)]
+        spread = statistics.stdev(finite) if len(finite) > 1 else 0.0
+        mean = result["mean_valid_loss"][row["optimizer"]]
+        lines.append(f"{row['optimizer']:<10} {row['lr']:>10.3g} {f'{mean:.4g} ± {spread:.2g}':>24}")
+    lines.append(
+        f"\nverdict: {result['winner']} wins on validation, by {result['margin']:.4g} "
+        f"({100 * result['relative_margin']:.1f}%) over {result['runner_up']}; it beat {result['runner_up']} in "
+        f"{result['wins']}/{result['seeds']} seeds (same init and data order), bootstrap confidence "
+        f"{100 * result['confidence']:.0f}%"
+    )
+    return "\n".join(lines)
+
+
+def load_entry(entry: str) -> dict:
+    """``module:function`` → the keyword arguments of :func:`compare` that the function returns."""
+    module_name, _, function_name = entry.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"`entry` must be 'module:function'. Received: entry={entry!r}")
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if function is None:
+        raise ValueError(f"`entry` names no function: module {module_name!r} has no {function_name!r}. "
+                         f"Received: entry={entry!r}")
+    arguments = function()
+    required = {"model_fn", "loss_fn", "train_data", "val_data"}
+    if not isinstance(arguments, dict) or not required <= set(arguments):
+        raise ValueError(f"`entry` {entry!r} must return a dict with {sorted(required)}. "
+                         f"Received: {type(arguments).__name__}")
+    return arguments
