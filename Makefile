@@ -13,13 +13,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[ray]' || echo "Ray could not be installed: --executor ray and its test are unavailable"
 	touch $@
 
+# The main job: the quick study (3 problems x 3 optimizers x lr grid x 3 seeds), resumable.
 run: $(VENV)/.installed
-	$(PY) -m descentlab demo
+	$(PY) -m descentlab run --suite quick --db results/descentlab.sqlite --out results/quick
 
 test: $(VENV)/.installed
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info results

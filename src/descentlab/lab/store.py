@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import sqlite3
 import time
@@ -82,7 +83,12 @@ class Store:
 
     def __init__(self, path: str) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.OperationalError as error:
+            raise RuntimeError(f"cannot open the results store {self.path}: {error}") from error
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -8,7 +8,7 @@ SUITES = {
     # A sub-minute smoke study: two surfaces (one vectorized population each) and the quadratic.
     # Starts jittered per seed, so that seeds differ on the surfaces too.
     "quick": dict(problems=["rosenbrock", "beale", "quadratic"], optimizers=["momentum", "rmsprop", "nadam"],
-                  grid=3, span=2.0, seeds=3, steps=150,
+                  grid=5, span=3.0, seeds=3, steps=150,
                   problem_options={"rosenbrock": {"jitter": 0.1}, "beale": {"jitter": 0.1}}),
     # The talk's verdict, tested: Nadam, RMSprop and plain momentum against Adam and SGD.
     "talk": dict(problems=["beale", "rosenbrock", "saddle", "valley", "quadratic", "mnist_logreg", "mnist_mlp"],
