@@ -280,7 +280,7 @@ def test_compare_gives_a_verdict_on_a_user_model():
     assert result["seeds"] == 4 and 0 <= result["wins"] <= 4
     assert 0.0 <= result["confidence"] <= 1.0
     text = format_verdict(result)
-    assert f"verdict: {result['winner']} wins on validation" in text and f"/4 seeds" in text
+    assert f"verdict: {result['winner']} wins on validation" in text and "/4 seeds" in text
 
 
 def test_compare_command_loads_an_entry_point(tmp_path):
@@ -312,3 +312,17 @@ def test_ray_executor_writes_into_the_same_store(tmp_path):
             assert (a["optimizer"], a["lr"]) == (b["optimizer"], b["lr"])
             assert a["test_mean"] == pytest.approx(b["test_mean"], rel=1e-5)
     assert Store(str(tmp_path / "ray.sqlite")).count("done") == Store(str(tmp_path / "local.sqlite")).count("done")
+
+
+def test_budget_in_epochs():
+    from descentlab import problems
+
+    quadratic = problems.get("quadratic")
+    assert Study(problems=["quadratic"], optimizers=["sgd"], epochs=2, batch_size=100).budget(quadratic)[0] == 20
+    assert Study(problems=["quadratic"], optimizers=["sgd"], epochs=0.5).budget(quadratic)[0] == math.ceil(500 / 32)
+    beale = problems.get("beale")
+    assert Study(problems=["beale"], optimizers=["sgd"], epochs=30).budget(beale)[0] == 30  # full batch
+    with pytest.raises(ValueError, match="has no fixed epoch"):
+        Study(problems=["beale"], optimizers=["sgd"], epochs=3, batch_size=8).budget(beale)
+    with pytest.raises(ValueError, match="Give `steps` or `epochs`, not both"):
+        Study(problems=["beale"], optimizers=["sgd"], epochs=3, steps=10)

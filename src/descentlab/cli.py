@@ -80,6 +80,7 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--span", type=float, help="decades the lr grid spans, centred on the default (default 2)")
     run.add_argument("--seeds", type=_positive_int, help="seeds the chosen lr is run on (default 3)")
     run.add_argument("--steps", type=_positive_int, help="steps per trial (default: each problem's budget)")
+    run.add_argument("--epochs", type=float, help="or: passes over the training split per trial")
     run.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     run.add_argument("--eval-every", type=_positive_int, help="steps between validation points (default steps/20)")
     run.add_argument("--divergence-factor", type=float, help="a loss above this × the first loss is divergence (10)")
@@ -97,7 +98,7 @@ def _study_from(args, parser):
     if args.suite and args.suite not in SUITES:
         parser.error(f"--suite: unknown suite {args.suite!r}. Valid suites: {', '.join(SUITES)}")
     spec = dict(SUITES[args.suite]) if args.suite else {}
-    for option in ("grid", "span", "seeds", "steps", "eval_every", "divergence_factor"):
+    for option in ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor"):
         if getattr(args, option) is not None:
             spec[option] = getattr(args, option)
     if args.batch_size is not None:
@@ -109,6 +110,8 @@ def _study_from(args, parser):
     for required in ("problems", "optimizers"):
         if not spec.get(required):
             parser.error(f"--{required}: give a comma-separated list, or a --suite")
+    if args.epochs is not None:
+        spec.pop("steps", None)  # --epochs replaces a suite's step budget
     spec["name"] = args.name or args.suite or "study"
     try:
         return Study(**spec)
@@ -119,9 +122,14 @@ def _study_from(args, parser):
 def _run(args, parser) -> int:
     import json
 
-    from descentlab.lab import format_summary, run_study
+    from descentlab.lab import format_summary, run_study, runner
 
     study = _study_from(args, parser)
+    for name in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
+        try:
+            study.budget(runner.get_problem(name, study.problem_options.get(name, {})))
+        except ValueError as error:
+            parser.error(str(error))
     summary = run_study(study, db=args.db, workers=args.workers, executor=args.executor, address=args.address)
     table = format_summary(summary)
     print(table)

@@ -47,6 +47,10 @@ class UserProblem(Problem):
     def provenance(self) -> str:
         return f"user data: {len(self.data['train'][0])} training and {len(self.data['valid'][0])} validation examples"
 
+    @property
+    def train_examples(self) -> int:
+        return len(self.data["train"][0])
+
     def model(self, seed: int) -> torch.nn.Module:
         with seeded(seed):
             return self.model_fn()

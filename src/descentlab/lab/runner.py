@@ -40,10 +40,15 @@ def unregister(name: str) -> None:
     USER_PROBLEMS.pop(name, None)
 
 
+def get_problem(name: str, options: dict):
+    """The problem ``name`` with ``options``, built once per process (user problems by name)."""
+    if name in USER_PROBLEMS:
+        return USER_PROBLEMS[name]
+    return _problem(name, json.dumps(options, sort_keys=True))
+
+
 def problem_of(spec):
-    if spec.problem in USER_PROBLEMS:
-        return USER_PROBLEMS[spec.problem]
-    return _problem(spec.problem, json.dumps(spec.problem_options, sort_keys=True))
+    return get_problem(spec.problem, spec.problem_options)
 
 
 def versions() -> dict:

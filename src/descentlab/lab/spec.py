@@ -97,8 +97,8 @@ class Study:
     each optimizer's default, on seed ``seeds[0]``; other hyperparameters stay at their defaults
     unless ``search_space`` gives values (``{"adam": {"betas": [(0.9, 0.999), (0.8, 0.99)]}}``),
     whose product joins the grid. The configuration with the best final validation metric is
-    re-run on every seed; test metrics are reported. ``steps``/``batch_size`` default to each
-    problem's own budget. A run whose loss is NaN/inf or exceeds ``divergence_factor`` × its first
+    re-run on every seed; test metrics are reported. The budget is ``steps`` or ``epochs`` (passes
+    over the training split) of ``batch_size`` examples, each defaulting to the problem's own. A run whose loss is NaN/inf or exceeds ``divergence_factor`` × its first
     loss is stopped and recorded as diverged: the worst score.
     """
 
@@ -108,6 +108,7 @@ class Study:
     span: float = 2.0
     seeds: int = 3
     steps: int | None = None
+    epochs: float | None = None
     batch_size: int | None | str = "default"
     eval_every: int | None = None
     divergence_factor: float = 10.0
@@ -127,6 +128,11 @@ class Study:
             value = getattr(self, option)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
+        if self.epochs is not None:
+            if self.steps is not None:
+                raise ValueError(f"Give `steps` or `epochs`, not both. Received: steps={self.steps!r}, epochs={self.epochs!r}")
+            if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not self.epochs > 0:
+                raise ValueError(f"`epochs` must be > 0. Received: epochs={self.epochs!r}")
         if not (isinstance(self.span, (int, float)) and self.span >= 0):
             raise ValueError(f"`span` must be >= 0 decades. Received: span={self.span!r}")
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
@@ -134,8 +140,16 @@ class Study:
         check_names("optimizer in search_space", list(self.search_space), list(OPTIMIZERS))
 
     def budget(self, problem) -> tuple[int, int | None, int]:
-        steps = self.steps or problem.default_steps
         batch_size = problem.default_batch_size if self.batch_size == "default" else self.batch_size
+        steps = self.steps or problem.default_steps
+        if self.epochs is not None:
+            if batch_size is None:
+                steps = math.ceil(self.epochs)  # a full-batch step is an epoch
+            elif problem.train_examples is None:
+                raise ValueError(f"Problem {problem.name!r} has no fixed epoch: give `steps` instead of "
+                                 f"`epochs`. Received: epochs={self.epochs!r}")
+            else:
+                steps = max(1, math.ceil(self.epochs * problem.train_examples / batch_size))
         eval_every = self.eval_every or max(1, steps // 20)
         return steps, batch_size, eval_every
 

@@ -132,8 +132,7 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
     store = Store(db)
     name = study.name or "study"
     study_id = store.find_study(name, study.to_json()) or store.add_study(name, study.to_json())
-    built = {name: runner.problem_of(TrialSpec(name, study.problem_options.get(name, {}), "sgd", {}, 0, 1, None, 1, 2.0))
-             for name in study.problems}
+    built = {name: runner.get_problem(name, study.problem_options.get(name, {})) for name in study.problems}
     tuning = {name: study.tuning_trials(name, problem) for name, problem in built.items()}
     confirm_count = len(study.problems) * len(study.optimizers) * max(0, study.seeds - 1)
     progress = Progress(total=sum(map(len, tuning.values())) + confirm_count, stream=progress_stream)
@@ -169,7 +168,7 @@ def summarize(store: Store, study_id: int) -> dict:
     for record in records:
         by_problem.setdefault(record["problem"], []).append(record)
     for problem_name, rows in by_problem.items():
-        problem = runner.problem_of(TrialSpec(problem_name, rows[0]["problem_options"], "sgd", {}, 0, 1, None, 1, 2.0))
+        problem = runner.get_problem(problem_name, rows[0]["problem_options"])
         metric, goal = problem.metric, problem.metric_goal
         better = _better(goal)
         optimizers = {}

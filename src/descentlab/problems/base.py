@@ -74,6 +74,11 @@ class Problem:
     def provenance(self) -> str:
         raise NotImplementedError
 
+    @property
+    def train_examples(self) -> int | None:
+        """How many examples one epoch of the training split holds (None: no fixed epoch)."""
+        return None
+
     def model(self, seed: int) -> torch.nn.Module:
         raise NotImplementedError
 

@@ -91,6 +91,10 @@ class MNISTClassifier(Problem):
                 return torch.nn.Linear(784, 10)
             return torch.nn.Sequential(torch.nn.Linear(784, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 10))
 
+    @property
+    def train_examples(self) -> int:
+        return len(self.splits["train"][1])
+
     def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.splits[check_split(split)]
         return example_batches(len(y), lambda i: (x[i], y[i]), check_batch_size(batch_size), split_seed(seed, split))

@@ -58,6 +58,10 @@ class NoisyQuadratic(Problem):
         with seeded(seed):
             return Parameters(torch.randn(self.dim))
 
+    @property
+    def train_examples(self) -> int:
+        return len(self.examples["train"])
+
     def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[Tensor]:
         examples = self.examples[check_split(split)]
         return example_batches(len(examples), examples.__getitem__, check_batch_size(batch_size), split_seed(seed, split))

@@ -79,6 +79,10 @@ class SparseLogisticRegression(Problem):
     def model(self, seed: int) -> HashedLogisticRegression:
         return HashedLogisticRegression(self.buckets)  # zeros: the run seed only orders the batches
 
+    @property
+    def train_examples(self) -> int:
+        return len(self.splits["train"][1])
+
     def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         features, labels, _ = self.splits[check_split(split)]
         return example_batches(

@@ -265,6 +265,10 @@ class _SequenceProblem(Problem):
         with seeded(seed):
             return LSTMLanguageModel(len(self.vocabulary), *self.sizes)
 
+    @property
+    def train_examples(self) -> int:
+        return len(self.chunks["train"][0])
+
     def batches(self, split: str, batch_size: int | None, seed: int):
         inputs, targets = self.chunks[check_split(split)]
         return example_batches(
