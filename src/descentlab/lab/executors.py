@@ -88,8 +88,12 @@ class RayExecutor:
             raise RuntimeError("--executor ray needs Ray: pip install 'descentlab[ray]'") from error
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": workers}))
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         **({} if address else {"num_cpus": workers}))
+            except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError…
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise RuntimeError(f"cannot start or reach {where}: {error}") from error
         self.remote = ray.remote(num_cpus=1)(execute)
         self.futures = {}
 
