@@ -201,7 +201,7 @@ def test_resume_after_sigkill_loses_no_finished_trial(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     counts, finished_before = _counts(db)
-    assert 3 <= len(finished_before) < 12 + 6, counts
+    assert 3 <= len(finished_before) < 12, counts  # killed while tuning: each trial was committed alone
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

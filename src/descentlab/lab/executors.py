@@ -33,22 +33,27 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-class _Done(concurrent.futures.Future):
-    def __init__(self, value) -> None:
-        super().__init__()
-        self.set_result(value)
-
-
 class InProcess:
-    """Run each task when submitted (one worker: no process start-up, easiest to debug)."""
+    """Run the tasks here, one per ``wait`` (one worker: no process start-up, easiest to debug).
+
+    Running a task only when the caller waits means each result is stored before the next task
+    starts, as with worker processes.
+    """
 
     name = "in-process"
 
+    def __init__(self) -> None:
+        self.tasks: dict[concurrent.futures.Future, tuple] = {}
+
     def submit(self, kind: str, specs: list):
-        return _Done(execute(kind, specs))
+        future = concurrent.futures.Future()
+        self.tasks[future] = (kind, specs)
+        return future
 
     def wait(self, futures):
-        return list(futures), set()
+        future = next(f for f in futures if not f.done())
+        future.set_result(execute(*self.tasks.pop(future)))
+        return [future], {f for f in futures if not f.done()}
 
     def close(self) -> None:
         pass

@@ -24,7 +24,8 @@ class Progress:
 
     total: int = 0
     done: int = 0
-    running: int = 0
+    running: int = 0  # submitted and not finished
+    capacity: int = 1  # trials the executor runs at once; the rest of ``running`` are queued
     diverged: int = 0
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -46,8 +47,9 @@ class Progress:
         if self.ran:
             eta_s = (now - self.started) / self.ran * remaining
             eta = f"{int(eta_s // 60)}:{int(eta_s % 60):02d}"
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} done, {self.running} running, "
-                f"{self.diverged} diverged, {self.failed} failed, ETA {eta}")
+        running = min(self.running, self.capacity)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} done, {running} running, "
+                f"{self.running - running} queued, {self.diverged} diverged, {self.failed} failed, ETA {eta}")
         stream.write(("\r" + line) if tty else (line + "\n"))
         stream.flush()
 
@@ -135,7 +137,7 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
     built = {name: runner.get_problem(name, study.problem_options.get(name, {})) for name in study.problems}
     tuning = {name: study.tuning_trials(name, problem) for name, problem in built.items()}
     confirm_count = len(study.problems) * len(study.optimizers) * max(0, study.seeds - 1)
-    progress = Progress(total=sum(map(len, tuning.values())) + confirm_count, stream=progress_stream)
+    progress = Progress(total=sum(map(len, tuning.values())) + confirm_count, capacity=workers, stream=progress_stream)
     pool = executors.make(executor, workers, address)
     try:
         run_specs(store, study_id, [s for specs in tuning.values() for s in specs], "tune", pool, progress, population)
