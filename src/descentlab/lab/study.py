@@ -114,16 +114,23 @@ def run_specs(store: Store, study_id: int, specs: list[TrialSpec], phase: str, p
         progress.draw()
 
 
-def select(study: Study, store: Store, problem_name: str, problem, tuning: list[TrialSpec]) -> dict[str, TrialSpec]:
-    """The chosen configuration per optimizer: best final validation metric (ties: smaller lr)."""
-    better = _better(problem.metric_goal)
-    chosen: dict[str, tuple[float, TrialSpec]] = {}
+def best(candidates, goal: str):
+    """The selection rule: the best score, ties to the smaller lr. ``candidates``: (score, lr, item)."""
+    better = _better(goal)
+    chosen = None
+    for value, lr, item in candidates:
+        if chosen is None or better(value, chosen[0]) or (value == chosen[0] and lr < chosen[1]):
+            chosen = (value, lr, item)
+    return chosen
+
+
+def select(store: Store, problem, tuning: list[TrialSpec]) -> list[TrialSpec]:
+    """The chosen configuration of each optimizer among its tuning trials."""
+    by_optimizer: dict[str, list[TrialSpec]] = {}
     for spec in tuning:
-        value = score(store.trial(spec.key), problem.metric, problem.metric_goal)
-        current = chosen.get(spec.optimizer)
-        if current is None or better(value, current[0]) or (value == current[0] and spec.lr < current[1].lr):
-            chosen[spec.optimizer] = (value, spec)
-    return {optimizer: spec for optimizer, (_, spec) in chosen.items()}
+        by_optimizer.setdefault(spec.optimizer, []).append(spec)
+    return [best([(score(store.trial(s.key), problem.metric, problem.metric_goal), s.lr, s) for s in specs],
+                 problem.metric_goal)[2] for specs in by_optimizer.values()]
 
 
 def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, executor: str = "local",
@@ -143,7 +150,7 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
         run_specs(store, study_id, [s for specs in tuning.values() for s in specs], "tune", pool, progress, population)
         confirmations = []
         for name, problem in built.items():
-            for chosen in select(study, store, name, problem, tuning[name]).values():
+            for chosen in select(store, problem, tuning[name]):
                 confirmations += chosen_seeds(study, chosen)
         run_specs(store, study_id, confirmations, "confirm", pool, progress, population)
     finally:
@@ -172,21 +179,15 @@ def summarize(store: Store, study_id: int) -> dict:
     for problem_name, rows in by_problem.items():
         problem = runner.get_problem(problem_name, rows[0]["problem_options"])
         metric, goal = problem.metric, problem.metric_goal
-        better = _better(goal)
         optimizers = {}
         for record in rows:
             optimizers.setdefault(record["optimizer"], []).append(record)
         entries = []
         for optimizer, trials in optimizers.items():
             tuning = [t for t in trials if t["phase"] == "tune"]
-            best = None
-            for t in tuning:
-                value = score(t, metric, goal)
-                if best is None or better(value, best[0]) or (value == best[0] and t["hyperparameters"]["lr"] < best[1]["hyperparameters"]["lr"]):
-                    best = (value, t)
-            if best is None:
+            if not tuning:
                 continue
-            chosen = best[1]
+            chosen = best([(score(t, metric, goal), t["hyperparameters"]["lr"], t) for t in tuning], goal)[2]
             seeds = [t for t in trials if t["hyperparameters"] == chosen["hyperparameters"]]
             finished = [t for t in seeds if t["status"] == "done" and t.get("test")]
             tests = [t["test"].get(metric) for t in finished]
