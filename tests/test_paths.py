@@ -311,3 +311,12 @@ def test_everything_works_without_numba():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["reference", "0.9"]
+
+
+def test_parameters_sharing_memory_are_not_flattened_apart():
+    base = torch.randn(6)
+    shared = [torch.nn.Parameter(base[:4]), torch.nn.Parameter(base[2:])]
+    optimizer = optim.SGD(shared, lr=0.1)
+    assert optimizer.path(optimizer.param_groups[0]) == "reference"
+    with pytest.raises(ValueError, match=r"params\[0\] and params\[1\] share memory"):
+        optim.SGD(shared, lr=0.1, fused=True)
