@@ -85,6 +85,9 @@ def test_protocol_selects_the_known_best_lr_and_records_divergence(bowl, tmp_pat
     store = Store(str(tmp_path / "s.sqlite"))
     diverged = [t for t in store.study_trials(summary["study"]["id"]) if t["status"] == "diverged"]
     assert [t["hyperparameters"]["lr"] for t in diverged if t["optimizer"] == "sgd"] == [pytest.approx(10.0)]
+    momentum = next(t for t in store.study_trials(summary["study"]["id"]) if t["optimizer"] == "momentum")
+    assert momentum["optimizer_config"]["class"] == "SGD"  # every hyperparameter the run used is recorded
+    assert momentum["optimizer_config"]["momentum"] == 0.9 and momentum["optimizer_config"]["dampening"] == 0.0
     assert all(t["diverged_at"] >= 2 and t["test"] is None for t in diverged)
     # the chosen lr was re-run on seeds 0, 1, 2; tuning used seed 0 only
     chosen = [t for t in store.study_trials(summary["study"]["id"])
@@ -157,6 +160,7 @@ def test_surface_population_matches_one_trial_at_a_time(tmp_path):
             for metric in ("x", "y", "loss"):
                 assert a["test"][metric] == pytest.approx(b["test"][metric], rel=1e-3, abs=1e-4)
             assert [p["step"] for p in stores[0].curve(key)] == [p["step"] for p in stores[1].curve(key)]
+        assert a["optimizer_config"] == b["optimizer_config"]
     for name in ("valley", "beale"):
         assert [r["lr"] for r in together["problems"][name]["rows"]] == [r["lr"] for r in alone["problems"][name]["rows"]]
 
@@ -326,3 +330,13 @@ def test_budget_in_epochs():
         Study(problems=["beale"], optimizers=["sgd"], epochs=3, batch_size=8).budget(beale)
     with pytest.raises(ValueError, match="Give `steps` or `epochs`, not both"):
         Study(problems=["beale"], optimizers=["sgd"], epochs=3, steps=10)
+
+
+def test_a_store_of_another_schema_is_refused(tmp_path):
+    path = tmp_path / "old.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE trials (key TEXT)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(RuntimeError, match="has schema version 0; this descentlab writes version 1"):
+        Store(str(path))

@@ -55,8 +55,12 @@ def versions() -> dict:
     return {"descentlab": descentlab.__version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def optimizer_config(optimizer, lr=None) -> dict:
+    """Every hyperparameter the optimizer ran with (its class, defaults included), for the record."""
+    config = {key: list(value) if isinstance(value, tuple) else value for key, value in optimizer.defaults.items()}
+    if lr is not None:
+        config["lr"] = lr
+    return {"class": type(optimizer).__name__, **config}
 
 
 def run_trial(spec) -> dict:
@@ -95,7 +99,8 @@ def _train(spec, started: float) -> dict:
                           "train_loss": sum(losses) / len(losses), "valid": problem.evaluate(model, "valid")})
             losses = []
     result = {"status": status, "steps_done": step if status == "done" else step - 1, "diverged_at": diverged_at,
-              "curve": curve, "versions": versions(), "provenance": problem.provenance, "host": socket.gethostname()}
+              "curve": curve, "versions": versions(), "provenance": problem.provenance, "host": socket.gethostname(),
+              "optimizer_config": optimizer_config(optimizer)}
     if status == "done":
         result["valid"] = curve[-1]["valid"]  # evaluated after the last step
         result["test"] = problem.evaluate(model, "test")
@@ -183,13 +188,14 @@ def run_population(specs: list) -> list[dict]:
             loss_counts.zero_()
     seconds = time.perf_counter() - started
     final = _population_metrics(problem, points)
+    owners = [optimizer for optimizer, rows, _ in blocks for _ in range(rows.shape[0])]
     results = []
     for row in range(k):
         diverged = diverged_at[row] is not None
         result = {"status": "diverged" if diverged else "done", "diverged_at": diverged_at[row],
                   "steps_done": diverged_at[row] - 1 if diverged else first.steps, "curve": curves[row],
                   "seconds": seconds / k, "versions": versions(), "provenance": problem.provenance,
-                  "host": socket.gethostname()}
+                  "host": socket.gethostname(), "optimizer_config": optimizer_config(owners[row], specs[row].lr)}
         if not diverged:
             result["valid"] = result["test"] = final[row]
         results.append(result)

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS trials (
     problem_options TEXT NOT NULL,
     optimizer TEXT NOT NULL,
     hyperparameters TEXT NOT NULL,
+    optimizer_config TEXT,
     seed INTEGER NOT NULL,
     steps INTEGER NOT NULL,
     batch_size INTEGER,
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS curves (
 );
 """
 FINISHED = ("done", "diverged", "failed")
+SCHEMA_VERSION = 1
 
 
 def _dumps(value) -> str:
@@ -92,7 +94,14 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        empty = not self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        if not empty and version != SCHEMA_VERSION:
+            self.db.close()
+            raise RuntimeError(f"the results store {self.path} has schema version {version}; this descentlab "
+                               f"writes version {SCHEMA_VERSION}: use another --db")
         self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -149,10 +158,12 @@ class Store:
         with self.transaction():
             self.db.execute(
                 "UPDATE trials SET status = ?, finished = ?, seconds = ?, steps_done = ?, diverged_at = ?, "
-                "valid = ?, test = ?, versions = ?, provenance = ?, host = ?, error = ? WHERE key = ?",
+                "valid = ?, test = ?, versions = ?, provenance = ?, host = ?, error = ?, optimizer_config = ? "
+                "WHERE key = ?",
                 (result["status"], time.time(), result["seconds"], result["steps_done"], result.get("diverged_at"),
                  _dumps(result.get("valid")), _dumps(result.get("test")), _dumps(result["versions"]),
-                 result.get("provenance"), result.get("host") or socket.gethostname(), result.get("error"), key),
+                 result.get("provenance"), result.get("host") or socket.gethostname(), result.get("error"),
+                 _dumps(result.get("optimizer_config")), key),
             )
             self.db.executemany(
                 "INSERT INTO curves (trial_key, step, wall, train_loss, valid) VALUES (?, ?, ?, ?, ?)",
@@ -166,7 +177,7 @@ class Store:
         if row is None:
             return None
         record = dict(zip([c[0] for c in cursor.description], row))
-        for column in ("problem_options", "hyperparameters", "valid", "test", "versions"):
+        for column in ("problem_options", "hyperparameters", "optimizer_config", "valid", "test", "versions"):
             if record[column] is not None:
                 record[column] = json.loads(record[column])
         return record
