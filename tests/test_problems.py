@@ -152,6 +152,23 @@ def test_surface_gradient_matches_its_analytic_form(name):
     assert torch.allclose(surface.grad(points.detach()), autograd, rtol=1e-10, atol=1e-10)
 
 
+def test_noisy_population_loss_grad_and_metrics_match_the_single_run_forms():
+    from descentlab.problems.surfaces import SurfaceProblem
+
+    problem = SurfaceProblem("beale", noise=0.3)
+    gen = torch.Generator().manual_seed(0)
+    points = torch.rand(16, 2, dtype=torch.float64, generator=gen).requires_grad_(True)
+    batches = torch.randn(16, 2, dtype=torch.float64, generator=gen)
+    (autograd,) = torch.autograd.grad(problem.population_loss(points, batches).sum(), points)
+    assert torch.allclose(problem.population_grad(points.detach(), batches), autograd, rtol=1e-10, atol=1e-10)
+    model = problem.model(0)
+    with torch.no_grad():
+        model.xy.copy_(points[3])
+    assert problem.loss(model, batches[3]).item() == pytest.approx(problem.population_loss(points, batches)[3].item())
+    metrics = problem.population_metrics(points.detach())
+    assert problem.evaluate(model, "valid") == pytest.approx({k: v[3].item() for k, v in metrics.items()})
+
+
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_surface_is_vectorized_and_its_minima_are_stationary(name):
     surface = SURFACES[name]

@@ -140,7 +140,6 @@ def run_population(specs: list) -> list[dict]:
     started = time.perf_counter()
     first = specs[0]
     problem = problem_of(first)
-    surface = problem.surface
     seeds = sorted({s.seed for s in specs})
     streams = {seed: problem.batches("train", first.batch_size, seed) for seed in seeds}
     row_seed = torch.tensor([seeds.index(s.seed) for s in specs])
@@ -164,14 +163,14 @@ def run_population(specs: list) -> list[dict]:
     loss_counts = torch.zeros(k, dtype=points.dtype)
     for step in range(1, first.steps + 1):
         noise = torch.stack([next(streams[seed]) for seed in seeds]).to(points.dtype)[row_seed]
-        loss = surface.f(points) + problem.noise * (noise * points).sum(dim=1)
+        loss = problem.population_loss(points, noise)
         if limit is None:
             limit = torch.where(torch.isfinite(loss), first.divergence_factor * loss.abs(), -math.inf)
         bad = alive & (~torch.isfinite(loss) | (loss > limit))
         for row in bad.nonzero().flatten().tolist():
             diverged_at[row] = step
         alive &= ~bad
-        grad = surface.grad(points) + problem.noise * noise
+        grad = problem.population_grad(points, noise)
         offset = 0
         for optimizer, rows, rows_lr in blocks:
             optimizer.population_step(rows, grad[offset : offset + rows.shape[0]], rows_lr)
@@ -180,14 +179,14 @@ def run_population(specs: list) -> list[dict]:
         loss_counts += alive.to(points.dtype)
         if step % first.eval_every == 0 or step == first.steps:
             wall = time.perf_counter() - started
-            valid = _population_metrics(problem, points)
+            valid = _rows(problem.population_metrics(points))
             train = (loss_sums / loss_counts).tolist()
             for row in alive.nonzero().flatten().tolist():
                 curves[row].append({"step": step, "wall": wall, "train_loss": train[row], "valid": valid[row]})
             loss_sums.zero_()
             loss_counts.zero_()
     seconds = time.perf_counter() - started
-    final = _population_metrics(problem, points)
+    final = _rows(problem.population_metrics(points))
     owners = [optimizer for optimizer, rows, _ in blocks for _ in range(rows.shape[0])]
     results = []
     for row in range(k):
@@ -202,11 +201,7 @@ def run_population(specs: list) -> list[dict]:
     return results
 
 
-def _population_metrics(problem: SurfaceProblem, points: torch.Tensor) -> list[dict]:
-    """What :meth:`SurfaceProblem.evaluate` reports, for every row (a surface has no data splits)."""
-    with torch.no_grad():
-        columns = {"loss": problem.surface.f(points), "x": points[:, 0], "y": points[:, 1]}
-        if problem.surface.minima:
-            columns["distance_to_minimum"] = problem.surface.distance_to_minimum(points)
-        columns = {name: values.tolist() for name, values in columns.items()}
-    return [{name: values[row] for name, values in columns.items()} for row in range(points.shape[0])]
+def _rows(columns: dict) -> list[dict]:
+    """Per-row metric dicts from metric columns of shape (K,)."""
+    columns = {name: values.tolist() for name, values in columns.items()}
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]

@@ -17,7 +17,6 @@ from descentlab.rules.clip import clip_gradients
 from descentlab.rules.decay import time_decay
 from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
 
-PATHS = ("reference", "foreach", "fused")
 MOMENTUM_RULES = ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
 ADAPTATION_RULES = ("none", "sum", "ema", "max", "delta")
 ORDERS = ("momentum_first", "adaptation_first")
@@ -316,12 +315,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         hp = self._hyper(group)
         if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
             raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
-        state = self.state[p]
-        self._initialize(p, state, hp)
-        state["step"] += 1
-        step = state["step"].item()
-        g = -grad if hp.maximize else grad
-        self._update(p, g, state, hp, time_decay(lr, hp.lr_decay, step - 1), step)
+        hp["lr"] = lr
+        self._step_param(p, -grad if hp.maximize else grad, self.state[p], hp)
 
     def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
         self._initialize(p, state, hp)

@@ -182,17 +182,26 @@ class SurfaceProblem(Problem):
                 yield torch.randn(batch_size, 2, generator=generator).mean(dim=0)
 
     def loss(self, model: Point, batch: Tensor) -> Tensor:
-        return self.surface.f(model.xy) + self.noise * (batch.to(model.xy) * model.xy).sum()
+        return self.population_loss(model.xy, batch)
 
     def evaluate(self, model: Point, split: str) -> dict[str, float]:
         check_split(split)
-        with torch.no_grad():
-            xy = model.xy.detach()
-            result = {"loss": self.surface.f(xy).item(), "x": xy[0].item(), "y": xy[1].item()}
-            if self.surface.minima:
-                result["distance_to_minimum"] = self.surface.distance_to_minimum(xy).item()
-        return result
+        return {name: value.item() for name, value in self.population_metrics(model.xy.detach()).items()}
 
-    def population_loss(self, points: Tensor) -> Tensor:
-        """The surface at many points at once: ``points`` of shape (K, 2) → (K,)."""
-        return self.surface.f(points)
+    def population_loss(self, points: Tensor, batches: Tensor) -> Tensor:
+        """The noisy loss at many points at once: ``points`` and ``batches`` (K, 2) → (K,).
+
+        Also takes one point and its batch, shaped (2,): that is :meth:`loss`."""
+        return self.surface.f(points) + self.noise * (batches.to(points) * points).sum(dim=-1)
+
+    def population_grad(self, points: Tensor, batches: Tensor) -> Tensor:
+        """The analytic gradient of :meth:`population_loss`, row by row."""
+        return self.surface.grad(points) + self.noise * batches.to(points)
+
+    def population_metrics(self, points: Tensor) -> dict[str, Tensor]:
+        """What :meth:`evaluate` reports, for points (…, 2): loss, x, y, distance to the nearest minimum."""
+        with torch.no_grad():
+            metrics = {"loss": self.surface.f(points), "x": points[..., 0], "y": points[..., 1]}
+            if self.surface.minima:
+                metrics["distance_to_minimum"] = self.surface.distance_to_minimum(points)
+        return metrics
