@@ -496,15 +496,17 @@ def test_the_eta_counts_down_while_a_trial_runs(monkeypatch):
 
     clock = [100.0]
     monkeypatch.setattr(progress_module.time, "perf_counter", lambda: clock[0])
-    progress = progress_module.Progress(stream=open(os.devnull, "w"), capacity=1)
-    progress.plan(10)
-    progress.submit(10)
+    progress = progress_module.Progress(stream=open(os.devnull, "w"), capacity=2)
+    progress.plan(10, "surface")
+    progress.plan(4, "lstm")
+    progress.submit(14)
     assert progress.eta() is None
-    clock[0] = 110.0
-    progress.finish("done")  # 10 s per trial, 9 left
-    assert progress.eta() == pytest.approx(90.0)
+    clock[0] = 101.0
+    progress.finish("done", "surface", 0.1)
+    progress.finish("done", "lstm", 20.0)  # left: 9 surface × 0.1 s + 3 lstm × 20 s, on 2 workers
+    assert progress.eta() == pytest.approx((9 * 0.1 + 3 * 20.0) / 2)
     seen = []
-    for now in (115.0, 140.0, 200.0, 400.0):  # one long trial: the ETA never grows
+    for now in (105.0, 120.0, 131.0, 200.0):  # one long trial: the ETA never grows
         clock[0] = now
         seen.append(progress.eta())
     assert seen == sorted(seen, reverse=True) and seen[-1] == 0.0

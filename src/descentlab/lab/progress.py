@@ -1,13 +1,15 @@
 """A study's progress: trials done, running, queued, diverged and failed, and an ETA.
 
 On a terminal it is a live ``rich`` bar; elsewhere (a log, CI) a plain line every 10 s and at the
-end. The ETA counts down while a long trial runs: it is the time per finished trial (over this
-process's run) times the trials left, less the time since the last one finished, so it never
-grows between two finished trials.
+end. The ETA weighs the trials left on each problem by the mean time of that problem's finished
+trials (problems differ by orders of magnitude: a surface trial takes milliseconds, an LSTM
+seconds), divides by the trials run at once, and subtracts the time since the last trial
+finished: it counts down while a long trial runs, and never grows between two finished trials.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 
@@ -24,6 +26,8 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.capacity = capacity  # trials the executor runs at once; the rest of the submitted wait
         self.total = self.done = self.running = self.diverged = self.failed = self.ran = 0
+        self.left: dict[str, int] = {}  # trials left per problem
+        self.seconds: dict[str, list[float]] = {}  # seconds of each problem's trials finished here
         self.started = self.last_finish = time.perf_counter()
         self.console = Console(file=self.stream, stderr=self.stream is sys.stderr)
         self.live = self.console.is_terminal
@@ -41,24 +45,28 @@ class Progress:
         self.update(force=True)
         self.bar.stop()
 
-    def plan(self, count: int) -> None:
-        """``count`` more trials belong to the study (already finished ones included)."""
+    def plan(self, count: int, problem: str) -> None:
+        """``count`` more trials on ``problem`` belong to the study (already finished ones included)."""
         self.total += count
+        self.left[problem] = self.left.get(problem, 0) + count
         self.update()
 
-    def skip(self, count: int) -> None:
-        """``count`` planned trials were found finished in the store."""
-        self.done += count
+    def skip(self, problem: str) -> None:
+        """A planned trial was found finished in the store."""
+        self.done += 1
+        self.left[problem] -= 1
         self.update()
 
     def submit(self, count: int) -> None:
         self.running += count
         self.update()
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, problem: str, seconds: float) -> None:
         self.running -= 1
         self.done += 1
         self.ran += 1
+        self.left[problem] -= 1
+        self.seconds.setdefault(problem, []).append(seconds)
         self.last_finish = time.perf_counter()
         self.diverged += status == "diverged"
         self.failed += status == "failed"
@@ -68,8 +76,10 @@ class Progress:
         """Seconds left, or None before this process has finished a trial."""
         if not self.ran:
             return None
-        per_trial = (self.last_finish - self.started) / self.ran
-        return max(0.0, per_trial * (self.total - self.done) - (time.perf_counter() - self.last_finish))
+        overall = sum(map(sum, self.seconds.values())) / self.ran
+        work = sum(left * (statistics.fmean(self.seconds[p]) if p in self.seconds else overall)
+                   for p, left in self.left.items())
+        return max(0.0, work / self.capacity - (time.perf_counter() - self.last_finish))
 
     def state(self) -> str:
         running = min(self.running, self.capacity)

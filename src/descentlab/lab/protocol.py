@@ -43,7 +43,8 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
         pool = executors.make(executor, workers, address)
         try:
             with Progress(progress_stream, capacity=workers) as progress:
-                progress.plan(len(built) * len(study.optimizers) * (study.seeds - 1))
+                for label in built:
+                    progress.plan(len(study.optimizers) * (study.seeds - 1), label)
                 chosen = tune(store, study_id, study, built, pool, progress, population)
                 confirmations = [(label, spec) for (label, _), trial in chosen.items()
                                  for spec in study.confirmation_trials(trial)]
@@ -72,7 +73,8 @@ def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress:
                 batch += [(label, study.trial(label, problem, optimizer, configuration, i)) for i in axis.indices]
     phase = "tune"
     while batch:
-        progress.plan(len(batch))
+        for label in built:
+            progress.plan(sum(label == other for other, _ in batch), label)
         run_specs(store, study_id, batch, phase, pool, progress, population)
         batch = []
         for (label, optimizer, _), (axis, configuration) in axes.items():

@@ -17,9 +17,11 @@ def run_specs(store: Store, study_id: int, specs: list[tuple[str, TrialSpec]], p
         for label, spec in specs:
             if store.status(spec.key) in FINISHED:
                 store.link(study_id, spec.key, phase, label)
+                progress.skip(label)
+            elif spec.key in todo:  # asked twice: run once
+                progress.skip(label)
             else:
-                todo.setdefault(spec.key, (label, spec))
-    progress.skip(len(specs) - len(todo))
+                todo[spec.key] = (label, spec)
     labels = {key: label for key, (label, _) in todo.items()}
     unique = [spec for _, spec in todo.values()]
     groups = runner.population_groups(unique) if population else []
@@ -42,4 +44,4 @@ def run_specs(store: Store, study_id: int, specs: list[tuple[str, TrialSpec]], p
                 results = [runner.record("failed", 0.0, error=RuntimeError(f"worker lost: {error!r}"))] * len(task_specs)
             for spec, result in zip(task_specs, results):
                 store.finish(spec.key, result)
-                progress.finish(result["status"])
+                progress.finish(result["status"], labels[spec.key], result["seconds"])

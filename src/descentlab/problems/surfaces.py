@@ -157,7 +157,10 @@ class SurfaceProblem(Problem):
         self.noise = float(noise)
         self.jitter = float(jitter)
         self.options = {"start": start, "noise": noise, "jitter": jitter}
-        self.metric = "distance_to_minimum" if self.surface.minima else "loss"
+        # Selected and ranked by the surface's value (0 at every global minimum), not by the
+        # distance to a minimum, which can prefer not moving at all: from Beale's (1, 1.75) the
+        # descent runs along a valley that first leads away from (3, 0.5).
+        self.metric = "loss"
         self.description = f"2-D surface {self.surface.formula}" + (f"; {self.surface.note}" if self.surface.note else "")
 
     @property
