@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 
@@ -63,7 +64,9 @@ def list_suites(out=print) -> None:
     for name, spec in SUITES.items():
         out(f"{name}: problems {','.join(spec['problems'])}; optimizers {','.join(spec['optimizers'])}; "
             f"grid {spec['grid']} over {spec['span']:g} decades; {spec['seeds']} seeds"
-            + (f"; {spec['steps']} steps" if spec.get("steps") else "; each problem's default steps"))
+            + (f"; {spec['steps']} steps" if spec.get("steps") else "; each problem's default steps")
+            + "".join(f", {label} {steps}" for label, steps in spec.get("problem_steps", {}).items())
+            + "".join(f"; {label} {options}" for label, options in spec.get("problem_options", {}).items()))
 
 
 def _names(text: str) -> list[str]:
@@ -206,6 +209,21 @@ def _compare(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; Ctrl-C ends it with one line and exit status 130, never a traceback."""
+    from descentlab.lab.protocol import Interrupted
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(argv)
+    except Interrupted as stop:
+        print(f"descentlab: interrupted; {stop.saved} finished trials of this study are saved. Resume with: "
+              f"{shlex.join(['descentlab', *argv])}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("descentlab: interrupted", file=sys.stderr)
+    return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="descentlab", description="The classic optimizers, exact, and a lab to compare them.")
     parser.add_argument("--data-dir", help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
     commands = parser.add_subparsers(dest="command", required=True)
