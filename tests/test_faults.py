@@ -117,3 +117,66 @@ def test_an_interrupted_study_says_so_ranks_nothing_and_names_the_resume_command
     summary = summarize(Store(db, readonly=True), 1)
     assert not summary["complete"] and summary["verdict"] == [] and not summary["profile"]["steps"]["problems"]
     assert all(row["rank"] is None for row in summary["problems"]["quadratic"]["rows"])
+
+
+def _store_with_a_study(tmp_path) -> str:
+    from descentlab.lab import Study, run_study
+
+    db = str(tmp_path / "s.sqlite")
+    run_study(Study(problems=["quadratic"], optimizers=["sgd"], grid=2, span=1.0, seeds=1, steps=40, extend=0),
+              db=db, progress_stream=open(os.devnull, "w"))
+    return db
+
+
+def _damage(path, offset, data):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("text", "is not a usable results store (file is not a database): give another --db"),
+    ("header", "is not a usable results store (file is not a database): give another --db"),
+    ("pages", "is damaged ("),
+])
+def test_a_store_that_is_not_a_store_gets_one_line_and_is_left_as_it_was(tmp_path, damage, message):
+    db = _store_with_a_study(tmp_path)
+    if damage == "text":
+        open(db, "w").write("my notes\n")
+    elif damage == "header":
+        _damage(db, 0, b"garbage" * 4)
+    else:  # a page in the middle of the file: SQLite opens it without complaint
+        size = os.path.getsize(db)
+        _damage(db, (size // 4096 // 2) * 4096, bytes(range(256)) * 16)  # a whole page, its header included
+    before = open(db, "rb").read()
+    for command in (_run(db), [sys.executable, "-m", "descentlab", "show", "1", "--db", db]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        if damage == "pages" and command[3] == "show" and done.returncode == 0:
+            continue  # reading may not touch the damaged page; writing checks the whole file first
+        assert done.returncode == 1 and len(lines) == 1 and db in lines[0], done.stderr
+        assert command[3] == "show" or message in lines[0], lines[0]
+    assert open(db, "rb").read() == before  # nothing was written into it
+
+
+def test_a_store_in_a_read_only_place_can_be_shown_but_not_run(tmp_path):
+    import shutil
+
+    db = _store_with_a_study(tmp_path)
+    folder = os.path.dirname(db)
+    if os.geteuid() == 0 and (shutil.which("chattr") is None
+                              or subprocess.run(["chattr", "+i", db, folder], capture_output=True).returncode):
+        pytest.skip("running as root where chattr +i is unavailable: cannot make the store unwritable")
+    if os.geteuid() != 0:
+        os.chmod(db, 0o444)
+        os.chmod(folder, 0o555)
+    try:
+        done = subprocess.run(_run(db), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "cannot be written" in done.stderr and len(done.stderr.splitlines()) == 1
+        shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True,
+                               text=True)
+        assert shown.returncode == 0 and "quadratic" in shown.stdout, shown.stderr
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", db, folder], check=True)
+        os.chmod(folder, 0o755)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import sqlite3
 import sys
 
 
@@ -272,6 +273,11 @@ def _main(argv: list[str]) -> int:
             return handler(args, parser)
         except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:
             print(f"descentlab {args.command}: {error}", file=sys.stderr)
+            return 1
+        except sqlite3.DatabaseError as error:  # damage found while reading (writing checks first)
+            from descentlab.lab.store import damaged
+
+            print(f"descentlab {args.command}: {damaged(args.db, str(error))}", file=sys.stderr)
             return 1
     if args.command == "demo":
         from descentlab.demo import run_demo

@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -140,8 +141,12 @@ class Store:
             try:
                 self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
+                check = self.db.execute("PRAGMA quick_check").fetchall()
             except sqlite3.Error as error:
-                raise StoreError(f"cannot open the results store {self.path}: {error}") from error
+                raise StoreError(_unusable(self.path, error)) from error
+            if check != [("ok",)]:
+                self.db.close()
+                raise StoreError(damaged(self.path, check[0][0]))
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -171,7 +176,7 @@ class Store:
                 return db
             except sqlite3.Error as error:
                 failure = error
-        raise StoreError(f"cannot read the results store {self.path}: {failure}")
+        raise StoreError(_unusable(self.path, failure))
 
     def close(self) -> None:
         self.db.close()
@@ -348,6 +353,37 @@ def _trial(description, row) -> dict:
 def _study(row) -> dict:
     return {"id": row[0], "name": row[1], "created": row[2], "spec": json.loads(row[3]),
             "meta": (json.loads(row[4]) if row[4] else None) or {}}
+
+
+def _unusable(path: str, error: sqlite3.Error) -> str:
+    """What to say of a file that SQLite cannot use as a store, and what to do about it."""
+    reason = str(error)
+    if "readonly" in reason or "read-only" in reason or ("unable to open" in reason and not _writable(path)):
+        return (f"the results store {path} cannot be written ({reason}): give --db a writable place "
+                f"(`descentlab show` and `report` read it where it is)")
+    if "not a database" in reason:
+        return f"{path} is not a usable results store ({reason}): give another --db, or move the file away"
+    if "malformed" in reason or "corrupt" in reason:
+        return damaged(path, reason)
+    return f"cannot open the results store {path}: {reason}"
+
+
+def damaged(path: str, reason: str) -> str:
+    return (f"the results store {path} is damaged ({reason}): restore it from a copy, or save what can be read "
+            f"with `sqlite3 {path} .recover | sqlite3 recovered.sqlite` and use --db recovered.sqlite")
+
+
+def _writable(path: str) -> bool:
+    """Whether ``path`` and its folder (where SQLite keeps its WAL) can be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, "r+b"):
+            pass
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
 
 
 def owner_id() -> str:
