@@ -180,3 +180,46 @@ def test_a_store_in_a_read_only_place_can_be_shown_but_not_run(tmp_path):
         if os.geteuid() == 0:
             subprocess.run(["chattr", "-i", db, folder], check=True)
         os.chmod(folder, 0o755)
+
+
+def _cli(*arguments, **kwargs):
+    return subprocess.run([sys.executable, "-m", "descentlab", *arguments], capture_output=True, text=True, **kwargs)
+
+
+def test_command_line_rough_edges(tmp_path):
+    done = _cli("run", "--suite", "quick", "--steps", "abc")
+    assert done.returncode == 2 and "argument --steps: must be a positive integer, got abc" in done.stderr
+    done = _cli("run", "--suite", "quick", "--span", "wide")
+    assert done.returncode == 2 and "argument --span: must be a number, got wide" in done.stderr
+    done = _cli("run", "--problems", "beale", "--optimizers", "sgd", "--grid", "3", "--span", "0")
+    assert done.returncode == 2 and done.stderr.startswith("usage: descentlab run")  # the study's own usage
+    assert "`span` must be > 0 for a grid of 3 points" in done.stderr
+    done = _cli("list", "suites", "--data-dir", str(tmp_path))  # --data-dir after the subcommand
+    assert done.returncode == 0 and "talk:" in done.stdout
+
+
+def test_an_unwritable_out_folder_is_refused_before_the_study_runs(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    db = str(tmp_path / "never.sqlite")
+    done = _cli("run", "--suite", "quick", "--db", db, "--out", str(blocker / "out"))
+    assert done.returncode == 2 and f"--out: cannot write into {blocker / 'out'}" in done.stderr
+    assert not os.path.exists(db)  # nothing ran
+
+
+def test_compare_finds_the_users_module_in_the_current_folder_and_reports_its_syntax_errors(tmp_path):
+    (tmp_path / "myexp.py").write_text(
+        "import torch\n\n"
+        "def setup():\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    x = torch.randn(64, 3, generator=g); y = x.sum(1, keepdim=True)\n"
+        "    return dict(model_fn=lambda: torch.nn.Linear(3, 1), loss_fn=torch.nn.functional.mse_loss,\n"
+        "                train_data=(x[:48], y[:48]), val_data=(x[48:], y[48:]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = _cli("compare", "--entry", "myexp:setup", "--budget", "10", "--seeds", "2", "--grid", "2",
+                "--optimizers", "sgd,adam", cwd=tmp_path, env=env)
+    assert done.returncode == 0 and "verdict:" in done.stdout, done.stderr
+    (tmp_path / "broken.py").write_text("import torch\n\ndef setup(:\n    pass\n")
+    done = _cli("compare", "--entry", "broken:setup", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "broken.py, line 3: " in done.stderr and done.stderr.startswith("usage: descentlab compare")

@@ -49,6 +49,7 @@ def test_protocol_selects_the_known_best_lr_and_records_divergence(bowl, tmp_pat
     assert [t["hyperparameters"]["lr"] for t in diverged if t["optimizer"] == "sgd"] == [pytest.approx(10.0)]
     momentum = next(t for t in store.study_trials(summary["study"]["id"]) if t["optimizer"] == "momentum")
     assert momentum["optimizer_config"]["class"] == "SGD"  # every hyperparameter the run used is recorded
+    assert momentum["threads"] == torch.get_num_threads()  # float32 reductions depend on it: recorded
     assert momentum["optimizer_config"]["momentum"] == 0.9 and momentum["optimizer_config"]["dampening"] == 0.0
     assert all(t["diverged_at"] >= 2 and t["test"] is None for t in diverged)
     # the chosen lr was re-run on seeds 0, 1, 2; tuning used seed 0 only

@@ -11,20 +11,32 @@ import os
 import shlex
 import sqlite3
 import sys
+import tempfile
+
+
+def _integer(text: str, low: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return _integer(text, 1, "a positive integer")
 
 
 def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    return _integer(text, 0, "an integer >= 0")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
 
 
 def list_problems(out=print) -> int:
@@ -88,13 +100,13 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--problems", help="comma-separated problem names")
     run.add_argument("--optimizers", help="comma-separated lab optimizer names")
     run.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
-    run.add_argument("--span", type=float, help="decades the lr grid spans, centred on the default (default 2)")
+    run.add_argument("--span", type=_number, help="decades the lr grid spans, centred on the default (default 2)")
     run.add_argument("--seeds", type=_positive_int, help="seeds the chosen lr is run on (default 3)")
     run.add_argument("--steps", type=_positive_int, help="steps per trial (default: each problem's budget)")
-    run.add_argument("--epochs", type=float, help="or: passes over the training split per trial")
+    run.add_argument("--epochs", type=_number, help="or: passes over the training split per trial")
     run.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     run.add_argument("--eval-every", type=_positive_int, help="steps between validation points (default steps/20)")
-    run.add_argument("--divergence-factor", type=float, help="a loss above this × the first loss is divergence (10)")
+    run.add_argument("--divergence-factor", type=_number, help="a loss above this × the first loss is divergence (10)")
     run.add_argument("--extend", type=_nonnegative_int,
                      help="extra lr points allowed per optimizer while its best lr is at a grid edge (default 8)")
     run.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
@@ -138,6 +150,13 @@ def _run(args, parser) -> int:
     from descentlab.lab import format_summary, run_study, runner
 
     study = _study_from(args, parser)
+    if args.out:  # before any work: a study must not run for nothing
+        try:
+            os.makedirs(args.out, exist_ok=True)
+            with tempfile.TemporaryFile(dir=args.out):
+                pass
+        except OSError as error:
+            parser.error(f"--out: cannot write into {args.out} ({error.strerror or error})")
     for label in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
         try:
             study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
@@ -260,7 +279,11 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
     comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
+    for command in (demo, listing, bench_step, run, show, migrating, comparing):  # also after the subcommand
+        command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    parser = {"run": run, "show": show, "compare": comparing, "migrate": migrating, "bench": bench_step,
+              "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
