@@ -103,3 +103,16 @@ def test_verdict_over_two_problems_and_no_best_optimizer():
     no_best = next(r for r in everywhere if r["claim"] == verdict.NO_BEST)
     assert no_best["outcome"] == "not reproduced" and no_best["everywhere"] == ["adam"]
     assert verdict.combine(["reproduced", "inconclusive"]) == "inconclusive"
+
+
+def test_a_flat_grid_is_no_bracket():
+    from descentlab.lab.selection import LrAxis, ties
+
+    # word2vec's SGD: every lr from 1e-4 to 3e-2 leaves the untrained loss, to within float noise
+    assert ties(4.158881, 4.158879) and not ties(4.14, 4.158879) and not ties(1e-7, 0.0)
+    axis = LrAxis(size=3, cap=8)
+    assert axis.outward({0, 1, 2}) == 3  # a plateau reaching the top: larger lrs first
+    assert axis.outward({0}) == -1 and axis.outward({1}) is None
+    assert axis.bracket({1}) == "interior" and axis.bracket({1, 2}) == "edge"
+    axis.add(3)
+    assert axis.outward({1, 2, 3}) == 4 and axis.outward({2}) is None

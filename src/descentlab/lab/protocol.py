@@ -17,7 +17,7 @@ import threading
 from descentlab.lab import executors, runner
 from descentlab.lab.progress import Progress
 from descentlab.lab.scheduler import run_specs
-from descentlab.lab.selection import LrAxis, best, score
+from descentlab.lab.selection import LrAxis, best, score, ties
 from descentlab.lab.store import LEASE_SECONDS, Store, owner_id
 from descentlab.lab.study import Study
 from descentlab.lab.summary import summarize
@@ -125,8 +125,7 @@ def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress:
         run_specs(store, study_id, batch, phase, pool, progress, owner, population)
         batch = []
         for (label, optimizer, _), (axis, configuration) in axes.items():
-            index = _best_point(store, study, label, built[label], optimizer, configuration, axis)[0]
-            outward = axis.outward(index)
+            outward = axis.outward(_best_point(store, study, label, built[label], optimizer, configuration, axis)[3])
             if outward is not None:
                 axis.add(outward)
                 batch.append((label, study.trial(label, built[label], optimizer, configuration, outward)))
@@ -139,23 +138,24 @@ def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress:
                 candidates = []
                 for configuration in study.configurations(optimizer):
                     axis, _ = axes[label, optimizer, json.dumps(configuration, sort_keys=True)]
-                    index, value, spec = _best_point(store, study, label, problem, optimizer, configuration, axis)
-                    candidates.append((value, spec.lr, (spec, axis, index, configuration)))
-                spec, axis, index, configuration = best(candidates, problem.metric_goal)[2]
+                    _, value, spec, as_good = _best_point(store, study, label, problem, optimizer, configuration, axis)
+                    candidates.append((value, spec.lr, (spec, axis, as_good, configuration)))
+                spec, axis, as_good, configuration = best(candidates, problem.metric_goal)[2]
                 grid = sorted(study.trial(label, problem, optimizer, configuration, i).lr for i in axis.indices)
-                store.choose(study_id, label, optimizer, spec.key, spec.lr, axis.bracket(index), grid, axis.extended)
+                store.choose(study_id, label, optimizer, spec.key, spec.lr, axis.bracket(as_good), grid, axis.extended)
                 chosen[label, optimizer] = spec
     return chosen
 
 
 def _best_point(store: Store, study: Study, label: str, problem, optimizer: str, configuration: dict, axis: LrAxis):
-    """(grid index, score, trial) of the best point of one configuration's lr axis, on seed 0."""
+    """(grid index, score, trial, indices scoring as well) of the best point of one configuration's
+    lr axis, on seed 0."""
     candidates = []
     for index in axis.indices:
         spec = study.trial(label, problem, optimizer, configuration, index)
         candidates.append((score(store.trial(spec.key), problem.metric, problem.metric_goal), spec.lr, (index, spec)))
     value, _, (index, spec) = best(candidates, problem.metric_goal)
-    return index, value, spec
+    return index, value, spec, {index} | {i for v, _, (i, _) in candidates if ties(v, value)}
 
 
 def describe(problem, study: Study, label: str) -> dict:

@@ -30,13 +30,27 @@ def best(candidates, goal: str):
     return chosen
 
 
+TIE = 1e-4  # scores this close (relative) to the best are ties: a flat response is no optimum
+
+
+def ties(value: float, best_value: float) -> bool:
+    """Whether ``value`` is as good as ``best_value`` for bracketing: within ``TIE`` of it,
+    relatively. Worst scores (diverged, failed) tie with nothing: when every point diverged, the
+    best is the smallest lr alone, and the grid grows downwards."""
+    if not (math.isfinite(value) and math.isfinite(best_value)):
+        return False
+    return abs(value - best_value) <= TIE * max(abs(value), abs(best_value))
+
+
 @dataclass
 class LrAxis:
     """The lr grid of one optimizer configuration, as grid indices (see :func:`spec.grid_point`).
 
-    It starts as ``0 .. size-1``. While the best point is the lowest or highest index, and fewer
-    than ``cap`` points were added, :meth:`outward` names the next index beyond it: an edge is
-    accepted as best only once the point beyond it scored worse or diverged.
+    It starts as ``0 .. size-1``. While an edge of the grid scores as well as the best point
+    (it is the best, or ties with it: a plateau, such as every lr too small to move the model),
+    and fewer than ``cap`` points were added, :meth:`outward` names the next index beyond that
+    edge, the high edge first: an edge is accepted only once the point beyond it scored worse
+    (by more than a tie) or diverged.
     """
 
     size: int
@@ -50,23 +64,23 @@ class LrAxis:
     def extended(self) -> int:
         return len(self.indices) - self.size
 
-    def outward(self, best_index: int) -> int | None:
-        """The index to try next, or None: the best is interior, the cap is reached, or a grid of
-        one point (nothing to bracket)."""
+    def outward(self, as_good: set[int]) -> int | None:
+        """The index to try next, given the indices that score as well as the best; None when the
+        best is bracketed, the cap is reached, or the grid has one point (nothing to bracket)."""
         if self.size < 2 or self.extended >= self.cap:
             return None
-        if best_index == min(self.indices):
-            return best_index - 1
-        if best_index == max(self.indices):
-            return best_index + 1
+        if max(self.indices) in as_good:
+            return max(self.indices) + 1
+        if min(self.indices) in as_good:
+            return min(self.indices) - 1
         return None
 
     def add(self, index: int) -> None:
         self.indices.append(index)
 
-    def bracket(self, best_index: int) -> str:
-        """``interior`` (a worse point on each side), ``edge`` (still at an edge after the
-        extensions allowed), or ``single`` (a one-point grid)."""
+    def bracket(self, as_good: set[int]) -> str:
+        """``interior`` (a worse point on each side of the best and its ties), ``edge`` (an edge
+        still scores as well after the extensions allowed), or ``single`` (a one-point grid)."""
         if self.size < 2:
             return "single"
-        return "interior" if min(self.indices) < best_index < max(self.indices) else "edge"
+        return "edge" if {min(self.indices), max(self.indices)} & as_good else "interior"
