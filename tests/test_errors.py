@@ -73,7 +73,7 @@ INVALID = [
     ),
     (
         lambda: optim.Adam([torch.zeros(2, dtype=torch.int64)]),
-        r"`params` must be real floating-point tensors\. Received: params\[0\] of dtype torch\.int64",
+        r"`params` must be floating-point or complex tensors\. Received: params\[0\] of dtype torch\.int64",
     ),
 ]
 

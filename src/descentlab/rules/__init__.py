@@ -46,6 +46,15 @@ def maximum_(a, b):
     return a.maximum_(b)
 
 
+def as_real(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as its real view ``(…, 2)``, a real one as is.
+
+    torch steps a complex parameter as the pairs of reals it holds (``torch.view_as_real``), and
+    every rule is elementwise, so this view is all a rule ever sees of a complex parameter.
+    """
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
 def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A 0-d state tensor, in torch's scalar dtype unless ``dtype`` is given (as torch stores ``step``)."""
     return torch.tensor(value, dtype=dtype or _get_scalar_dtype(), device=device)
