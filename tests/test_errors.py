@@ -18,14 +18,23 @@ INVALID = [
     (lambda: optim.Adagrad(_p(), lr_decay=-0.5), r"`lr_decay` must be >= 0\. Received: lr_decay=-0\.5"),
     (lambda: optim.SGD(_p(), weight_decay=-1e-4), r"`weight_decay` must be >= 0\. Received: weight_decay=-0\.0001"),
     (lambda: optim.SGD(_p(), momentum=-0.9), r"`momentum` must be >= 0\. Received: momentum=-0\.9"),
-    (lambda: optim.SGD(_p(), momentum=0.9, dampening=1.5), r"`dampening` must be in \[0, 1\]\. Received: dampening=1\.5"),
+    (
+        lambda: optim.SGD(_p(), momentum=0.9, dampening=1.5),
+        r"`dampening` must be in \[0, 1\]\. Received: dampening=1\.5",
+    ),
     (lambda: optim.SGD(_p(), nesterov=True), r"Nesterov momentum requires `momentum` > 0 .* Received: momentum=0\.0"),
     (
         lambda: optim.SGD(_p(), momentum=0.9, dampening=0.1, nesterov=True),
         r"Nesterov momentum requires .* dampening=0\.1",
     ),
-    (lambda: optim.Adam(_p(), betas=(1.0, 0.999)), r"`betas\[0\]` must be in \[0, 1\)\. Received: betas=\(1\.0, 0\.999\)"),
-    (lambda: optim.Adam(_p(), betas=(0.9, -0.1)), r"`betas\[1\]` must be in \[0, 1\)\. Received: betas=\(0\.9, -0\.1\)"),
+    (
+        lambda: optim.Adam(_p(), betas=(1.0, 0.999)),
+        r"`betas\[0\]` must be in \[0, 1\)\. Received: betas=\(1\.0, 0\.999\)",
+    ),
+    (
+        lambda: optim.Adam(_p(), betas=(0.9, -0.1)),
+        r"`betas\[1\]` must be in \[0, 1\)\. Received: betas=\(0\.9, -0\.1\)",
+    ),
     (lambda: optim.Adam(_p(), betas=0.9), r"`betas` must be a pair \(beta1, beta2\)\. Received: betas=0\.9"),
     (lambda: optim.RMSprop(_p(), alpha=1.2), r"`alpha` must be in \[0, 1\]\. Received: alpha=1\.2"),
     (lambda: optim.Adadelta(_p(), rho=-0.1), r"`rho` must be in \[0, 1\]\. Received: rho=-0\.1"),
@@ -103,6 +112,7 @@ def test_flavored_defaults_are_visible_and_resolved():
     p = _p()
     assert optim.Adagrad(p).defaults["initial_accumulator_value"] == 0.0
     keras_defaults = optim.Adagrad(p, flavor="keras").defaults
-    assert (keras_defaults["lr"], keras_defaults["initial_accumulator_value"], keras_defaults["eps"]) == (1e-3, 0.1, 1e-7)
+    keras_values = (keras_defaults["lr"], keras_defaults["initial_accumulator_value"], keras_defaults["eps"])
+    assert keras_values == (1e-3, 0.1, 1e-7)
     assert optim.Nadam(p, flavor="keras").defaults["momentum_decay"] == 1.0
     assert optim.Adadelta(p, flavor="keras").defaults["rho"] == 0.95

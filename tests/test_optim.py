@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from cases import ALL_CASES, LATTICE_CASES, TORCH_CASES
 from descentlab import optim
 from helpers import clone_params, make_params, max_relative_difference, random_gradients, run
-from cases import ALL_CASES, LATTICE_CASES, TORCH_CASES
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -127,7 +127,8 @@ def test_lr_decay_on_adagrad_is_torch_lr_decay():
     )
     sgd, torch_sgd = make_params(), None
     torch_sgd = clone_params(sgd)
-    run([(optim.Adagrad(sgd, lr=0.1, lr_decay=0.3), sgd), (torch.optim.Adagrad(torch_sgd, lr=0.1, lr_decay=0.3), torch_sgd)], 40)
+    run([(optim.Adagrad(sgd, lr=0.1, lr_decay=0.3), sgd),
+         (torch.optim.Adagrad(torch_sgd, lr=0.1, lr_decay=0.3), torch_sgd)], 40)
     assert max_relative_difference(sgd, torch_sgd) <= 1e-12
 
 

@@ -55,7 +55,9 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
             return f"params[{i}] is not a contiguous dense tensor"
-    spans = sorted((p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(params) if p.numel())
+    spans = sorted(
+        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(params) if p.numel()
+    )
     for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
         if start < end:  # flattening would give each its own copy and break the sharing
             return f"params[{min(i, j)}] and params[{max(i, j)}] share memory"

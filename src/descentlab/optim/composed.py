@@ -95,9 +95,10 @@ class Composed(ChainOptimizer):
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=momentum_rule == "nesterov", betas=betas,
             momentum_decay=momentum_decay, eps=eps, initial_accumulator_value=initial_accumulator_value,
-            centered=centered, amsgrad=amsgrad, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-            lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
-            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+            centered=centered, amsgrad=amsgrad, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
         )
         super().__init__(
             params, hyperparameters(defaults), momentum_rule=momentum_rule, adaptation_rule=adaptation_rule,

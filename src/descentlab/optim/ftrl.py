@@ -69,9 +69,10 @@ class FTRL(ChainOptimizer):
     ) -> None:
         defaults = dict(
             lr=lr, lr_power=lr_power, initial_accumulator_value=initial_accumulator_value, l1=l1, l2=l2,
-            l2_shrinkage=l2_shrinkage, beta=beta, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-            lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
-            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+            l2_shrinkage=l2_shrinkage, beta=beta, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
         )
         super().__init__(params, hyperparameters(defaults))
         self.ftrl = FTRLProximal()

@@ -157,7 +157,8 @@ class SurfaceProblem(Problem):
         self.jitter = float(jitter)
         self.options = {"start": start, "noise": noise, "jitter": jitter}
         self.metric = "distance_to_minimum" if self.surface.minima else "loss"
-        self.description = f"2-D surface {self.surface.formula}" + (f"; {self.surface.note}" if self.surface.note else "")
+        note = f"; {self.surface.note}" if self.surface.note else ""
+        self.description = f"2-D surface {self.surface.formula}{note}"
 
     @property
     def provenance(self) -> str:

@@ -39,6 +39,18 @@ def zeros_state(state: dict, key: str, param: torch.Tensor) -> torch.Tensor:
     return state[key]
 
 
+def filled_state(state: dict, key: str, param: torch.Tensor, value: float) -> torch.Tensor:
+    """``state[key]``, created shaped like ``param`` with ``value`` in every real coordinate.
+
+    A complex parameter's entry starts at ``value + value·i``, as torch's Adagrad starts it: the
+    rules see the real view, whose coordinates all start at ``value``.
+    """
+    if key not in state:
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        as_real(state[key]).fill_(value)
+    return state[key]
+
+
 def maximum_(a, b):
     """``a ← max(a, b)`` in place, NaN-propagating; also for the foreach and fused paths' values."""
     if isinstance(a, torch.Tensor):
