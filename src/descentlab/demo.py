@@ -36,6 +36,7 @@ def contenders() -> list[Contender]:
         Contender("Adadelta", lambda p, lr: optim.Adadelta(p, lr=lr), 1.0),
         Contender("RMSprop", lambda p, lr: optim.RMSprop(p, lr=lr), 1e-2),
         Contender("Adam", lambda p, lr: optim.Adam(p, lr=lr), 1e-3),
+        Contender("AdamW", lambda p, lr: optim.AdamW(p, lr=lr), 1e-3),
         Contender("Adamax", lambda p, lr: optim.Adamax(p, lr=lr), 2e-3),
         Contender("Nadam", lambda p, lr: optim.Nadam(p, lr=lr), 2e-3),
         Contender("Nadamax", lambda p, lr: optim.Nadamax(p, lr=lr), 2e-3),
