@@ -177,4 +177,5 @@ def test_keras_golden_scenarios(name):
         ours_opt.step()
         keras_opt.apply_gradients([(grad.clone(), theirs)])
         expected = theirs.value.detach().cpu()
-        assert ((ours.detach() - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+        # absolute: the values start at 1 and shrink to ~0.01; the two differ by a few float32 ulps of 1
+        assert (ours.detach() - expected).abs().max().item() <= 1e-6
