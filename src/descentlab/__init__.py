@@ -1,6 +1,6 @@
 """descentlab: the classic gradient-descent optimizers, exact, and a lab that compares them."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def compare(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""The ``descentlab`` command line: ``run``, ``show``, ``compare``, ``list``, ``demo`` and ``bench step``.
+"""The ``descentlab`` command line: ``run``, ``show``, ``migrate``, ``compare``, ``list``, ``demo`` and ``bench step``.
 
 Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
 2 bad arguments (with a message naming the argument, and the valid names where there is a list).
@@ -15,6 +15,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
 
 
@@ -84,6 +91,8 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     run.add_argument("--eval-every", type=_positive_int, help="steps between validation points (default steps/20)")
     run.add_argument("--divergence-factor", type=float, help="a loss above this × the first loss is divergence (10)")
+    run.add_argument("--extend", type=_nonnegative_int,
+                     help="extra lr points allowed per optimizer while its best lr is at a grid edge (default 8)")
     run.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
     run.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
     run.add_argument("--address", help="Ray cluster address (with --executor ray; default: a local Ray)")
@@ -98,7 +107,7 @@ def _study_from(args, parser):
     if args.suite and args.suite not in SUITES:
         parser.error(f"--suite: unknown suite {args.suite!r}. Valid suites: {', '.join(SUITES)}")
     spec = dict(SUITES[args.suite]) if args.suite else {}
-    for option in ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor"):
+    for option in ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor", "extend"):
         if getattr(args, option) is not None:
             spec[option] = getattr(args, option)
     if args.batch_size is not None:
@@ -125,12 +134,13 @@ def _run(args, parser) -> int:
     from descentlab.lab import format_summary, run_study, runner
 
     study = _study_from(args, parser)
-    for name in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
+    for label in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
         try:
-            study.budget(runner.get_problem(name, study.problem_options.get(name, {})))
+            study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
         except ValueError as error:
             parser.error(str(error))
-    summary = run_study(study, db=args.db, workers=args.workers, executor=args.executor, address=args.address)
+    summary = run_study(study, db=args.db, workers=args.workers, executor=args.executor, address=args.address,
+                        command=["descentlab", *sys.argv[1:]])
     table = format_summary(summary)
     print(table)
     print(f"\nresults: {args.db} (study {summary['study']['id']}); `descentlab show {summary['study']['id']} "
@@ -141,7 +151,9 @@ def _run(args, parser) -> int:
             json.dump(summary, f, indent=1, default=str)
         with open(os.path.join(args.out, "summary.txt"), "w") as f:
             f.write(table + "\n")
-        print(f"wrote {args.out}/summary.json and summary.txt")
+        with open(os.path.join(args.out, "summary.md"), "w") as f:
+            f.write(format_summary(summary, style="markdown") + "\n")
+        print(f"wrote {args.out}/summary.json, summary.txt and summary.md")
     return 0
 
 
@@ -150,7 +162,7 @@ def _show(args, parser) -> int:
 
     if not os.path.exists(args.db):
         parser.error(f"--db: no results store at {args.db}")
-    store = Store(args.db)
+    store = Store(args.db, readonly=True)
     if args.study is None:
         for study in store.studies():
             spec = study["spec"]
@@ -158,9 +170,18 @@ def _show(args, parser) -> int:
                   f"optimizers {','.join(spec['optimizers'])}")
         return 0
     try:
-        print(format_summary(summarize(store, args.study)))
+        print(format_summary(summarize(store, args.study), style=args.format))
     except ValueError as error:
         parser.error(f"study: {error}")
+    return 0
+
+
+def _migrate(args, parser) -> int:
+    from descentlab.lab.migrate import migrate
+
+    if not os.path.exists(args.db):
+        parser.error(f"--db: no results store at {args.db}")
+    print(migrate(args.db))
     return 0
 
 
@@ -208,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("show", help="list the studies in a store, or show one")
     show.add_argument("study", nargs="?", type=int, help="study id (default: list them)")
     show.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    show.add_argument("--format", choices=("text", "markdown"), default="text", help="tables for the terminal or Markdown")
+    migrating = commands.add_parser("migrate", help="upgrade a results store written by an older descentlab")
+    migrating.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
     comparing.add_argument("--entry", required=True,
                            help="module:function returning dict(model_fn=, loss_fn=, train_data=, val_data=)")
@@ -222,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
         os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, [args.data_dir, os.environ.get("DESCENTLAB_DATA")]))
-    if args.command in ("run", "show", "compare"):
+    if args.command in ("run", "show", "compare", "migrate"):
         from descentlab import data
 
-        handler = {"run": _run, "show": _show, "compare": _compare}[args.command]
+        handler = {"run": _run, "show": _show, "compare": _compare, "migrate": _migrate}[args.command]
         try:
             return handler(args, parser)
         except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:

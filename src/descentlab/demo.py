@@ -1,62 +1,65 @@
 """A small demo: every named optimizer (and a few other lattice points) trains one tiny model.
 
-Until the lab exists this is descentlab's main job: a 2-32-32-2 MLP classifying two interleaved
-spirals, full batch, the same initialization and data for every optimizer, the learning rate
-picked from a 4-point log grid around each optimizer's default by validation loss. It is a smoke
+A 2-32-32-2 MLP classifying two interleaved spirals, full batch, the same initialization and data
+for every optimizer, the learning rate picked from a 4-point log grid around each optimizer's
+own default (its class's ``lr`` default in its flavor) by validation loss. It is a smoke
 test and a taste of the lab, not a verdict: one task, one seed.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from descentlab import optim
+from descentlab.optim._checks import resolve
 
 LR_MULTIPLIERS = (0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
 class Contender:
+    """An optimizer class with fixed keyword arguments; its lr grid centres on the class's default."""
+
     name: str
-    make: object  # (params, lr) -> optimizer
-    default_lr: float
+    cls: type
+    kwargs: dict = field(default_factory=dict)
+
+    def make(self, params, lr: float):
+        return self.cls(params, lr=lr, **self.kwargs)
+
+    @property
+    def default_lr(self) -> float:
+        default = inspect.signature(self.cls).parameters["lr"].default
+        return float(resolve(default, self.kwargs.get("flavor", "torch")))
 
 
 def contenders() -> list[Contender]:
     """The named optimizers at their defaults, plus lattice points no library names."""
     named = [
-        Contender("SGD", lambda p, lr: optim.SGD(p, lr=lr), 1e-3),
-        Contender("Momentum", lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9), 1e-3),
-        Contender("Nesterov", lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9, nesterov=True), 1e-3),
-        Contender("Adagrad", lambda p, lr: optim.Adagrad(p, lr=lr), 1e-2),
-        Contender("Adadelta", lambda p, lr: optim.Adadelta(p, lr=lr), 1.0),
-        Contender("RMSprop", lambda p, lr: optim.RMSprop(p, lr=lr), 1e-2),
-        Contender("Adam", lambda p, lr: optim.Adam(p, lr=lr), 1e-3),
-        Contender("AdamW", lambda p, lr: optim.AdamW(p, lr=lr), 1e-3),
-        Contender("Adamax", lambda p, lr: optim.Adamax(p, lr=lr), 2e-3),
-        Contender("Nadam", lambda p, lr: optim.Nadam(p, lr=lr), 2e-3),
-        Contender("Nadamax", lambda p, lr: optim.Nadamax(p, lr=lr), 2e-3),
-        Contender("FTRL", lambda p, lr: optim.FTRL(p, lr=lr), 1e-1),
-        Contender("Adam (keras flavor)", lambda p, lr: optim.Adam(p, lr=lr, flavor="keras"), 1e-3),
+        Contender("SGD", optim.SGD),
+        Contender("Momentum", optim.SGD, {"momentum": 0.9}),
+        Contender("Nesterov", optim.SGD, {"momentum": 0.9, "nesterov": True}),
+        Contender("Adagrad", optim.Adagrad),
+        Contender("Adadelta", optim.Adadelta),
+        Contender("RMSprop", optim.RMSprop),
+        Contender("Adam", optim.Adam),
+        Contender("AdamW", optim.AdamW),
+        Contender("Adamax", optim.Adamax),
+        Contender("Nadam", optim.Nadam),
+        Contender("Nadamax", optim.Nadamax),
+        Contender("FTRL", optim.FTRL),
+        Contender("Adam (keras flavor)", optim.Adam, {"flavor": "keras"}),
     ]
     lattice = [
-        Contender("Maxaprop", lambda p, lr: optim.Composed(p, lr=lr, adaptation_rule="max"), 2e-3),
-        Contender(
-            "Nesterov-Adagrad",
-            lambda p, lr: optim.Composed(p, lr=lr, momentum_rule="nesterov", adaptation_rule="sum"),
-            1e-2,
-        ),
-        Contender(
-            "RMSprop+EMA",
-            lambda p, lr: optim.Composed(
-                p, lr=lr, momentum_rule="ema", adaptation_rule="ema", order="adaptation_first"
-            ),
-            1e-3,
-        ),
+        Contender("Maxaprop", optim.Composed, {"adaptation_rule": "max"}),
+        Contender("Nesterov-Adagrad", optim.Composed, {"momentum_rule": "nesterov", "adaptation_rule": "sum"}),
+        Contender("RMSprop+EMA", optim.Composed,
+                  {"momentum_rule": "ema", "adaptation_rule": "ema", "order": "adaptation_first"}),
     ]
     return named + lattice
 

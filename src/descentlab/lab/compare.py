@@ -8,6 +8,7 @@ the verdict compares the optimizers' final validation losses seed by seed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 import random
@@ -16,10 +17,11 @@ from collections.abc import Callable
 
 import torch
 
-from descentlab.lab import runner
-from descentlab.lab.spec import OPTIMIZERS, Study, check_names
-from descentlab.lab.study import run_study
-from descentlab.problems.base import Problem, check_split, example_batches, mean_over_chunks, seeded
+from descentlab.lab import runner, stats
+from descentlab.lab.protocol import run_study
+from descentlab.lab.spec import OPTIMIZERS, check_names
+from descentlab.lab.study import Study
+from descentlab.problems.base import Problem, check_split, example_batches, first, mean_over_chunks, seeded
 
 DEFAULT_OPTIMIZERS = ("nadam", "rmsprop", "momentum")  # the talk's advice: test these three
 
@@ -38,6 +40,7 @@ class UserProblem(Problem):
                 raise ValueError(f"`{argument}` must be a pair (inputs, targets) of tensors with the same, non-zero "
                                  f"length. Received: {argument} of type {type(data).__name__}")
         self.name = name
+        self.options = {"data": fingerprint(train_data, val_data)}
         self.description = f"user model {name}"
         self.model_fn, self.loss_fn = model_fn, loss_fn
         self.data = {"train": tuple(train_data), "valid": tuple(val_data), "test": tuple(val_data)}
@@ -63,8 +66,9 @@ class UserProblem(Problem):
         inputs, targets = batch
         return self.loss_fn(model(inputs), targets)
 
-    def evaluate(self, model, split):
+    def evaluate(self, model, split, limit=None):
         inputs, targets = self.data[check_split(split)]
+        inputs, targets = inputs[: first(limit, len(inputs))], targets[: first(limit, len(inputs))]
         with torch.no_grad():
             def chunk(indices):
                 return {"loss": self.loss_fn(model(inputs[indices]), targets[indices]).item()}
@@ -92,29 +96,41 @@ def compare(model_fn: Callable, loss_fn: Callable, train_data, val_data, optimiz
     if len(optimizers) < 2:
         raise ValueError(f"`optimizers` must name at least two optimizers. Received: optimizers={optimizers!r}")
     problem = UserProblem(name, model_fn, loss_fn, train_data, val_data, batch_size, budget)
-    key = f"user:{name}:{id(problem)}"
+    # The key of a user problem is its name and data (never the object's identity), so a study
+    # in a file store resumes in a later process. It does not cover the code of model_fn or
+    # loss_fn: after changing them, use another name or store.
+    key = "user:" + name.replace("@", "_")
     runner.register(key, problem)
     try:
         study = Study(problems=[key], optimizers=optimizers, grid=grid, span=span, seeds=seeds, steps=budget,
-                      batch_size=batch_size, name=f"compare {name}")
-        summary = run_study(study, db=db, workers=1, progress_stream=progress_stream, population=False)
+                      batch_size=batch_size, problem_options={key: problem.options}, name=f"compare {name}")
+        summary = run_study(study, db=db, workers=1, progress_stream=progress_stream, population=False,
+                            command=[f"descentlab.compare(name={name!r})"])
     finally:
         runner.unregister(key)
     # per optimizer, the final validation loss of each seed of its chosen lr (inf if diverged)
-    losses = {row["optimizer"]: dict(row["seed_scores"]) for row in summary["problems"][key]["rows"]}
+    losses = {row["optimizer"]: row["seed_valids"] for row in summary["problems"][key]["rows"]}
     return verdict(summary, losses, bootstrap)
+
+
+def fingerprint(*pairs) -> str:
+    """A short hash of the data tensors: their shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for tensor in (t for pair in pairs for t in pair):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def verdict(summary: dict, losses: dict[str, dict[int, float]], bootstrap: int = 2000) -> dict:
     means = {name: statistics.fmean(values.values()) for name, values in losses.items()}
     ranked = sorted(means, key=lambda name: (math.isnan(means[name]), means[name]))
     winner, runner_up = ranked[0], ranked[1]
-    seeds = sorted(set(losses[winner]) & set(losses[runner_up]))
-    differences = [losses[runner_up][s] - losses[winner][s] for s in seeds]
-    wins = sum(d > 0 for d in differences)
+    differences = stats.paired_differences(losses[winner], losses[runner_up], "min")
+    wins, seeds = stats.wins(losses[winner], losses[runner_up], "min")
     rng = random.Random(0)
-    finite = [d if math.isfinite(d) else (math.inf if d > 0 else -math.inf) for d in differences]
-    held = sum(statistics.fmean(rng.choices(finite, k=len(finite))) > 0 for _ in range(bootstrap)) if finite else 0
+    held = sum(stats.mean(rng.choices(differences, k=len(differences))) > 0 for _ in range(bootstrap)) if differences else 0
     margin = means[runner_up] - means[winner]
     return {
         "winner": winner,
@@ -122,7 +138,7 @@ def verdict(summary: dict, losses: dict[str, dict[int, float]], bootstrap: int =
         "margin": margin,
         "relative_margin": margin / abs(means[runner_up]) if means[runner_up] not in (0, math.inf) else math.nan,
         "wins": wins,
-        "seeds": len(seeds),
+        "seeds": seeds,
         "confidence": held / bootstrap if bootstrap else math.nan,
         "mean_valid_loss": means,
         "summary": summary,
@@ -133,7 +149,7 @@ def format_verdict(result: dict) -> str:
     lines = [f"{'optimizer':<10} {'best lr':>10} {'valid loss mean ± std':>24}"]
     (table,) = result["summary"]["problems"].values()
     for row in table["rows"]:
-        values = [v for _, v in row["seed_scores"]]
+        values = list(row["seed_valids"].values())
         finite = [v for v in values if math.isfinite(v)]
         spread = statistics.stdev(finite) if len(finite) > 1 else 0.0
         mean = result["mean_valid_loss"][row["optimizer"]]

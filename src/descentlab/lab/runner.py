@@ -1,9 +1,10 @@
 """Running trials: one at a time (any problem), or a whole grid at once on a 2-D surface.
 
 Both return the same result record, which :meth:`Store.finish` writes: status (``done``,
-``diverged`` or ``failed``), final validation and test metrics, the curve (step, wall-clock,
-mean training loss since the previous point, validation metrics every ``eval_every`` steps),
-timings, versions and data provenance.
+``diverged`` or ``failed``), final validation and test metrics on the whole splits, the curve
+(step, wall-clock, mean training loss since the previous point, and validation metrics every
+``eval_every`` steps on the problem's fixed ``curve_limit`` subset, so that evaluation stays a
+small share of a trial), timings, versions and data provenance; see :func:`record`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import torch
 
 import descentlab
 from descentlab import problems
-from descentlab.problems.surfaces import SurfaceProblem
 
 
 @functools.lru_cache(maxsize=16)
@@ -63,15 +63,27 @@ def optimizer_config(optimizer, lr=None) -> dict:
     return {"class": type(optimizer).__name__, **config}
 
 
+def record(status: str, seconds: float, curve: list | None = None, steps_done: int = 0, diverged_at: int | None = None,
+           valid: dict | None = None, test: dict | None = None, problem=None, optimizer=None, lr: float | None = None,
+           error: BaseException | None = None) -> dict:
+    """A trial's result as :meth:`Store.finish` writes it; every outcome (done, diverged, failed)
+    of every runner (one trial, a population, a lost worker) is built here."""
+    result = {"status": status, "seconds": seconds, "steps_done": steps_done, "diverged_at": diverged_at,
+              "curve": curve or [], "valid": valid, "test": test, "versions": versions(),
+              "host": socket.gethostname(), "provenance": problem.provenance if problem is not None else None,
+              "optimizer_config": optimizer_config(optimizer, lr) if optimizer is not None else None}
+    if error is not None:
+        result["error"] = "".join(traceback.format_exception_only(error)).strip()
+    return result
+
+
 def run_trial(spec) -> dict:
     """Train one trial; never raises (an exception is recorded as a failed trial)."""
     started = time.perf_counter()
     try:
         return _train(spec, started)
     except Exception as error:  # the study goes on; the record says what happened
-        return {"status": "failed", "seconds": time.perf_counter() - started, "steps_done": 0, "curve": [],
-                "versions": versions(), "error": "".join(traceback.format_exception_only(error)).strip(),
-                "host": socket.gethostname(), "traceback": traceback.format_exc()}
+        return record("failed", time.perf_counter() - started, error=error)
 
 
 def _train(spec, started: float) -> dict:
@@ -81,31 +93,29 @@ def _train(spec, started: float) -> dict:
     batches = problem.batches("train", spec.batch_size, spec.seed)
     curve, losses = [], []
     limit = None
-    status, diverged_at, step = "done", None, 0
+    diverged_at = None
     for step in range(1, spec.steps + 1):
         loss = problem.loss(model, next(batches))
         value = loss.item()
         if limit is None:
             limit = spec.divergence_factor * abs(value) if math.isfinite(value) else -math.inf
         if not math.isfinite(value) or value > limit:
-            status, diverged_at = "diverged", step
+            diverged_at = step
             break
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         optimizer.step()
         losses.append(value)
         if step % spec.eval_every == 0 or step == spec.steps:
-            curve.append({"step": step, "wall": time.perf_counter() - started,
-                          "train_loss": sum(losses) / len(losses), "valid": problem.evaluate(model, "valid")})
+            curve.append({"step": step, "wall": time.perf_counter() - started, "train_loss": sum(losses) / len(losses),
+                          "valid": problem.evaluate(model, "valid", problem.curve_limit)})
             losses = []
-    result = {"status": status, "steps_done": step if status == "done" else step - 1, "diverged_at": diverged_at,
-              "curve": curve, "versions": versions(), "provenance": problem.provenance, "host": socket.gethostname(),
-              "optimizer_config": optimizer_config(optimizer)}
-    if status == "done":
-        result["valid"] = curve[-1]["valid"]  # evaluated after the last step
-        result["test"] = problem.evaluate(model, "test")
-    result["seconds"] = time.perf_counter() - started
-    return result
+    if diverged_at is not None:
+        return record("diverged", time.perf_counter() - started, curve, diverged_at - 1, diverged_at,
+                      problem=problem, optimizer=optimizer)
+    valid, test = problem.evaluate(model, "valid"), problem.evaluate(model, "test")
+    return record("done", time.perf_counter() - started, curve, spec.steps, valid=valid, test=test,
+                  problem=problem, optimizer=optimizer)
 
 
 def population_groups(specs) -> list[list]:
@@ -114,7 +124,7 @@ def population_groups(specs) -> list[list]:
     sharing an optimizer configuration are contiguous."""
     groups: dict[tuple, list] = {}
     for spec in specs:
-        if not isinstance(problem_of(spec), SurfaceProblem):
+        if not problem_of(spec).population:
             continue
         if any(spec.hyperparameters.get(k) for k in ("clipnorm", "global_clipnorm", "clipvalue")):
             continue
@@ -178,7 +188,7 @@ def run_population(specs: list) -> list[dict]:
         loss_sums += torch.where(alive, loss, 0.0)
         loss_counts += alive.to(points.dtype)
         if step % first.eval_every == 0 or step == first.steps:
-            wall = time.perf_counter() - started
+            wall = (time.perf_counter() - started) / k  # a row's share, as its seconds are
             valid = _rows(problem.population_metrics(points))
             train = (loss_sums / loss_counts).tolist()
             for row in alive.nonzero().flatten().tolist():
@@ -190,14 +200,12 @@ def run_population(specs: list) -> list[dict]:
     owners = [optimizer for optimizer, rows, _ in blocks for _ in range(rows.shape[0])]
     results = []
     for row in range(k):
-        diverged = diverged_at[row] is not None
-        result = {"status": "diverged" if diverged else "done", "diverged_at": diverged_at[row],
-                  "steps_done": diverged_at[row] - 1 if diverged else first.steps, "curve": curves[row],
-                  "seconds": seconds / k, "versions": versions(), "provenance": problem.provenance,
-                  "host": socket.gethostname(), "optimizer_config": optimizer_config(owners[row], specs[row].lr)}
-        if not diverged:
-            result["valid"] = result["test"] = final[row]
-        results.append(result)
+        common = {"seconds": seconds / k, "curve": curves[row], "problem": problem, "optimizer": owners[row],
+                  "lr": specs[row].lr}
+        if diverged_at[row] is not None:
+            results.append(record("diverged", steps_done=diverged_at[row] - 1, diverged_at=diverged_at[row], **common))
+        else:
+            results.append(record("done", steps_done=first.steps, valid=final[row], test=final[row], **common))
     return results
 
 

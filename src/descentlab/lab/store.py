@@ -15,13 +15,15 @@ import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     created REAL NOT NULL,
-    spec TEXT NOT NULL
+    spec TEXT NOT NULL,
+    meta TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     key TEXT PRIMARY KEY,
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS study_trials (
     study_id INTEGER NOT NULL REFERENCES studies(id),
     trial_key TEXT NOT NULL REFERENCES trials(key),
     phase TEXT NOT NULL,
+    label TEXT,
     PRIMARY KEY (study_id, trial_key)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -62,9 +65,34 @@ CREATE TABLE IF NOT EXISTS curves (
     valid TEXT,
     PRIMARY KEY (trial_key, step)
 );
+CREATE TABLE IF NOT EXISTS study_problems (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    label TEXT NOT NULL,
+    info TEXT NOT NULL,
+    PRIMARY KEY (study_id, label)
+);
+CREATE TABLE IF NOT EXISTS choices (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    label TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    trial_key TEXT NOT NULL REFERENCES trials(key),
+    lr REAL NOT NULL,
+    bracket TEXT NOT NULL,
+    grid TEXT NOT NULL,
+    extended INTEGER NOT NULL,
+    PRIMARY KEY (study_id, label, optimizer)
+);
 """
 FINISHED = ("done", "diverged", "failed")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each version added, for the migration of older stores (``descentlab migrate``).
+MIGRATIONS = {
+    1: """
+ALTER TABLE studies ADD COLUMN meta TEXT;
+ALTER TABLE study_trials ADD COLUMN label TEXT;
+UPDATE study_trials SET label = (SELECT problem FROM trials WHERE trials.key = study_trials.trial_key);
+""",
+}
 
 
 def _dumps(value) -> str:
@@ -80,28 +108,60 @@ def _number(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-class Store:
-    """A results file. Safe to open from several processes (WAL, busy timeout)."""
+class StoreError(RuntimeError):
+    """A results file that cannot be opened or used as asked; the message names the file."""
 
-    def __init__(self, path: str) -> None:
+
+class Store:
+    """A results file. Safe to open from several processes (WAL, busy timeout).
+
+    ``readonly=True`` opens it for reading only (``show``, reports): nothing is written, and a
+    file on a read-only disk or without write permission opens too.
+    """
+
+    def __init__(self, path: str, readonly: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        except sqlite3.OperationalError as error:
-            raise RuntimeError(f"cannot open the results store {self.path}: {error}") from error
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        self.readonly = readonly
+        if readonly:
+            self.db = self._open_readonly()
+        else:
+            if self.path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            try:
+                self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot open the results store {self.path}: {error}") from error
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         empty = not self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         if not empty and version != SCHEMA_VERSION:
             self.db.close()
-            raise RuntimeError(f"the results store {self.path} has schema version {version}; this descentlab "
-                               f"writes version {SCHEMA_VERSION}: use another --db")
-        self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version in MIGRATIONS:
+                raise StoreError(f"the results store {self.path} has schema version {version}, written by an older "
+                                 f"descentlab; `descentlab migrate --db {self.path}` upgrades it to version "
+                                 f"{SCHEMA_VERSION} (keeping a copy of the original)")
+            raise StoreError(f"the results store {self.path} has schema version {version}; this descentlab "
+                             f"writes version {SCHEMA_VERSION}: use another --db")
+        if not readonly:
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not os.path.isfile(self.path):
+            raise StoreError(f"no results store at {self.path}")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        # mode=ro still needs the WAL index (-shm); where it cannot be created (a read-only
+        # folder), the file is read as immutable, which is what it is to us.
+        for suffix in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(uri + suffix, uri=True, isolation_level=None)
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error as error:
+                failure = error
+        raise StoreError(f"cannot read the results store {self.path}: {failure}")
 
     def close(self) -> None:
         self.db.close()
@@ -110,10 +170,10 @@ class Store:
         return _Transaction(self.db)
 
     # studies
-    def add_study(self, name: str, spec: dict) -> int:
+    def add_study(self, name: str, spec: dict, meta: dict | None = None) -> int:
         with self.transaction():
-            cursor = self.db.execute("INSERT INTO studies (name, created, spec) VALUES (?, ?, ?)",
-                                     (name, time.time(), _dumps(spec)))
+            cursor = self.db.execute("INSERT INTO studies (name, created, spec, meta) VALUES (?, ?, ?, ?)",
+                                     (name, time.time(), _dumps(spec), _dumps(meta)))
         return cursor.lastrowid
 
     def find_study(self, name: str, spec: dict) -> int | None:
@@ -123,23 +183,46 @@ class Store:
         return row[0] if row else None
 
     def studies(self) -> list[dict]:
-        rows = self.db.execute("SELECT id, name, created, spec FROM studies ORDER BY id").fetchall()
-        return [{"id": r[0], "name": r[1], "created": r[2], "spec": json.loads(r[3])} for r in rows]
+        rows = self.db.execute("SELECT id, name, created, spec, meta FROM studies ORDER BY id").fetchall()
+        return [_study(row) for row in rows]
 
     def study(self, study_id: int) -> dict | None:
-        row = self.db.execute("SELECT id, name, created, spec FROM studies WHERE id = ?", (study_id,)).fetchone()
-        return {"id": row[0], "name": row[1], "created": row[2], "spec": json.loads(row[3])} if row else None
+        row = self.db.execute("SELECT id, name, created, spec, meta FROM studies WHERE id = ?", (study_id,)).fetchone()
+        return _study(row) if row else None
+
+    def describe(self, study_id: int, label: str, info: dict) -> None:
+        """Record what a study's problem is (metric, goal, provenance, budget…), for readers of the store."""
+        self.db.execute("INSERT OR REPLACE INTO study_problems (study_id, label, info) VALUES (?, ?, ?)",
+                        (study_id, label, _dumps(info)))
+
+    def problems(self, study_id: int) -> dict[str, dict]:
+        rows = self.db.execute("SELECT label, info FROM study_problems WHERE study_id = ? ORDER BY rowid",
+                               (study_id,)).fetchall()
+        return {label: json.loads(info) for label, info in rows}
+
+    def choose(self, study_id: int, label: str, optimizer: str, trial_key: str, lr: float, bracket: str,
+               grid: list[float], extended: int) -> None:
+        """Record an optimizer's chosen configuration (its seed-0 trial) and how its lr was bracketed."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO choices (study_id, label, optimizer, trial_key, lr, bracket, grid, extended) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (study_id, label, optimizer, trial_key, lr, bracket, _dumps(grid), extended))
+
+    def choices(self, study_id: int) -> list[dict]:
+        cursor = self.db.execute("SELECT label, optimizer, trial_key, lr, bracket, grid, extended FROM choices "
+                                 "WHERE study_id = ? ORDER BY rowid", (study_id,))
+        return [{**dict(zip([c[0] for c in cursor.description], row)), "grid": json.loads(row[5])}
+                for row in cursor.fetchall()]
 
     # trials
     def status(self, key: str) -> str | None:
         row = self.db.execute("SELECT status FROM trials WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def link(self, study_id: int, key: str, phase: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO study_trials (study_id, trial_key, phase) VALUES (?, ?, ?)",
-                        (study_id, key, phase))
+    def link(self, study_id: int, key: str, phase: str, label: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO study_trials (study_id, trial_key, phase, label) VALUES (?, ?, ?, ?)",
+                        (study_id, key, phase, label))
 
-    def start(self, spec, study_id: int, phase: str) -> None:
+    def start(self, spec, study_id: int, phase: str, label: str) -> None:
         """Mark a trial running (a rerun of an unfinished trial drops its partial curve first)."""
         with self.transaction():
             self.db.execute("DELETE FROM curves WHERE trial_key = ?", (spec.key,))
@@ -151,7 +234,7 @@ class Store:
                  spec.seed, spec.steps, spec.batch_size, spec.eval_every, spec.divergence_factor, time.time(),
                  socket.gethostname()),
             )
-            self.link(study_id, spec.key, phase)
+            self.link(study_id, spec.key, phase, label)
 
     def finish(self, key: str, result: dict) -> None:
         """Write a trial's outcome and its whole curve in one transaction."""
@@ -174,37 +257,52 @@ class Store:
     def trial(self, key: str) -> dict | None:
         cursor = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,))
         row = cursor.fetchone()
-        if row is None:
-            return None
-        record = dict(zip([c[0] for c in cursor.description], row))
-        for column in ("problem_options", "hyperparameters", "optimizer_config", "valid", "test", "versions"):
-            if record[column] is not None:
-                record[column] = json.loads(record[column])
-        return record
+        return None if row is None else _trial(cursor.description, row)
 
     def curve(self, key: str) -> list[dict]:
-        rows = self.db.execute(
-            "SELECT step, wall, train_loss, valid FROM curves WHERE trial_key = ? ORDER BY step", (key,)
-        ).fetchall()
-        return [{"step": s, "wall": w, "train_loss": loss, "valid": json.loads(v) if v else None}
-                for s, w, loss, v in rows]
+        return self.curves([key])[key]
+
+    def curves(self, keys: list[str]) -> dict[str, list[dict]]:
+        """The curves of many trials in one query: {key: [points by step]}."""
+        result: dict[str, list[dict]] = {key: [] for key in keys}
+        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT trial_key, step, wall, train_loss, valid FROM curves WHERE trial_key IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY trial_key, step", chunk).fetchall()
+            for key, step, wall, loss, valid in rows:
+                result[key].append({"step": step, "wall": wall, "train_loss": loss,
+                                    "valid": json.loads(valid) if valid else None})
+        return result
 
     def study_trials(self, study_id: int) -> list[dict]:
-        keys = self.db.execute(
-            "SELECT trial_key, phase FROM study_trials WHERE study_id = ? ORDER BY rowid", (study_id,)
-        ).fetchall()
-        records = []
-        for key, phase in keys:
-            record = self.trial(key)
-            if record is not None:
-                record["phase"] = phase
-                records.append(record)
-        return records
+        """Every trial the study asked for, with the ``phase`` and problem ``label`` it asked in."""
+        cursor = self.db.execute(
+            "SELECT trials.*, study_trials.phase, study_trials.label FROM study_trials "
+            "JOIN trials ON trials.key = study_trials.trial_key WHERE study_id = ? ORDER BY study_trials.rowid",
+            (study_id,))
+        return [_trial(cursor.description, row) for row in cursor.fetchall()]
 
     def count(self, status: str | None = None) -> int:
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM trials WHERE status = ?", (status,)).fetchone()[0]
+
+
+_JSON_COLUMNS = ("problem_options", "hyperparameters", "optimizer_config", "valid", "test", "versions")
+
+
+def _trial(description, row) -> dict:
+    record = dict(zip([c[0] for c in description], row))
+    for column in _JSON_COLUMNS:
+        if record[column] is not None:
+            record[column] = json.loads(record[column])
+    return record
+
+
+def _study(row) -> dict:
+    return {"id": row[0], "name": row[1], "created": row[2], "spec": json.loads(row[3]),
+            "meta": (json.loads(row[4]) if row[4] else None) or {}}
 
 
 class _Transaction:

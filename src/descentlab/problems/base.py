@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,8 +57,14 @@ class Problem:
     reshuffled each epoch deterministically from ``seed`` (``batch_size=None``: the full split
     every step, classical gradient descent; 1: pure SGD); ``loss(model, batch)`` is a scalar
     tensor; ``evaluate(model, split)`` returns at least ``{"loss": ...}`` plus the task metric
-    named by ``metric``. ``default_steps`` and ``default_batch_size`` are a budget that trains in
-    seconds to a minute on two cores; ``provenance`` says which data (files, split) is used.
+    named by ``metric`` (``limit=n``: on the split's first ``n`` examples only, a fixed subset).
+    ``default_steps`` and ``default_batch_size`` are a budget that trains in seconds to a minute on
+    two cores; ``provenance`` says which data (files, split) is used.
+
+    Capabilities a problem declares: ``population`` (its trials can run many at once as one
+    tensor: :meth:`population_loss`, :meth:`population_grad`, :meth:`population_metrics`), and
+    ``curve_limit`` (how many examples the lab evaluates at each curve point during training;
+    the final validation and test metrics always use the whole split).
     """
 
     name: str = ""
@@ -69,6 +74,8 @@ class Problem:
     default_steps: int = 200
     default_batch_size: int | None = 64
     options: dict[str, Any] = {}
+    population: bool = False
+    curve_limit: int | None = None
 
     @property
     def provenance(self) -> str:
@@ -88,7 +95,7 @@ class Problem:
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
         raise NotImplementedError
 
-    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, split: str, limit: int | None = None) -> dict[str, float]:
         raise NotImplementedError
 
     def info(self) -> dict[str, Any]:
@@ -96,6 +103,7 @@ class Problem:
             "name": self.name,
             "description": self.description,
             "metric": self.metric,
+            "metric_goal": self.metric_goal,
             "default_steps": self.default_steps,
             "default_batch_size": self.default_batch_size,
             "options": dict(self.options),
@@ -137,5 +145,6 @@ def mean_over_chunks(count: int, chunk: int, evaluate_chunk: Callable[[torch.Ten
     return {key: value / count for key, value in totals.items()}
 
 
-def finite_or_inf(value: float) -> float:
-    return value if math.isfinite(value) else math.inf
+def first(limit: int | None, count: int) -> int:
+    """How many examples an evaluation with ``limit`` reads from a split of ``count``."""
+    return count if limit is None else min(limit, count)

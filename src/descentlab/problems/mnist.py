@@ -15,6 +15,7 @@ from descentlab.problems.base import (
     check_positive_ints,
     check_split,
     example_batches,
+    first,
     mean_over_chunks,
     seeded,
     split_seed,
@@ -73,6 +74,7 @@ class MNISTClassifier(Problem):
     metric_goal = "max"
     default_steps = 300
     default_batch_size = 128
+    curve_limit = 1000
 
     def __init__(self, hidden: int | None = None, train_size: int | None = None, data_dir: str | None = None) -> None:
         check_positive_ints(optional=("hidden", "train_size"), hidden=hidden, train_size=train_size)
@@ -114,8 +116,9 @@ class MNISTClassifier(Problem):
         images, labels = batch
         return F.cross_entropy(model(images), labels)
 
-    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, split: str, limit: int | None = None) -> dict[str, float]:
         x, y = self.splits[check_split(split)]
+        x, y = x[: first(limit, len(y))], y[: first(limit, len(y))]
 
         def chunk(indices):
             logits = model(x[indices])

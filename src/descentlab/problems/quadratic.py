@@ -13,6 +13,7 @@ from descentlab.problems.base import (
     check_positive_ints,
     check_split,
     example_batches,
+    first,
     mean_over_chunks,
     seeded,
     split_seed,
@@ -88,8 +89,9 @@ class NoisyQuadratic(Problem):
     def excess_loss(self, theta: Tensor) -> Tensor:
         return self._per_example(theta, self.optimum)
 
-    def evaluate(self, model: Parameters, split: str) -> dict[str, float]:
+    def evaluate(self, model: Parameters, split: str, limit: int | None = None) -> dict[str, float]:
         examples = self.examples[check_split(split)]
+        examples = examples[: first(limit, len(examples))]
         theta = model.theta.detach()
         result = mean_over_chunks(
             len(examples), 4096, lambda idx: {"loss": self._per_example(theta, examples[idx]).mean().item()}

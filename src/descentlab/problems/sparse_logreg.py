@@ -13,6 +13,7 @@ from descentlab.problems.base import (
     check_positive_ints,
     check_split,
     example_batches,
+    first,
     mean_over_chunks,
     split_seed,
 )
@@ -50,6 +51,7 @@ class SparseLogisticRegression(Problem):
     metric = "loss"
     default_steps = 300
     default_batch_size = 256
+    curve_limit = 4096
 
     def __init__(self, fields: int = 8, cardinality: int = 1000, buckets: int = 2**15, density: float = 0.1,
                  n_train: int = 100_000, n_eval: int = 20_000, data_seed: int = 0) -> None:
@@ -99,8 +101,10 @@ class SparseLogisticRegression(Problem):
         features, labels = batch
         return F.binary_cross_entropy_with_logits(model(features), labels)
 
-    def evaluate(self, model: HashedLogisticRegression, split: str) -> dict[str, float]:
+    def evaluate(self, model: HashedLogisticRegression, split: str, limit: int | None = None) -> dict[str, float]:
         features, labels, true_logits = self.splits[check_split(split)]
+        count = first(limit, len(labels))
+        features, labels, true_logits = features[:count], labels[:count], true_logits[:count]
 
         def chunk(indices):
             logits = model(features[indices])

@@ -1,0 +1,127 @@
+"""The protocol: tune (extending each lr grid until the best point is bracketed), select on
+validation, confirm on every seed; resumable at any point.
+
+Every step is a pure function of what the store holds, so re-running the command that started a
+study replays the same decisions, skips every finished trial (extensions included), and goes on
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import socket
+
+from descentlab.lab import executors, runner
+from descentlab.lab.progress import Progress
+from descentlab.lab.scheduler import run_specs
+from descentlab.lab.selection import LrAxis, best, score
+from descentlab.lab.store import Store
+from descentlab.lab.study import Study
+from descentlab.lab.summary import summarize
+
+
+def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, executor: str = "local",
+              address: str | None = None, progress_stream=None, population: bool = True,
+              command: list[str] | None = None) -> dict:
+    """Run (or resume) ``study`` into the store at ``db``; return its summary (see :func:`summarize`).
+
+    ``command``: the command line to record with the study (the CLI passes its own).
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"`workers` must be a positive integer. Received: workers={workers!r}")
+    built = {label: runner.get_problem(study.problem_name(label), study.options(label)) for label in study.problems}
+    store = Store(db)
+    try:
+        name = study.name or "study"
+        study_id = store.find_study(name, study.to_json()) or store.add_study(
+            name, study.to_json(), _meta(command, workers, executor))
+        with store.transaction():
+            for label, problem in built.items():
+                store.describe(study_id, label, describe(problem, study, label))
+        pool = executors.make(executor, workers, address)
+        try:
+            with Progress(progress_stream, capacity=workers) as progress:
+                for label in built:
+                    progress.plan(len(study.optimizers) * (study.seeds - 1), label)
+                chosen = tune(store, study_id, study, built, pool, progress, population)
+                confirmations = [(label, spec) for (label, _), trial in chosen.items()
+                                 for spec in study.confirmation_trials(trial)]
+                run_specs(store, study_id, confirmations, "confirm", pool, progress, population)
+        finally:
+            pool.close()
+        return summarize(store, study_id)
+    finally:
+        store.close()
+
+
+def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress: Progress, population: bool) -> dict:
+    """Tune every optimizer on every problem on seed 0; record and return each one's chosen trial.
+
+    Round 0 runs the initial grids; each further round adds, for every configuration whose best
+    lr is still at an edge of its grid, the next point beyond that edge ("extend" trials), until
+    no configuration needs one (bracketed, or out of extensions).
+    """
+    axes = {}
+    batch = []
+    for label, problem in built.items():
+        for optimizer in study.optimizers:
+            for configuration in study.configurations(optimizer):
+                axis = LrAxis(study.grid, study.extend)
+                axes[label, optimizer, json.dumps(configuration, sort_keys=True)] = axis, configuration
+                batch += [(label, study.trial(label, problem, optimizer, configuration, i)) for i in axis.indices]
+    phase = "tune"
+    while batch:
+        for label in built:
+            progress.plan(sum(label == other for other, _ in batch), label)
+        run_specs(store, study_id, batch, phase, pool, progress, population)
+        batch = []
+        for (label, optimizer, _), (axis, configuration) in axes.items():
+            index = _best_point(store, study, label, built[label], optimizer, configuration, axis)[0]
+            outward = axis.outward(index)
+            if outward is not None:
+                axis.add(outward)
+                batch.append((label, study.trial(label, built[label], optimizer, configuration, outward)))
+        phase = "extend"
+
+    chosen = {}
+    with store.transaction():
+        for label, problem in built.items():
+            for optimizer in study.optimizers:
+                candidates = []
+                for configuration in study.configurations(optimizer):
+                    axis, _ = axes[label, optimizer, json.dumps(configuration, sort_keys=True)]
+                    index, value, spec = _best_point(store, study, label, problem, optimizer, configuration, axis)
+                    candidates.append((value, spec.lr, (spec, axis, index, configuration)))
+                spec, axis, index, configuration = best(candidates, problem.metric_goal)[2]
+                grid = sorted(study.trial(label, problem, optimizer, configuration, i).lr for i in axis.indices)
+                store.choose(study_id, label, optimizer, spec.key, spec.lr, axis.bracket(index), grid, axis.extended)
+                chosen[label, optimizer] = spec
+    return chosen
+
+
+def _best_point(store: Store, study: Study, label: str, problem, optimizer: str, configuration: dict, axis: LrAxis):
+    """(grid index, score, trial) of the best point of one configuration's lr axis, on seed 0."""
+    candidates = []
+    for index in axis.indices:
+        spec = study.trial(label, problem, optimizer, configuration, index)
+        candidates.append((score(store.trial(spec.key), problem.metric, problem.metric_goal), spec.lr, (index, spec)))
+    value, _, (index, spec) = best(candidates, problem.metric_goal)
+    return index, value, spec
+
+
+def describe(problem, study: Study, label: str) -> dict:
+    """What readers of the store need to know of a study's problem, without rebuilding it."""
+    steps, batch_size, eval_every = study.budget(problem, label)
+    return {"problem": problem.name, "options": dict(problem.options), "metric": problem.metric,
+            "goal": problem.metric_goal, "description": problem.description, "provenance": problem.provenance,
+            "population": problem.population, "curve_limit": problem.curve_limit, "steps": steps,
+            "batch_size": batch_size, "eval_every": eval_every, "train_examples": problem.train_examples}
+
+
+def _meta(command: list[str] | None, workers: int, executor: str) -> dict:
+    """How the study was started: the command line, the host and the versions."""
+    return {"command": shlex.join(command) if command is not None else "run_study() from Python",
+            "host": socket.gethostname(), "platform": platform.platform(), "versions": runner.versions(),
+            "workers": workers, "executor": executor}

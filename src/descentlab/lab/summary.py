@@ -1,0 +1,119 @@
+"""A study's summary, read from the store alone (no dataset, no problem is rebuilt).
+
+Per problem and optimizer: the chosen lr and whether it is bracketed, the test metric over seeds
+with a 95% bootstrap interval, the selection (validation) metric beside it, paired wins, steps
+and seconds to the problem's target, divergences, and the lr-sensitivity curve (the DeepOBS
+triple). Across problems: performance profiles, and the verdict on the talk's claims.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from descentlab.lab import stats, verdict
+from descentlab.lab.selection import score
+from descentlab.lab.spec import worst
+from descentlab.lab.store import Store
+
+
+def summarize(store: Store, study_id: int) -> dict:
+    """The summary of study ``study_id``: ``{"study", "problems": {label: table}, "profile", "verdict"}``."""
+    study = store.study(study_id)
+    if study is None:
+        raise ValueError(f"No study with id {study_id} in {store.path}")
+    infos = store.problems(study_id)
+    trials = store.study_trials(study_id)
+    choices = store.choices(study_id)
+    seeds = study["spec"]["seeds"]
+    keys = [t["key"] for t in trials if t["status"] in ("done", "diverged")]
+    curves = store.curves(keys)
+    tables = {}
+    for label, info in infos.items():
+        mine = [t for t in trials if t["label"] == label]
+        tables[label] = _problem(info, mine, [c for c in choices if c["label"] == label], seeds, curves)
+    summary = {"study": study, "problems": tables, "profile": _profiles(tables)}
+    summary["verdict"] = verdict.judge(summary)
+    return summary
+
+
+def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, curves: dict) -> dict:
+    metric, goal = info["metric"], info["goal"]
+    by_key = {t["key"]: t for t in trials}
+    rows = []
+    for choice in choices:
+        chosen = by_key[choice["trial_key"]]
+        optimizer = choice["optimizer"]
+        runs = {t["seed"]: t for t in trials if t["optimizer"] == optimizer and t["seed"] < seeds
+                and t["hyperparameters"] == chosen["hyperparameters"]}
+        tests = {seed: _test(t, metric, goal) for seed, t in runs.items()}
+        valids = {seed: score(t, metric, goal) for seed, t in runs.items()}
+        finite = [v for v in tests.values() if math.isfinite(v)]
+        lost = len(runs) - len(finite)
+        tuning = sorted((t for t in trials if t["optimizer"] == optimizer and t["phase"] in ("tune", "extend")),
+                        key=lambda t: t["hyperparameters"]["lr"])
+        curve = stats.median_curve([[(p["step"], p["wall"], _value(p, metric, goal)) for p in curves.get(t["key"], [])]
+                                    for t in runs.values()], goal)
+        rows.append({
+            "optimizer": optimizer,
+            "lr": choice["lr"],
+            "bracket": choice["bracket"],
+            "extended": choice["extended"],
+            "grid": choice["grid"],
+            "hyperparameters": chosen["hyperparameters"],
+            "seeds": len(runs),
+            "seeds_lost": lost,
+            "test_mean": statistics.fmean(finite) if finite else None,
+            "test_std": statistics.stdev(finite) if len(finite) > 1 else 0.0 if finite else None,
+            "test_ci": stats.bootstrap_ci(finite) if finite and not lost else None,
+            "valid_mean": statistics.fmean(valids.values()) if valids else None,
+            "seed_tests": tests,
+            "seed_valids": valids,
+            "diverged": sum(t["status"] == "diverged" for t in trials if t["optimizer"] == optimizer),
+            "failed": sum(t["status"] == "failed" for t in trials if t["optimizer"] == optimizer),
+            "sensitivity": [{"lr": t["hyperparameters"]["lr"], "score": score(t, metric, goal), "status": t["status"],
+                             "phase": t["phase"], "hyperparameters": t["hyperparameters"]} for t in tuning],
+            "curve": curve,
+        })
+    target = stats.target_of([row["curve"][-1][2] for row in rows if row["curve"]] +
+                             [worst(goal) for row in rows if not row["curve"]])
+    for row in rows:
+        steps, seconds = stats.time_to_target(row["curve"], target, goal) if target is not None else (None, None)
+        row["steps_to_target"], row["seconds_to_target"] = steps, seconds
+    rows.sort(key=lambda r: (r["seeds_lost"], -stats.oriented(r["test_mean"], goal) if r["test_mean"] is not None
+                             else math.inf))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    for row, following in zip(rows, rows[1:]):
+        row["beats_next"] = stats.wins(row["seed_tests"], following["seed_tests"], goal)
+    return {**info, "target": target, "rows": rows,
+            "wins": {a["optimizer"]: {b["optimizer"]: stats.wins(a["seed_tests"], b["seed_tests"], goal)
+                                      for b in rows if b is not a} for a in rows}}
+
+
+def _test(trial: dict, metric: str, goal: str) -> float:
+    """A seed's reported (test) metric; a diverged or failed run is the worst."""
+    if trial["status"] != "done" or not trial.get("test"):
+        return worst(goal)
+    value = trial["test"].get(metric)
+    return value if value is not None and math.isfinite(value) else worst(goal)
+
+
+def _value(point: dict, metric: str, goal: str) -> float:
+    value = (point.get("valid") or {}).get(metric)
+    return value if value is not None and math.isfinite(value) else worst(goal)
+
+
+def _profiles(tables: dict) -> dict:
+    """Performance profiles from steps and from seconds to each problem's target. Seconds leave
+    out problems run as populations, whose trials share one clock."""
+    profiles = {}
+    for unit in ("steps", "seconds"):
+        times: dict[str, dict[str, float]] = {}
+        for label, table in tables.items():
+            if table["target"] is None or (unit == "seconds" and table["population"]):
+                continue
+            for row in table["rows"]:
+                times.setdefault(row["optimizer"], {})[label] = row[f"{unit}_to_target"]
+        profiles[unit] = stats.performance_profile(times)
+    return profiles

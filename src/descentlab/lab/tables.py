@@ -1,0 +1,177 @@
+"""Every table the lab shows, built once as data and rendered for the terminal (rich) or Markdown.
+
+A :class:`Table` holds text cells; ``problem_table``, ``profile_table`` and ``verdict_table`` build
+them from a summary, and ``render`` draws them in either style.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+from rich import box
+from rich.console import Console
+from rich.table import Table as RichTable
+
+WIDTH = 160  # terminal tables wider than this wrap their cells
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    right: set[int] = field(default_factory=set)  # right-aligned (numeric) columns
+    notes: list[str] = field(default_factory=list)
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}g}"
+
+
+def interval(bounds) -> str:
+    return "" if bounds is None else f"[{number(bounds[0])}, {number(bounds[1])}]"
+
+
+def problem_table(label: str, table: dict) -> Table:
+    """One problem's ranking: lr and bracket, test metric with its interval, selection metric,
+    paired wins over the next row, steps and seconds to the target, divergences."""
+    metric, goal = table["metric"], table["goal"]
+    arrow = "≤" if goal == "min" else "≥"
+    target = f"; target {metric} {arrow} {number(table['target'])}" if table["target"] is not None else ""
+    columns = ["rank", "optimizer", "lr", "bracketed", f"test {metric} (95% CI)", f"valid {metric}",
+               "beats next", "steps→target", "s→target", "diverged"]
+    rows = []
+    for row in table["rows"]:
+        test = number(row["test_mean"])
+        if row["seeds_lost"]:
+            test += f" ({row['seeds'] - row['seeds_lost']}/{row['seeds']} seeds)"
+        else:
+            test += " " + interval(row["test_ci"])
+        won = row.get("beats_next")
+        rows.append([str(row["rank"]), row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
+                     number(row["valid_mean"]), f"{won[0]}/{won[1]}" if won else "",
+                     _time(row["steps_to_target"], "{:g}"), _time(row["seconds_to_target"], "{:.2f}"),
+                     str(row["diverged"])])
+    notes = []
+    if any(row["bracket"] == "edge" for row in table["rows"]):
+        notes.append("edge: the best lr is still at an edge of its grid after every extension allowed (--extend)")
+    if table["population"]:
+        notes.append("seconds are each trial's share of a population run")
+    return Table(f"{label}: {table['description']} ({goal} {metric}){target}", columns, rows,
+                 {0, 2, 4, 5, 6, 7, 8, 9}, notes)
+
+
+def _bracket(row: dict) -> str:
+    extended = f" (+{row['extended']})" if row["extended"] else ""
+    return {"interior": "yes", "edge": "EDGE", "single": "—"}[row["bracket"]] + extended
+
+
+def _time(value: float | None, style: str) -> str:
+    if value is None:
+        return "—"
+    return "never" if math.isinf(value) else style.format(value)
+
+
+def profile_table(profile: dict) -> Table | None:
+    """The AlgoPerf scores from steps and from seconds, with ρ(1): the share of problems an
+    optimizer reached the target first."""
+    steps, seconds = profile["steps"], profile["seconds"]
+    names = sorted(steps["scores"], key=lambda n: -steps["scores"][n])
+    if not names or not steps["problems"]:
+        return None
+    rows = []
+    for name in names:
+        fastest = sum(r <= 1.0 for r in steps["ratios"][name].values())
+        rows.append([name, number(steps["scores"][name], 3), number(seconds["scores"].get(name), 3),
+                     f"{fastest}/{len(steps['problems'])}"])
+    return Table(f"performance profile over {len(steps['problems'])} problems (AlgoPerf score B, r_max "
+                 f"{steps['r_max']:g}; seconds over {len(seconds['problems'])} problems run alone)",
+                 ["optimizer", "B (steps)", "B (seconds)", "fastest to target"], rows, {1, 2, 3},
+                 ["B = 1/(r_max−1) ∫₁^r_max ρ(τ) dτ, ρ(τ) = share of problems reached within τ × the fastest "
+                  "optimizer's time; 1 = fastest everywhere, 0 = never within r_max"])
+
+
+def verdict_table(rows: list[dict]) -> Table | None:
+    """One row per claim of the talk: our evidence, paired wins, and the outcome of the rule."""
+    if not rows:
+        return None
+    cells = []
+    for row in rows:
+        if "everywhere" in row:
+            evidence = "; ".join(f"{problem}: best {_best_of(row, problem)}" for problem in row["problems"])
+            if row["everywhere"]:
+                evidence += f"; {', '.join(row['everywhere'])} beat every other champion everywhere"
+            elif row["unbeaten"]:
+                evidence += f"; never significantly beaten: {', '.join(row['unbeaten'])}"
+            else:
+                evidence += "; every optimizer significantly beaten on at least one task"
+            cells.append([row["claim"], evidence, "", row["outcome"]])
+            continue
+        evidence = "; ".join(_duel(duel) for duel in row["evidence"])
+        won = ", ".join(f"{d['wins']}/{d['seeds']}" for d in row["evidence"])
+        cells.append([row["claim"], evidence, won, row["outcome"]])
+    return Table("the talk's claims, tested (rule: 95% bootstrap interval of the paired test-metric "
+                 "difference between the claim's champion and the best other; see README)",
+                 ["claim", "our result (test metric, 95% CI)", "seeds won", "outcome"], cells, {2})
+
+
+def _best_of(row: dict, problem: str) -> str:
+    ranked = {d["ours"]: d for d in row["evidence"] if d["problem"] == problem}
+    best = min(ranked.values(), key=lambda d: -_oriented(d["ours_mean"], d["goal"]), default=None)
+    return "—" if best is None else f"{best['ours']} {number(best['ours_mean'])}"
+
+
+def _oriented(value, goal):
+    return -math.inf if value is None else (value if goal == "max" else -value)
+
+
+def _duel(duel: dict) -> str:
+    return (f"{duel['problem']}: {duel['ours']} {number(duel['ours_mean'])} {interval(duel['ours_ci'])} vs "
+            f"{duel['theirs']} {number(duel['theirs_mean'])} {interval(duel['theirs_ci'])}, "
+            f"Δ {number(duel['difference'], 3)} {interval(duel['difference_ci'])}")
+
+
+def summary_tables(summary: dict) -> list[Table]:
+    tables = [problem_table(label, table) for label, table in summary["problems"].items()]
+    return [t for t in (*tables, profile_table(summary["profile"]), verdict_table(summary["verdict"])) if t]
+
+
+def render(tables: list[Table], style: str = "text", width: int = WIDTH) -> str:
+    """The tables as terminal text (``"text"``) or GitHub Markdown (``"markdown"``)."""
+    if style == "markdown":
+        return "\n\n".join(_markdown(table) for table in tables)
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None, legacy_windows=False)
+    for table in tables:
+        console.print(table.title, highlight=False)
+        rich = RichTable(box=box.SIMPLE_HEAD)
+        for index, column in enumerate(table.columns):
+            rich.add_column(column, justify="right" if index in table.right else "left")
+        for row in table.rows:
+            rich.add_row(*row)
+        console.print(rich)
+        for note in table.notes:
+            console.print(note, highlight=False)
+        console.print()
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()).strip("\n")
+
+
+def _markdown(table: Table) -> str:
+    def escape(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = [f"**{escape(table.title)}**", "", "| " + " | ".join(table.columns) + " |",
+             "|" + "|".join("---:" if i in table.right else "---" for i in range(len(table.columns))) + "|"]
+    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in table.rows]
+    lines += [""] + [f"*{escape(note)}*" for note in table.notes] if table.notes else []
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict, style: str = "text") -> str:
+    study = summary["study"]
+    return f"study {study['id']} ({study['name']})\n\n" + render(summary_tables(summary), style)

@@ -1,0 +1,64 @@
+"""Test problems with a known best learning rate, and a study script the kill tests run in a subprocess."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from descentlab.problems.base import Problem
+
+
+class Bowl(Problem):
+    """½h(w − 3)²: plain gradient descent with lr = 1/h lands on the minimum in one step, and
+    lr > 2/h diverges; smaller lrs do worse the smaller they are.
+
+    It logs every model it builds and every batch it serves, to check what each trial saw."""
+
+    name = "bowl"
+    metric = "loss"
+    default_steps = 5
+    default_batch_size = None
+
+    def __init__(self, curvature: float = 1.0, pause: float = 0.0):
+        self.curvature, self.pause = curvature, pause
+        self.log = []
+
+    @property
+    def provenance(self):
+        return f"a test bowl of curvature {self.curvature:g}"
+
+    def model(self, seed):
+        time.sleep(self.pause)
+        module = torch.nn.Linear(1, 1, bias=False).double()
+        with torch.no_grad():
+            module.weight.fill_(float(seed) - 5.0)
+        self.log.append(("model", seed, module.weight.item()))
+        return module
+
+    def batches(self, split, batch_size, seed):
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            batch = torch.randn(1, generator=generator, dtype=torch.float64) * 1e-9
+            self.log.append(("batch", seed, batch.item()))
+            yield batch
+
+    def loss(self, model, batch):
+        return 0.5 * self.curvature * (model.weight.sum() - 3.0 - batch.sum()) ** 2
+
+    def evaluate(self, model, split, limit=None):
+        return {"loss": 0.5 * self.curvature * (model.weight.item() - 3.0) ** 2}
+
+
+def study_far_from_its_grid(db: str, pause: float = 0.0) -> dict:
+    """SGD on a bowl whose best lr (1) lies 2.5 decades above its first grid (10^-3.5 … 10^-2.5)."""
+    from descentlab.lab import Study, run_study, runner
+
+    runner.register("bowl", Bowl(curvature=1.0, pause=pause))
+    study = Study(problems=["bowl"], optimizers=["sgd"], grid=3, span=1.0, seeds=3, steps=5, extend=8)
+    return run_study(study, db=db)
+
+
+if __name__ == "__main__":
+    study_far_from_its_grid(sys.argv[1], float(sys.argv[2]))
