@@ -21,6 +21,7 @@ run: $(VENV)/.installed
 	$(PY) -m descentlab run --suite quick --db results/descentlab.sqlite --out results/quick
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check src tests bench
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 
 clean:

@@ -39,12 +39,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{'problem':<14} {'load s':>7} {'train s':>8} {'steps':>6}  valid loss before -> after   metric before -> after")
+    print(f"{'problem':<14} {'load s':>7} {'train s':>8} {'steps':>6}  "
+          "valid loss before -> after   metric before -> after")
     for name in args.names:
         r = measure(name)
         m = r["metric"]
         print(f"{name:<14} {r['load_s']:>7.2f} {r['train_s']:>8.2f} {r['steps']:>6}  "
-              f"{r['before']['loss']:>10.4f} -> {r['after']['loss']:<10.4f} {m} {r['before'][m]:.4f} -> {r['after'][m]:.4f}")
+              f"{r['before']['loss']:>10.4f} -> {r['after']['loss']:<10.4f} "
+              f"{m} {r['before'][m]:.4f} -> {r['after'][m]:.4f}")
 
 
 if __name__ == "__main__":

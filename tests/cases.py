@@ -95,6 +95,27 @@ TORCH_CASES = [
         torch.optim.Adam,
     ),
     _case(
+        "adam_decoupled", optim.Adam,
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, momentum_rule="ema", adaptation_rule="ema", betas=(0.8, 0.99), weight_decay=0.1,
+             decoupled_weight_decay=True),
+        torch.optim.Adam,
+    ),
+    _case(
+        "adamw", optim.AdamW,
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05),
+        dict(lr=0.01, momentum_rule="ema", adaptation_rule="ema", betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05,
+             decoupled_weight_decay=True),
+        torch.optim.AdamW,
+    ),
+    _case(
+        "adamw_amsgrad", optim.AdamW,
+        dict(lr=0.01, weight_decay=0.2, amsgrad=True),
+        dict(lr=0.01, momentum_rule="ema", adaptation_rule="ema", weight_decay=0.2, amsgrad=True,
+             decoupled_weight_decay=True),
+        torch.optim.AdamW,
+    ),
+    _case(
         "adamax", optim.Adamax,
         dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
         dict(lr=0.01, momentum_rule="ema", adaptation_rule="max", betas=(0.8, 0.99), eps=1e-6,
@@ -106,6 +127,13 @@ TORCH_CASES = [
         dict(lr=0.01, betas=(0.85, 0.995), momentum_decay=6e-3, weight_decay=0.01),
         dict(lr=0.01, momentum_rule="nesterov_ema", adaptation_rule="ema", betas=(0.85, 0.995),
              momentum_decay=6e-3, weight_decay=0.01),
+        torch.optim.NAdam,
+    ),
+    _case(
+        "nadam_decoupled", optim.Nadam,
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, momentum_rule="nesterov_ema", adaptation_rule="ema", weight_decay=0.1,
+             decoupled_weight_decay=True),
         torch.optim.NAdam,
     ),
 ]
@@ -121,6 +149,22 @@ OTHER_CASES = [
         "ftrl", optim.FTRL,
         dict(lr=0.1, l1=0.01, l2=0.02, l2_shrinkage=0.01, beta=0.1, lr_power=-0.6),
         {},  # FTRL is no point of the momentum × adaptation lattice
+    ),
+    _case(
+        "sgd_momentum_decoupled", optim.SGD,
+        dict(lr=0.03, momentum=0.9, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.03, momentum_rule="heavy_ball", momentum=0.9, weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    _case(
+        "rmsprop_decoupled", optim.RMSprop,
+        dict(lr=0.01, alpha=0.99, momentum=0.5, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, momentum_rule="heavy_ball", adaptation_rule="ema", order="adaptation_first", momentum=0.5,
+             betas=(0.9, 0.99), weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    _case(
+        "ftrl_decoupled", optim.FTRL,
+        dict(lr=0.1, l1=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        {},
     ),
     _case(
         "adam_clipnorm_lr_decay", optim.Adam,

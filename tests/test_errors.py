@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from descentlab import optim
+from descentlab.optim import _kernels
+from helpers import make_params, random_gradients
 
 
 def _p():
@@ -18,14 +20,23 @@ INVALID = [
     (lambda: optim.Adagrad(_p(), lr_decay=-0.5), r"`lr_decay` must be >= 0\. Received: lr_decay=-0\.5"),
     (lambda: optim.SGD(_p(), weight_decay=-1e-4), r"`weight_decay` must be >= 0\. Received: weight_decay=-0\.0001"),
     (lambda: optim.SGD(_p(), momentum=-0.9), r"`momentum` must be >= 0\. Received: momentum=-0\.9"),
-    (lambda: optim.SGD(_p(), momentum=0.9, dampening=1.5), r"`dampening` must be in \[0, 1\]\. Received: dampening=1\.5"),
+    (
+        lambda: optim.SGD(_p(), momentum=0.9, dampening=1.5),
+        r"`dampening` must be in \[0, 1\]\. Received: dampening=1\.5",
+    ),
     (lambda: optim.SGD(_p(), nesterov=True), r"Nesterov momentum requires `momentum` > 0 .* Received: momentum=0\.0"),
     (
         lambda: optim.SGD(_p(), momentum=0.9, dampening=0.1, nesterov=True),
         r"Nesterov momentum requires .* dampening=0\.1",
     ),
-    (lambda: optim.Adam(_p(), betas=(1.0, 0.999)), r"`betas\[0\]` must be in \[0, 1\)\. Received: betas=\(1\.0, 0\.999\)"),
-    (lambda: optim.Adam(_p(), betas=(0.9, -0.1)), r"`betas\[1\]` must be in \[0, 1\)\. Received: betas=\(0\.9, -0\.1\)"),
+    (
+        lambda: optim.Adam(_p(), betas=(1.0, 0.999)),
+        r"`betas\[0\]` must be in \[0, 1\)\. Received: betas=\(1\.0, 0\.999\)",
+    ),
+    (
+        lambda: optim.Adam(_p(), betas=(0.9, -0.1)),
+        r"`betas\[1\]` must be in \[0, 1\)\. Received: betas=\(0\.9, -0\.1\)",
+    ),
     (lambda: optim.Adam(_p(), betas=0.9), r"`betas` must be a pair \(beta1, beta2\)\. Received: betas=0\.9"),
     (lambda: optim.RMSprop(_p(), alpha=1.2), r"`alpha` must be in \[0, 1\]\. Received: alpha=1\.2"),
     (lambda: optim.Adadelta(_p(), rho=-0.1), r"`rho` must be in \[0, 1\]\. Received: rho=-0\.1"),
@@ -41,6 +52,10 @@ INVALID = [
         lambda: optim.SGD(_p(), clipnorm=1.0, clipvalue=0.5),
         r"Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set\. "
         r"Received: clipnorm=1\.0, global_clipnorm=None, clipvalue=0\.5",
+    ),
+    (
+        lambda: optim.SGD(_p(), momentum=2.0, flavor="keras"),
+        r"`momentum` must be in \[0, 1\]\. Received: momentum=2\.0",
     ),
     (lambda: optim.FTRL(_p(), lr_power=0.5), r"`lr_power` must be <= 0\. Received: lr_power=0\.5"),
     (lambda: optim.FTRL(_p(), l1=-1.0), r"`l1` must be >= 0\. Received: l1=-1\.0"),
@@ -73,7 +88,7 @@ INVALID = [
     ),
     (
         lambda: optim.Adam([torch.zeros(2, dtype=torch.int64)]),
-        r"`params` must be real floating-point tensors\. Received: params\[0\] of dtype torch\.int64",
+        r"`params` must be floating-point or complex tensors\. Received: params\[0\] of dtype torch\.int64",
     ),
 ]
 
@@ -82,6 +97,114 @@ INVALID = [
 def test_invalid_argument_names_argument_and_value(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+VALID = {
+    # Keras 3 takes these (its own golden test uses the first); torch takes the last two
+    "keras_nesterov_without_momentum": lambda: optim.SGD(_p(), nesterov=True, flavor="keras"),
+    "keras_composed_nesterov_without_momentum": lambda: optim.Composed(
+        _p(), momentum_rule="nesterov", momentum=0.0, flavor="keras"
+    ),
+    "keras_rmsprop_momentum_above_one": lambda: optim.RMSprop(_p(), momentum=2.0, flavor="keras"),
+    "torch_sgd_momentum_above_one": lambda: optim.SGD(_p(), momentum=2.0),
+    "torch_tensor_hyperparameters": lambda: optim.Adam(_p(), lr=torch.tensor(0.01), betas=(torch.tensor(0.9),
+                                                                                        torch.tensor(0.999))),
+}
+
+
+@pytest.mark.parametrize("name", list(VALID))
+def test_each_flavor_accepts_what_its_anchor_accepts(name):
+    optimizer = VALID[name]()
+    p = optimizer.param_groups[0]["params"][0]
+    p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert optimizer.state[p]["step"].item() == 1
+
+
+def _snapshot(optimizer, params):
+    state = optimizer.state_dict()["state"]
+    return [p.detach().clone() for p in params], {
+        i: {key: value.clone() for key, value in entries.items()} for i, entries in state.items() if entries
+    }
+
+
+def _assert_unchanged(before, after):
+    (params_before, state_before), (params_after, state_after) = before, after
+    assert all(torch.equal(a, b) for a, b in zip(params_before, params_after))
+    assert state_before.keys() == state_after.keys()
+    for i, entries in state_before.items():
+        assert entries.keys() == state_after[i].keys()
+        assert all(torch.equal(value, state_after[i][key]) for key, value in entries.items())
+
+
+def _two_groups(cls, switches, steps, **kwargs):
+    params = make_params(torch.float64, [(4, 3), (5,), (2, 2), (3,)])
+    optimizer = cls([{"params": params[:2]}, {"params": params[2:]}], lr=0.01, **switches, **kwargs)
+    for grads in random_gradients(params, steps):
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+    return optimizer, params
+
+
+PATH_SWITCHES = {
+    "reference": dict(foreach=False, fused=False),
+    "foreach": dict(foreach=True),
+    "fused": dict(fused=True),
+    "default": {},
+}
+FUSED_PATHS = ("fused", "default")
+needs_fused = pytest.mark.skipif(_kernels.unavailable_reason() is not None, reason="fused path unavailable")
+
+
+def _tensor_hyperparameter(path, steps_before, monkeypatch):
+    """The second group's betas are no longer numbers."""
+    optimizer, params = _two_groups(optim.Adam, PATH_SWITCHES[path], steps_before)
+    optimizer.param_groups[1]["betas"] = (torch.tensor([0.9, 0.8]), 0.999)
+    return optimizer, params
+
+
+def _fused_group_ineligible(path, steps_before, monkeypatch):
+    """The second group must be fused, but now mixes dtypes."""
+    optimizer, params = _two_groups(optim.Nadam, PATH_SWITCHES[path], steps_before)
+    optimizer.param_groups[1].update(foreach=None, fused=True)
+    params[3].data = params[3].data.float()
+    return optimizer, params
+
+
+def _kernel_compilation(path, steps_before, monkeypatch):
+    """Compiling the kernel fails (Nadam: its 0-d ``mu_product`` is computed while tracing)."""
+    optimizer, params = _two_groups(optim.Nadam, PATH_SWITCHES[path], steps_before, betas=(0.8, 0.95))
+
+    def refuse(source):
+        raise RuntimeError("the kernel cannot be compiled")
+
+    monkeypatch.setattr(_kernels, "kernel", refuse)
+    return optimizer, params
+
+
+FAILURES = [
+    *[(_tensor_hyperparameter, path) for path in PATH_SWITCHES],
+    *[(_fused_group_ineligible, path) for path in PATH_SWITCHES],
+    *[(_kernel_compilation, path) for path in FUSED_PATHS],
+]
+
+
+@pytest.mark.parametrize("steps_before", [0, 3], ids=["first_step", "later_step"])
+@pytest.mark.parametrize(
+    "failure, path",
+    [pytest.param(f, path, marks=[needs_fused] if path in FUSED_PATHS or f is _fused_group_ineligible else [],
+                  id=f"{f.__name__[1:]}-{path}") for f, path in FAILURES],
+)
+def test_an_error_inside_a_step_leaves_parameters_and_state_as_they_were(failure, path, steps_before, monkeypatch):
+    """The error comes from the second group or from compiling: nothing may have moved."""
+    optimizer, params = failure(path, steps_before, monkeypatch)
+    for p, g in zip(params, next(random_gradients(params, 1, seed=9))):
+        p.grad = g.to(p.dtype)
+    before = _snapshot(optimizer, params)
+    with pytest.raises(RuntimeError):
+        optimizer.step()
+    _assert_unchanged(before, _snapshot(optimizer, params))
 
 
 def test_rejected_param_group_leaves_the_optimizer_intact():
@@ -103,6 +226,7 @@ def test_flavored_defaults_are_visible_and_resolved():
     p = _p()
     assert optim.Adagrad(p).defaults["initial_accumulator_value"] == 0.0
     keras_defaults = optim.Adagrad(p, flavor="keras").defaults
-    assert (keras_defaults["lr"], keras_defaults["initial_accumulator_value"], keras_defaults["eps"]) == (1e-3, 0.1, 1e-7)
+    keras_values = (keras_defaults["lr"], keras_defaults["initial_accumulator_value"], keras_defaults["eps"])
+    assert keras_values == (1e-3, 0.1, 1e-7)
     assert optim.Nadam(p, flavor="keras").defaults["momentum_decay"] == 1.0
     assert optim.Adadelta(p, flavor="keras").defaults["rho"] == 0.95

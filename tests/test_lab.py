@@ -211,7 +211,7 @@ def test_cli_runs_the_quick_suite_end_to_end_and_resumes_instantly(tmp_path):
     "arguments, message",
     [
         (["run", "--problems", "rosenbrok", "--optimizers", "adam"], "Unknown problem 'rosenbrok'. Valid problems: beale,"),
-        (["run", "--problems", "beale", "--optimizers", "adamw"], "Unknown optimizer 'adamw'. Valid optimizers: sgd,"),
+        (["run", "--problems", "beale", "--optimizers", "lion"], "Unknown optimizer 'lion'. Valid optimizers: sgd,"),
         (["run", "--suite", "slow"], "--suite: unknown suite 'slow'. Valid suites: quick"),
         (["run", "--problems", "beale"], "--optimizers: give a comma-separated list, or a --suite"),
         (["run", "--suite", "quick", "--grid", "0"], "--grid: must be a positive integer, got 0"),
@@ -263,8 +263,8 @@ def test_compare_command_loads_an_entry_point(tmp_path):
 def test_compare_rejects_bad_data():
     with pytest.raises(ValueError, match="`train_data` must be a pair"):
         compare(lambda: torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, [torch.ones(3, 2)], (torch.ones(3, 2), torch.ones(3, 1)))
-    with pytest.raises(ValueError, match="Unknown optimizer 'adamw'"):
-        compare(**tiny_user_model(), optimizers=["adamw", "sgd"])
+    with pytest.raises(ValueError, match="Unknown optimizer 'lion'"):
+        compare(**tiny_user_model(), optimizers=["lion", "sgd"])
 
 
 def test_ray_executor_writes_into_the_same_store(tmp_path):

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from cases import ALL_CASES, LATTICE_CASES, TORCH_CASES
 from descentlab import optim
 from helpers import clone_params, make_params, max_relative_difference, random_gradients, run
-from cases import ALL_CASES, LATTICE_CASES, TORCH_CASES
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -64,6 +64,43 @@ def test_loads_a_torch_checkpoint_and_torch_loads_ours(case):
     run([(torch_opt, torch_params), (ours, ours_params), (back, back_params)], steps=50, start=50)
     assert max_relative_difference(ours_params, torch_params) <= 1e-10
     assert max_relative_difference(back_params, torch_params) <= 1e-10
+
+
+@pytest.mark.parametrize("torch_cls", [torch.optim.Adam, torch.optim.NAdam])
+def test_a_torch_checkpoint_with_decoupled_weight_decay_continues_decoupled(torch_cls):
+    """The flag travels in the param groups: an optimizer built with the defaults takes it from the checkpoint."""
+    torch_params = make_params()
+    torch_opt = torch_cls(torch_params, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    run([(torch_opt, torch_params)], steps=50)
+    ours_params = clone_params(torch_params)
+    ours = {torch.optim.Adam: optim.Adam, torch.optim.NAdam: optim.NAdam}[torch_cls](ours_params)
+    ours.load_state_dict(copy.deepcopy(torch_opt.state_dict()))
+    assert ours.param_groups[0]["decoupled_weight_decay"] is True
+    run([(torch_opt, torch_params), (ours, ours_params)], steps=50, start=50)
+    assert max_relative_difference(ours_params, torch_params) <= 1e-10
+
+
+def test_adamw_loads_an_adam_checkpoint_decoupled_as_torch_adamw_does():
+    adam_params = make_params()
+    adam = torch.optim.Adam(adam_params, lr=0.01, weight_decay=0.1)
+    run([(adam, adam_params)], steps=20)
+    ours_params, theirs_params = clone_params(adam_params), clone_params(adam_params)
+    ours, theirs = optim.AdamW(ours_params), torch.optim.AdamW(theirs_params)
+    for optimizer in (ours, theirs):
+        optimizer.load_state_dict(copy.deepcopy(adam.state_dict()))
+    assert ours.param_groups[0]["decoupled_weight_decay"] is theirs.param_groups[0]["decoupled_weight_decay"] is True
+    run([(ours, ours_params), (theirs, theirs_params)], steps=20, start=20)
+    assert max_relative_difference(ours_params, theirs_params) <= 1e-10
+
+
+def test_adamw_defaults_are_torchs_and_keras():
+    p = make_params(shapes=[(2,)])
+    assert optim.AdamW(p).defaults["weight_decay"] == torch.optim.AdamW(p).defaults["weight_decay"] == 1e-2
+    keras_defaults = optim.AdamW(p, flavor="keras").defaults
+    assert (keras_defaults["weight_decay"], keras_defaults["eps"], keras_defaults["lr"]) == (4e-3, 1e-7, 1e-3)
+    assert optim.AdamW(p).defaults["decoupled_weight_decay"] is True
+    assert optim.Adam(p).defaults["decoupled_weight_decay"] is False
+    assert optim.Adam(p, flavor="keras").defaults["decoupled_weight_decay"] is True
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=repr)
@@ -127,7 +164,8 @@ def test_lr_decay_on_adagrad_is_torch_lr_decay():
     )
     sgd, torch_sgd = make_params(), None
     torch_sgd = clone_params(sgd)
-    run([(optim.Adagrad(sgd, lr=0.1, lr_decay=0.3), sgd), (torch.optim.Adagrad(torch_sgd, lr=0.1, lr_decay=0.3), torch_sgd)], 40)
+    run([(optim.Adagrad(sgd, lr=0.1, lr_decay=0.3), sgd),
+         (torch.optim.Adagrad(torch_sgd, lr=0.1, lr_decay=0.3), torch_sgd)], 40)
     assert max_relative_difference(sgd, torch_sgd) <= 1e-12
 
 
@@ -234,6 +272,7 @@ CONVERGENCE = {
     "Adadelta": dict(lr=1.0, eps=1e-6),  # Keras's ε = 1e-7 needs ~10x the steps to warm up
     "RMSprop": dict(lr=3e-3),
     "Adam": dict(lr=5e-2),
+    "AdamW": dict(lr=5e-2),
     "Adamax": dict(lr=1e-1),
     "Nadam": dict(lr=2e-2),
     "Nadamax": dict(lr=5e-2),

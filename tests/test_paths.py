@@ -14,12 +14,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cases import ALL_CASES, TORCH_CASES
 from descentlab import optim
 from descentlab.optim import _kernels
 from helpers import clone_params, make_params, max_relative_difference, random_gradients, run
-from cases import ALL_CASES, TORCH_CASES
 
-TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6, torch.complex128: 1e-12, torch.complex64: 1e-6}
+TORCH_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.complex128: 1e-10, torch.complex64: 1e-5}
 PATHS = {
     "reference": dict(foreach=False, fused=False),
     "foreach": dict(foreach=True),
@@ -55,11 +56,72 @@ def test_fused_equals_reference_equals_foreach(case, dtype):
 
 
 @needs_fused
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=["float64", "complex128"])
 @pytest.mark.parametrize("case", ALL_CASES, ids=repr)
-def test_paths_agree_with_sparse_gradients_in_the_group(case):
-    result = _trajectories(case, torch.float64, [(6, 3), (4,), (5, 2)], sparse_rows={0, 2})
-    assert max_relative_difference(result["foreach"], result["reference"]) <= TOLERANCE[torch.float64]
-    assert max_relative_difference(result["fused"], result["reference"]) <= TOLERANCE[torch.float64]
+def test_paths_agree_with_sparse_gradients_in_the_group(case, dtype):
+    result = _trajectories(case, dtype, [(6, 3), (4,), (5, 2)], sparse_rows={0, 2})
+    assert max_relative_difference(result["foreach"], result["reference"]) <= TOLERANCE[dtype]
+    assert max_relative_difference(result["fused"], result["reference"]) <= TOLERANCE[dtype]
+
+
+def _against_torch(case, dtype, path, kwargs, torch_kwargs, steps=50):
+    ours = make_params(dtype)
+    theirs = clone_params(ours)
+    optimizer = case.cls(ours, **kwargs, **PATHS[path])
+    run([(optimizer, ours), (case.torch_cls(theirs, **torch_kwargs), theirs)], steps=steps)
+    assert optimizer.path(optimizer.param_groups[0]) == path
+    return max_relative_difference(ours, theirs)
+
+
+def _fused_if_available(paths):
+    return [pytest.param(path, marks=needs_fused) if path == "fused" else path for path in paths]
+
+
+@pytest.mark.parametrize("path", _fused_if_available(PATHS))
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["complex128", "complex64"])
+@pytest.mark.parametrize("case", TORCH_CASES, ids=repr)
+def test_complex_parameters_match_torch_on_every_path(case, dtype, path):
+    """torch steps a complex parameter as its real view; so does every path here."""
+    assert _against_torch(case, dtype, path, case.kwargs, case.torch_kwargs) <= TORCH_TOLERANCE[dtype]
+
+
+def _as_tensors(kwargs, dtype):
+    """``lr`` and ``betas`` as 0-d tensors, as torch accepts them."""
+    tensors = dict(kwargs, lr=torch.tensor(kwargs["lr"], dtype=dtype))
+    if "betas" in kwargs:
+        tensors["betas"] = tuple(torch.tensor(beta, dtype=dtype) for beta in kwargs["betas"])
+    return tensors
+
+
+@pytest.mark.parametrize("path", _fused_if_available(PATHS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("case", TORCH_CASES, ids=repr)
+def test_tensor_hyperparameters_match_torch_on_every_path(case, dtype, path):
+    """Tensor ``lr`` and ``betas`` (in the parameters' dtype) give torch's trajectory on every path.
+
+    torch does some scalar arithmetic (bias corrections) in the hyperparameter tensor's dtype,
+    descentlab reads the tensor's value and does it in double: float64 tensors agree to rounding,
+    float32 ones to float32's (which the float32 tolerance covers).
+    """
+    kwargs, torch_kwargs = _as_tensors(case.kwargs, dtype), _as_tensors(case.torch_kwargs, dtype)
+    assert _against_torch(case, dtype, path, kwargs, torch_kwargs) <= TORCH_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("path", _fused_if_available(PATHS))
+def test_a_tensor_learning_rate_changed_in_place_is_followed(path):
+    lr = torch.tensor(0.1, dtype=torch.float64)
+    ours, theirs = make_params(), make_params()
+    optimizers = [optim.Adam(ours, lr=lr, betas=(torch.tensor(0.9), torch.tensor(0.99)), **PATHS[path]),
+                  optim.Adam(theirs, lr=0.1, betas=(torch.tensor(0.9).item(), torch.tensor(0.99).item()))]
+    for step, grads in enumerate(random_gradients(ours, 20)):
+        if step == 10:
+            lr.fill_(0.01)
+            optimizers[1].param_groups[0]["lr"] = 0.01
+        for optimizer, params in zip(optimizers, (ours, theirs)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            optimizer.step()
+    assert max_relative_difference(ours, theirs) <= TOLERANCE[torch.float64]
 
 
 @needs_fused

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
+from conftest import data_present
 from descentlab import optim, problems
 from descentlab.problems.surfaces import SURFACES
-from conftest import data_present
 
 NEEDS = {
     "mnist_logreg": ("mnist", "t10k-images-idx3-ubyte"),
@@ -23,7 +23,7 @@ NEEDS = {
 SHUFFLED = {"quadratic", "mnist_logreg", "mnist_mlp", "word2vec", "lstm_lm", "char_lstm", "sparse_logreg"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _problem(name):
     if name in NEEDS and not data_present(*NEEDS[name]):
         pytest.skip(f"{name} needs {'/'.join(NEEDS[name])}: set DESCENTLAB_DATA")
@@ -62,7 +62,8 @@ def test_same_seed_same_init_batches_and_losses(name):
         assert torch.equal(x, y), key
     batch_size = problem.default_batch_size
     for first, second in zip(
-        itertools.islice(problem.batches("train", batch_size, 7), 3), itertools.islice(problem.batches("train", batch_size, 7), 3)
+        itertools.islice(problem.batches("train", batch_size, 7), 3),
+        itertools.islice(problem.batches("train", batch_size, 7), 3),
     ):
         assert _equal_batches(first, second)
     losses_a = _train(problem, a, optim.SGD(a.parameters(), lr=1e-3), 3, batch_size, seed=7)
@@ -126,7 +127,10 @@ def test_epochs_are_reshuffled_and_cover_every_example():
 
 @pytest.mark.parametrize("bad, message", [
     (dict(split="training"), r"`split` must be one of \('train', 'valid', 'test'\)\. Received: split='training'"),
-    (dict(batch_size=0), r"`batch_size` must be a positive integer, or None for the full batch\. Received: batch_size=0"),
+    (
+        dict(batch_size=0),
+        r"`batch_size` must be a positive integer, or None for the full batch\. Received: batch_size=0",
+    ),
 ])
 def test_bad_split_or_batch_size_is_a_clear_error(bad, message):
     problem = _problem("quadratic")
@@ -222,7 +226,8 @@ def test_mnist_uses_the_standard_split_when_the_full_set_is_present(tmp_path, mo
     folder.mkdir()
     images = folder / "train-images-idx3-ubyte"
     labels = folder / "train-labels-idx1-ubyte"
-    images.write_bytes(bytes([0, 0, 8, 3]) + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(60000 * 784))
+    header = bytes([0, 0, 8, 3]) + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    images.write_bytes(header + bytes(60000 * 784))
     labels.write_bytes(bytes([0, 0, 8, 1]) + (60000).to_bytes(4, "big") + bytes(i % 10 for i in range(60000)))
     for path in (images, labels):
         key = ("mnist", path.name)

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from descentlab import optim
 from cases import ALL_CASES
+from descentlab import optim
 
 VOCAB, DIM = 12, 4
 

@@ -7,9 +7,10 @@ bandwidth, measured first, in the same process, on a working set as large as the
 For each case and optimizer, every contender (descentlab's reference, foreach and fused paths, and
 each path torch.optim offers for the same algorithm) gets its own copy of the parameters; after a
 warm-up, the contenders take turns in a shuffled order, one timed step each per round, so drift on
-a shared machine and the caches a previous contender left cold hit all of them alike. Reported: the median step time, the bytes it moved per second, the ratio
-to the bound, the speed-up of the fused path over torch's fastest path, and the peak memory each
-path allocates beyond what it holds between steps (Linux: VmHWM after a reset of it).
+a shared machine and the caches a previous contender left cold hit all of them alike. Reported:
+the median step time, the bytes it moved per second, the ratio to the bound, the speed-up of the
+fused path over torch's fastest path, and the peak memory each path allocates beyond what it holds
+between steps (Linux: VmHWM after a reset of it).
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def _mb(value) -> str:
 
 def markdown(result: dict) -> str:
     """The measured rows as a Markdown table (the README's)."""
-    lines = ["| case | optimizer | bound ms | fused ms | × bound | foreach ms | reference ms | torch best ms (path) | fused speed-up vs torch |",
+    lines = ["| case | optimizer | bound ms | fused ms | × bound | foreach ms | reference ms | torch best ms (path) "
+             "| fused speed-up vs torch |",
              "|---|---|---|---|---|---|---|---|---|"]
     for case, measured in result["cases"].items():
         for row in measured["rows"]:

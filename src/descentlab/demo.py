@@ -48,6 +48,7 @@ def contenders() -> list[Contender]:
         Contender("Adadelta", optim.Adadelta),
         Contender("RMSprop", optim.RMSprop),
         Contender("Adam", optim.Adam),
+        Contender("AdamW", optim.AdamW),
         Contender("Adamax", optim.Adamax),
         Contender("Nadam", optim.Nadam),
         Contender("Nadamax", optim.Nadamax),
@@ -117,7 +118,8 @@ def run_demo(steps: int = 300, seed: int = 0, out=print) -> list[tuple[str, dict
     out(f"{'rank':>4}  {'optimizer':<20} {'lr':>9} {'train loss':>11} {'valid loss':>11} {'accuracy':>9} {'s/run':>6}")
     for rank, (name, r) in enumerate(results, 1):
         out(
-            f"{rank:>4}  {name:<20} {r['lr']:>8.2g}{'*' if r['grid_edge'] else ' '} {r['train_loss']:>11.4f} {r['valid_loss']:>11.4f} "
+            f"{rank:>4}  {name:<20} {r['lr']:>8.2g}{'*' if r['grid_edge'] else ' '} "
+            f"{r['train_loss']:>11.4f} {r['valid_loss']:>11.4f} "
             f"{r['accuracy']:>9.3f} {r['seconds']:>6.2f}"
         )
     out("* best lr at the edge of the grid: the optimum may lie beyond it")

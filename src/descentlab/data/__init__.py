@@ -173,7 +173,8 @@ def fetch(dataset: str, name: str, data_dir: str | os.PathLike | None = None, ti
         except (urllib.error.URLError, OSError) as error:
             part.close()
             partial.unlink(missing_ok=True)
-            raise DataUnavailable(missing_message(dataset, [remote.name], data_dir, f"download failed ({error})")) from error
+            reason = f"download failed ({error})"
+            raise DataUnavailable(missing_message(dataset, [remote.name], data_dir, reason)) from error
     try:
         _check(partial, remote.sha256)
     except ChecksumMismatch as error:

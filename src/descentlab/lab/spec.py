@@ -25,6 +25,7 @@ OPTIMIZERS: dict[str, tuple[type, dict]] = {
     "rmsprop": (optim.RMSprop, {}),
     "adam": (optim.Adam, {}),
     "amsgrad": (optim.Adam, {"amsgrad": True}),
+    "adamw": (optim.AdamW, {}),
     "adamax": (optim.Adamax, {}),
     "nadam": (optim.Nadam, {}),
     "nadamax": (optim.Nadamax, {}),

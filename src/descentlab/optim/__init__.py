@@ -9,7 +9,7 @@ from descentlab.optim._chain import ADAPTATION_RULES, MOMENTUM_RULES, ORDERS, Ch
 from descentlab.optim._checks import FLAVORS, Flavored
 from descentlab.optim.composed import Composed
 from descentlab.optim.ftrl import FTRL
-from descentlab.optim.named import SGD, Adadelta, Adagrad, Adam, Adamax, NAdam, Nadam, Nadamax, RMSprop
+from descentlab.optim.named import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Nadam, Nadamax, RMSprop
 
 NAMED = {
     "SGD": SGD,
@@ -17,6 +17,7 @@ NAMED = {
     "Adadelta": Adadelta,
     "RMSprop": RMSprop,
     "Adam": Adam,
+    "AdamW": AdamW,
     "Adamax": Adamax,
     "Nadam": Nadam,
     "Nadamax": Nadamax,
@@ -25,6 +26,6 @@ NAMED = {
 
 __all__ = [
     "ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS",
-    "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "ChainOptimizer", "Composed", "FTRL",
+    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ChainOptimizer", "Composed", "FTRL",
     "Flavored", "NAdam", "Nadam", "Nadamax", "RMSprop",
 ]

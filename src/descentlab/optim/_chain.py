@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +12,7 @@ from torch import Tensor
 from descentlab.optim import _checks
 from descentlab.optim._flat import FlatGroup, ineligibility
 from descentlab.optim._foreach import ListState, TensorList
-from descentlab.rules import Hyper, scalar_tensor
+from descentlab.rules import Hyper, as_real, scalar_tensor
 from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
 from descentlab.rules.clip import clip_gradients
 from descentlab.rules.decay import time_decay
@@ -63,13 +64,41 @@ class Chain:
 
 
 def hyperparameters(arguments: dict) -> dict:
-    """A named optimizer's ``locals()`` as param-group defaults, with flavor defaults resolved."""
+    """An optimizer's arguments as param-group defaults, with flavor defaults resolved."""
     flavor = _checks.check_flavor(arguments["flavor"])
-    return {
-        name: _checks.resolve(value, flavor)
-        for name, value in arguments.items()
-        if name not in ("self", "params", "__class__")
-    }
+    return {name: _checks.resolve(value, flavor) for name, value in arguments.items()}
+
+
+def _number(value):
+    return value.item() if torch.is_tensor(value) else value
+
+
+class RealState:
+    """A complex parameter's state as the rules see it: full-shaped entries as real views (…, 2)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: dict) -> None:
+        self.state = state
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.state
+
+    def __getitem__(self, key: str) -> Tensor:
+        return as_real(self.state[key])
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def __setitem__(self, key: str, value: Tensor) -> None:
+        self.state[key] = torch.view_as_complex(value)
+
+
+def real_operands(p: Tensor, g: Tensor, state: dict) -> tuple:
+    """A step's operands as reals: torch steps a complex parameter as its ``view_as_real``."""
+    if not p.is_complex():
+        return p, g, state
+    return torch.view_as_real(p), torch.view_as_real(g), RealState(state)
 
 
 def build_chain(
@@ -130,9 +159,19 @@ class ChainOptimizer(torch.optim.Optimizer):
         g ← −grad if maximize else grad
         g ← clip(g)                                   clipnorm | global_clipnorm | clipvalue
         lr_t = lr / (1 + lr_decay·(t − 1))            Keras-2 time decay
-        g ← g + weight_decay·p                        torch flavor: L2 in the gradient
-        p ← p·(1 − lr_t·weight_decay)                 keras flavor: Keras 3's decoupled decay
+        g ← g + weight_decay·p                        L2 in the gradient (torch's default), or
+        p ← p·(1 − lr_t·weight_decay)                 decoupled_weight_decay (AdamW; Keras's default)
         u ← rules(g);  p ← p − lr_t·u
+
+    Complex parameters are stepped as their real view (``torch.view_as_real``), as torch does: every
+    rule is elementwise, so real and imaginary parts are two real coordinates each. Tensor
+    hyperparameters (torch accepts a Tensor ``lr`` and ``betas``) are read as numbers at every step.
+
+    A step is planned for every group before anything changes: hyperparameters read, paths chosen,
+    gradients gathered and clipped, fused kernels traced and compiled (state the rules create for a
+    first step is taken back if planning fails). Only then are steps counted and parameters and
+    state updated, by arithmetic on operands that agree in dtype, device and shape. An error in a
+    step therefore leaves the parameters and the state as they were.
 
     Sparse gradients take the lazy path: the rows present in the gradient are gathered from the
     parameter and its state, run through the same dense step, and scattered back; rows absent
@@ -169,6 +208,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
         self.chain = build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         self.stateful_rules = self.chain.rules
+        # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
+        self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
         self._flat: dict[int, FlatGroup] = {}
         super().__init__(params, defaults)
 
@@ -179,6 +220,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         try:
             _checks.check_params(group["params"])
             _checks.check_group(group)
+            if self._momentum_in_unit_interval and "momentum" in group:
+                _checks.in_unit_interval("momentum", group["momentum"], closed=True)
             if group["flavor"] != self.defaults["flavor"]:
                 raise ValueError(
                     "`flavor` is fixed per optimizer; a param group cannot change it. "
@@ -207,14 +250,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
     def _hyper(self, group: dict) -> Hyper:
+        """The hyperparameters one step of ``group`` reads, Tensor values read as numbers."""
         hp = Hyper(self._fixed)
-        hp.update(group)
+        hp.update({name: _number(value) for name, value in group.items()})
         if "betas" in group:
-            hp["beta1"], hp["beta2"] = group["betas"]
+            hp["beta1"], hp["beta2"] = map(_number, group["betas"])
         for name, target in self._aliases.items():
-            hp[target] = group[name]
-        lr = group["lr"]
-        hp["lr"] = lr.item() if torch.is_tensor(lr) else lr
+            hp[target] = hp[name]
         return hp
 
     @torch.no_grad()
@@ -224,26 +266,35 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            hp = self._hyper(group)
-            flat = self._flat.get(index)
-            if flat is not None and group.get("foreach") is None and group.get("fused") is not False:
-                if flat.step(self, group["params"], hp):
-                    continue
-            path = self.path(group)
-            if path == "fused":
-                flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
-                flat.step(self, group["params"], hp)
-                continue
-            self._flat.pop(index, None)
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = self._gradients(params, hp)
-            if path == "foreach":
-                self._foreach_step(params, grads, hp)
-            else:
-                for p, grad in zip(params, grads):
-                    self._step_param(p, grad, self.state[p], hp)
+        undo: list[Callable[[], None]] = []
+        try:
+            applies = [self._plan(index, group, undo) for index, group in enumerate(self.param_groups)]
+        except BaseException:
+            for action in reversed(undo):
+                action()
+            raise
+        for apply in applies:
+            apply()
         return loss
+
+    def _plan(self, index: int, group: dict, undo: list) -> Callable[[], None]:
+        """Everything one group's step needs, with nothing changed yet; returns what applies it."""
+        hp = self._hyper(group)
+        flat = self._flat.get(index)
+        if flat is not None and group.get("foreach") is None and group.get("fused") is not False:
+            apply = flat.plan(self, group["params"], hp, undo)
+            if apply is not None:
+                return apply
+        path = self.path(group)
+        if path == "fused":
+            flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
+            return flat.plan(self, group["params"], hp, undo)
+        self._flat.pop(index, None)
+        params = [p for p in group["params"] if p.grad is not None]
+        grads = self._gradients(params, hp)
+        if path == "foreach":
+            return lambda: self._foreach_step(params, grads, hp)
+        return lambda: self._reference_step(params, grads, hp)
 
     def path(self, group: dict) -> str:
         """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring)."""
@@ -273,6 +324,10 @@ class ChainOptimizer(torch.optim.Optimizer):
             grads.append(-grad if hp.maximize else grad)
         return clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
 
+    def _reference_step(self, params: list[Tensor], grads: list[Tensor], hp: Hyper) -> None:
+        for p, grad in zip(params, grads):
+            self._step_param(p, grad, self.state[p], hp)
+
     def _foreach_step(self, params: list[Tensor], grads: list[Tensor], hp: Hyper) -> None:
         """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
         batches: dict[tuple, list] = {}
@@ -285,7 +340,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._initialize(p, state, hp)
             scalars = tuple(state[key].item() for key in scalar_keys if key in state)
             signature = (p.device, p.dtype, frozenset(state), scalars)
-            batches.setdefault(signature, []).append((p, grad, state))
+            batches.setdefault(signature, []).append(real_operands(p, grad, state))
         for batch in batches.values():
             ps, gs, states = zip(*batch)
             steps = [state["step"] for state in states]
@@ -326,10 +381,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         if grad.is_sparse:
             self._lazy_update(p, grad, state, hp, lr, step)
         else:
-            self._update(p, grad, state, hp, lr, step)
+            self._update(*real_operands(p, grad, state), hp, lr, step)
 
     def _update(self, p: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
-        """The dense step of one parameter (or of the gathered rows of a sparse one)."""
+        """The dense step of one real parameter (or of the gathered rows of a sparse one)."""
         g = self._decay_weights(p, g, hp, lr)
         u = g
         for rule in self.chain.before_lr:
@@ -346,14 +401,17 @@ class ChainOptimizer(torch.optim.Optimizer):
         p.sub_(u)
 
     def _decay_weights(self, p: Tensor, g: Tensor, hp: Hyper, lr: float) -> Tensor:
-        """torch: L2 added to the gradient; keras: decoupled ``p ← p·(1 − lr·wd)`` before the update."""
+        """L2 ``g + wd·p``, or decoupled: ``p ← p·(1 − lr·wd)`` before the update (Keras: ``p − p·wd·lr``)."""
         weight_decay = hp.weight_decay
         if not weight_decay:
             return g
-        if hp.flavor == "keras":
-            p.mul_(1 - weight_decay * lr)
-            return g
-        return g.add(p, alpha=weight_decay)
+        if not hp.decoupled_weight_decay:
+            return g.add(p, alpha=weight_decay)
+        if self.chain.scale_then_subtract:
+            p.sub_(p * weight_decay * lr)
+        else:
+            p.mul_(1 - lr * weight_decay)
+        return g
 
     def _lazy_update(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
         """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
@@ -370,7 +428,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         }
         p_rows = p.view(row_shape)
         sub_p = p_rows.index_select(0, rows)
-        self._update(sub_p, grad._values(), sub_state, hp, lr, step)
+        self._update(*real_operands(sub_p, grad._values(), sub_state), hp, lr, step)
         p_rows.index_copy_(0, rows, sub_p)
         for key, value in sub_state.items():
             if key in full:

@@ -117,7 +117,9 @@ def check_group(group: dict) -> None:
         at_most("lr_power", group["lr_power"], 0.0)
     check_clipping(group)
     check_paths(group)
-    if group.get("nesterov") and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
+    # torch's Nesterov rule; Keras takes nesterov=True with momentum 0 (plain SGD), as its own tests do
+    nesterov = group.get("nesterov") and group.get("flavor", "torch") == "torch"
+    if nesterov and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
         raise ValueError(
             "Nesterov momentum requires `momentum` > 0 and `dampening` == 0. "
             f"Received: momentum={group.get('momentum')!r}, dampening={group.get('dampening')!r}"
@@ -136,7 +138,7 @@ def check_paths(group: dict) -> None:
 
 def check_params(params: Iterable[torch.Tensor]) -> None:
     for i, p in enumerate(params):
-        if not p.is_floating_point():
+        if not (p.is_floating_point() or p.is_complex()):
             raise ValueError(
-                f"`params` must be real floating-point tensors. Received: params[{i}] of dtype {p.dtype}"
+                f"`params` must be floating-point or complex tensors. Received: params[{i}] of dtype {p.dtype}"
             )

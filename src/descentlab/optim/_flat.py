@@ -5,7 +5,9 @@ On its first fused step a group's parameters are moved into one contiguous buffe
 another, and every full-shaped state tensor into one buffer per state key; 0-d state (``step``,
 ``mu_product``) goes into one 1-D buffer per key. ``self.state[p]`` holds views, under torch's
 keys, so ``state_dict`` and schedulers see the usual optimizer. One kernel call then steps the
-whole group: no per-tensor cost, one pass over memory.
+whole group: no per-tensor cost, one pass over memory. A complex parameter's coordinates are the
+pairs of reals of its ``view_as_real`` (how torch steps it): the buffers are real, and the
+parameter, its gradient and its state are complex views of them.
 
 What real use throws at it, and what happens:
 
@@ -29,11 +31,11 @@ import torch
 
 from descentlab.optim import _kernels
 from descentlab.optim._trace import SymbolicState, Trace
-from descentlab.rules import scalar_tensor
+from descentlab.rules import as_real, scalar_tensor
 from descentlab.rules.decay import time_decay
 
 _GRAD = operator.attrgetter("grad")
-FUSED_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+FUSED_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the real view
 
 
 def ineligibility(params: list[torch.Tensor]) -> str | None:
@@ -47,13 +49,15 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     for i, p in enumerate(params):
         if p.device.type != "cpu":
             return f"params[{i}] is on {p.device}; the fused kernels run on the CPU"
-        if p.dtype not in FUSED_DTYPES:
-            return f"params[{i}] has dtype {p.dtype}; the fused kernels take float32 and float64"
+        if as_real(p).dtype not in FUSED_DTYPES:
+            return f"params[{i}] has dtype {p.dtype}; the fused kernels take float32 and float64 (or complex)"
         if p.dtype != dtype:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
             return f"params[{i}] is not a contiguous dense tensor"
-    spans = sorted((p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(params) if p.numel())
+    spans = sorted(
+        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(params) if p.numel()
+    )
     for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
         if start < end:  # flattening would give each its own copy and break the sharing
             return f"params[{min(i, j)}] and params[{max(i, j)}] share memory"
@@ -67,10 +71,10 @@ class FlatGroup:
         self.params = list(params)
         self.scalar_keys = scalar_keys
         first = self.params[0]
-        self.dtype, self.device = first.dtype, first.device
+        self.dtype, self.device = as_real(first).dtype, first.device
         self.offsets = [0]
         for p in self.params:
-            self.offsets.append(self.offsets[-1] + p.numel())
+            self.offsets.append(self.offsets[-1] + as_real(p).numel())
         total = self.offsets[-1]
         self.param = torch.empty(total, dtype=self.dtype, device=self.device)
         self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
@@ -86,8 +90,14 @@ class FlatGroup:
         self.keys: list[frozenset] = [frozenset()] * len(self.params)
         self.adopt(state, range(len(self.params)))
 
+    def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
+        """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter."""
+        p = self.params[i]
+        view = flat[self.offsets[i] : self.offsets[i + 1]]
+        return torch.view_as_complex(view.view(*p.shape, 2)) if p.is_complex() else view.view(p.shape)
+
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        return [flat[a:b].view(p.shape) for p, a, b in zip(self.params, self.offsets, self.offsets[1:])]
+        return [self._view(flat, i) for i in range(len(self.params))]
 
     def adopt(self, state: dict, indices) -> None:
         """Move the state of ``params[i]`` (each ``i`` in ``indices``) into the flat buffers."""
@@ -102,7 +112,7 @@ class FlatGroup:
                         self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype, device=value.device)
                     slot = self.scalars[key][i]
                 elif value.shape == p.shape:
-                    slot = self._array(key)[self.offsets[i] : self.offsets[i + 1]].view(p.shape)
+                    slot = self._view(self._array(key), i)
                 else:
                     continue
                 slot.copy_(value)
@@ -116,11 +126,14 @@ class FlatGroup:
             self.arrays[key] = torch.zeros_like(self.param)
         return self.arrays[key]
 
-    def step(self, optimizer, params: list[torch.Tensor], hp) -> bool:
-        """One step of every parameter of the group that has a gradient.
+    def plan(self, optimizer, params: list[torch.Tensor], hp, undo: list):
+        """Plan one step of every parameter of the group that has a gradient; return what applies it.
 
-        Returns False, having changed nothing, if ``params`` are no longer exactly this group's
-        parameters living in its buffer (the caller then rebuilds the group).
+        Planning traces and compiles the kernels and creates the state a first step needs (with
+        an action in ``undo`` that takes it back); the step counts, state and parameters change
+        only when the returned function runs. Returns None, having changed nothing, if ``params``
+        are no longer exactly this group's parameters living in its buffer (the caller then
+        rebuilds the group).
         """
         # map() over C functions: this check runs every step, for every parameter
         if not (
@@ -128,7 +141,7 @@ class FlatGroup:
             and all(map(operator.is_, params, self.params))
             and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
         ):
-            return False
+            return None
         present, sparse, stale, fresh = [], [], [], []
         if all(map(operator.is_, map(_GRAD, params), self.grad_views)):
             present = list(range(len(params)))
@@ -165,16 +178,21 @@ class FlatGroup:
             sparse_grads = [grads[i] for i in sparse]
         else:
             sparse_grads = optimizer._gradients([self.params[i] for i in sparse], hp)
-        for i, grad in zip(sparse, sparse_grads):
-            optimizer._step_param(self.params[i], grad, state[self.params[i]], hp)
-            self.adopt(state, [i])
+        runs = []
         if present:
-            self._initialize(optimizer, present, hp)
-            for start, end in self._runs(present):
-                self._run(optimizer, start, end, grad_flat, negate, hp)
-        return True
+            self._initialize(optimizer, present, hp, undo)
+            runs = [self._plan_run(optimizer, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
 
-    def _initialize(self, optimizer, present: list[int], hp) -> None:
+        def apply() -> None:
+            for i, grad in zip(sparse, sparse_grads):
+                optimizer._step_param(self.params[i], grad, state[self.params[i]], hp)
+                self.adopt(state, [i])
+            for run in runs:
+                run()
+
+        return apply
+
+    def _initialize(self, optimizer, present: list[int], hp, undo: list) -> None:
         """Create the state the rules' ``init`` would create (new parameters, new options)."""
         missing = []
         key_sets = {self.keys[0]} if self.uniform_keys else {self.keys[i] for i in present}
@@ -184,6 +202,8 @@ class FlatGroup:
                 rule.init(self.params[present[0]], probe, hp)
             if len(probe) > len(keys) or "step" not in keys:
                 missing += [i for i in present if self.keys[i] == keys]
+        if missing:
+            undo.append(self._restorer(optimizer.state, missing))
         for i in missing:
             entries = optimizer.state[self.params[i]]
             if "step" not in entries:
@@ -192,6 +212,20 @@ class FlatGroup:
                 rule.init(self.params[i], entries, hp)
         if missing:
             self.adopt(optimizer.state, missing)
+
+    def _restorer(self, state: dict, indices: list[int]):
+        """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
+        saved = [(i, dict(state[self.params[i]]), self.keys[i]) for i in indices]
+
+        def restore() -> None:
+            for i, entries, keys in saved:
+                state[self.params[i]].clear()
+                state[self.params[i]].update(entries)
+                self.keys[i] = keys
+            self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
+            self.uniform_scalars = None
+
+        return restore
 
     def _runs(self, present: list[int]):
         """Maximal runs ``[start, end)`` of consecutive parameters that can share one kernel call."""
@@ -213,10 +247,10 @@ class FlatGroup:
             previous = (i, signature)
         return runs
 
-    def _run(self, optimizer, start: int, end: int, grad_flat, negate: bool, hp) -> None:
+    def _plan_run(self, optimizer, start: int, end: int, grad_flat, negate: bool, hp):
+        """Trace and compile the step of ``params[start:end]``; return what runs it."""
         steps = self.scalars["step"][start:end]
-        steps += 1
-        step = steps[0].item()
+        step = steps[0].item() + 1
         lr = time_decay(hp.lr, hp.lr_decay, step - 1)
 
         trace = Trace()
@@ -232,12 +266,17 @@ class FlatGroup:
         buffers.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
         arrays = [buffers[argument][a:b].numpy() for argument in trace.arguments()]
         scalars = np.array(trace.scalars, dtype=FUSED_DTYPES[self.dtype])
-        _kernels.kernel(trace.source("parallel_step", "serial_step"))(arrays, scalars)
+        kernel = _kernels.kernel(trace.source("parallel_step", "serial_step"))
 
-        for key in symbolic.created:
-            views = self._views(self.arrays[key])
-            for i in range(start, end):
-                optimizer.state[self.params[i]][key] = views[i]
-                self.keys[i] = self.keys[i] | {key}
-        if symbolic.created:
-            self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
+        def run() -> None:
+            steps.add_(1)
+            symbolic.commit()
+            kernel(arrays, scalars)
+            for key in symbolic.created:
+                for i in range(start, end):
+                    optimizer.state[self.params[i]][key] = self._view(self.arrays[key], i)
+                    self.keys[i] = self.keys[i] | {key}
+            if symbolic.created:
+                self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
+
+        return run

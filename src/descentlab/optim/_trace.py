@@ -200,33 +200,40 @@ class Var(TensorOperators):
 class ScalarState:
     """A 0-d state entry (``mu_product``) of a run of parameters that all hold the same value.
 
-    Changes apply to every parameter's entry at once, through the slice of the flat buffer.
+    Tracing computes its new value (rounded in the entry's dtype, as the tensor would be) without
+    storing it; :meth:`commit` stores it in every parameter's entry at once, through the slice of
+    the flat buffer, when the step is applied.
     """
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "pending")
 
     def __init__(self, values: torch.Tensor) -> None:
         self.values = values
+        self.pending = values
 
     def __imul__(self, factor):
-        self.values.mul_(factor)
+        self.pending = self.pending * factor
         return self
 
     def item(self) -> float:
-        return self.values[0].item()
+        return self.pending[0].item()
+
+    def commit(self) -> None:
+        if self.pending is not self.values:
+            self.values.copy_(self.pending)
 
 
 class SymbolicState:
     """A parameter's state dict as seen by a traced step over a run of parameters.
 
-    ``arrays`` maps the state keys held in flat buffers (full-shaped tensors) to kernel
-    arguments; ``scalars`` maps 0-d keys to their slice of the flat buffer; ``present`` is the
-    set of keys the run's parameters hold (a key absent there reads as absent, as in a dict).
+    A full-shaped key reads as the element of its flat buffer (a kernel argument); ``scalars``
+    maps the 0-d keys to their :class:`ScalarState`; ``present`` is the set of keys the run's
+    parameters hold (a key absent there reads as absent, as in a dict).
     """
 
     def __init__(self, trace: Trace, scalars: dict[str, torch.Tensor], present: frozenset) -> None:
         self.trace = trace
-        self.scalar_slices = scalars
+        self.scalars = {key: ScalarState(values) for key, values in scalars.items()}
         self.present = present
         self.created: list[str] = []
 
@@ -236,8 +243,8 @@ class SymbolicState:
     def __getitem__(self, key: str):
         if key not in self:
             raise KeyError(key)
-        if key in self.scalar_slices:
-            return ScalarState(self.scalar_slices[key])
+        if key in self.scalars:
+            return self.scalars[key]
         return self.trace.array(self.trace.state_argument(key))
 
     def get(self, key: str, default=None):
@@ -246,3 +253,8 @@ class SymbolicState:
     def __setitem__(self, key: str, value: Var) -> None:
         self.created.append(key)
         self.trace.bind(self.trace.state_argument(key), value)
+
+    def commit(self) -> None:
+        """Store the new values of the 0-d entries."""
+        for scalar in self.scalars.values():
+            scalar.commit()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from descentlab.optim._checks import Flavored
+from torch import Tensor
+
 from descentlab.optim._chain import ChainOptimizer, hyperparameters
+from descentlab.optim._checks import Flavored
+from descentlab.optim._docs import document
+from descentlab.optim.named import DECOUPLED, EPS
 
 
+@document
 class Composed(ChainOptimizer):
     """An optimizer built from a momentum rule and an adaptation rule, in a chosen order.
 
@@ -22,9 +27,25 @@ class Composed(ChainOptimizer):
         with decay ``betas[1]``, ``centered``, ``amsgrad``; bias-corrected when the momentum is an
         EMA); ``"max"`` (Adamax's EMA-max of |g|, ``betas[1]``); ``"delta"`` (Adadelta's ratio,
         decay ``betas[1]``).
-    ``eps_placement``:
-        where ε enters the denominator (``"outside"``, ``"inside"``, ``"hat"``; see
-        :mod:`descentlab.rules.adaptation`); by default the flavor's choice for that point.
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        momentum_rule: one of ``"none"``, ``"heavy_ball"``, ``"nesterov"``, ``"ema"``,
+            ``"nesterov_ema"`` (above).
+        adaptation_rule: one of ``"none"``, ``"sum"``, ``"ema"``, ``"max"``, ``"delta"`` (above).
+        order: ``"momentum_first"`` or ``"adaptation_first"``.
+        eps_placement: where ε enters the denominator (``"outside"``, ``"inside"``, ``"hat"``; see
+            :mod:`descentlab.rules.adaptation`); None is the flavor's choice for that point.
+        momentum: μ ≥ 0 of ``heavy_ball`` and ``nesterov``.
+        dampening: τ in [0, 1] of ``heavy_ball``.
+        betas: (β1, β2) in [0, 1): β1 for the EMA momentum rules, β2 the decay of every
+            adaptation statistic.
+        momentum_decay: ψ ≥ 0 of ``nesterov_ema``.
+        eps: ε ≥ 0 of the adaptation rules.
+        initial_accumulator_value: Σ₀ ≥ 0 of ``sum``.
+        centered: ``ema`` divides by the root of the variance estimate ``v − ḡ²``.
+        amsgrad: ``ema`` divides by the running maximum of its statistic.
+        {shared}
 
     Every named optimizer is one point: ``Adam`` is ``Composed(momentum_rule="ema",
     adaptation_rule="ema")``, ``Nadamax`` is ``Composed(momentum_rule="nesterov_ema",
@@ -41,7 +62,7 @@ class Composed(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         *,
         momentum_rule: str = "none",
         adaptation_rule: str = "none",
@@ -49,14 +70,15 @@ class Composed(ChainOptimizer):
         eps_placement: str | None = None,
         momentum: float = 0.9,
         dampening: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        momentum_decay: float = Flavored(torch=4e-3, keras=1.0),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        momentum_decay: float | Flavored = Flavored(torch=4e-3, keras=1.0),
+        eps: float | Flavored = EPS,
         initial_accumulator_value: float = 0.0,
         centered: bool = False,
         amsgrad: bool = False,
-        lr_decay: float = 0.0,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
+        lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -65,15 +87,20 @@ class Composed(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        arguments = dict(locals())
-        structure = {
-            key: arguments.pop(key) for key in ("momentum_rule", "adaptation_rule", "order", "eps_placement")
-        }
-        for knob in ("centered", "amsgrad"):
-            if arguments[knob] and structure["adaptation_rule"] != "ema":
+        for knob, value in (("centered", centered), ("amsgrad", amsgrad)):
+            if value and adaptation_rule != "ema":
                 raise ValueError(
-                    f"`{knob}` needs adaptation_rule='ema'. "
-                    f"Received: {knob}=True, adaptation_rule={structure['adaptation_rule']!r}"
+                    f"`{knob}` needs adaptation_rule='ema'. Received: {knob}=True, adaptation_rule={adaptation_rule!r}"
                 )
-        arguments["nesterov"] = structure["momentum_rule"] == "nesterov"
-        super().__init__(params, hyperparameters(arguments), **structure)
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, nesterov=momentum_rule == "nesterov", betas=betas,
+            momentum_decay=momentum_decay, eps=eps, initial_accumulator_value=initial_accumulator_value,
+            centered=centered, amsgrad=amsgrad, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
+        super().__init__(
+            params, hyperparameters(defaults), momentum_rule=momentum_rule, adaptation_rule=adaptation_rule,
+            order=order, eps_placement=eps_placement,
+        )

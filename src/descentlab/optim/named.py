@@ -1,20 +1,27 @@
 """The named optimizers: each is one point of the lattice with torch's names and defaults.
 
-Every class takes, besides its own hyperparameters, the shared keywords ``lr_decay`` (Keras-2
-time decay), ``weight_decay``, ``clipnorm``, ``global_clipnorm``, ``clipvalue``, ``maximize`` and
-``flavor`` (``"torch"``, the default, or ``"keras"``), and torch's ``foreach`` / ``fused`` path
-switches (see :class:`~descentlab.optim._chain.ChainOptimizer`). A default shown as ``Flavored(torch=…,
-keras=…)`` is the value each flavor uses when the argument is not given.
+Every class takes, besides its own hyperparameters, the shared keywords ``weight_decay``,
+``decoupled_weight_decay``, ``lr_decay`` (Keras-2 time decay), ``clipnorm``, ``global_clipnorm``,
+``clipvalue``, ``maximize``, torch's ``foreach`` / ``fused`` path switches and ``flavor``
+(``"torch"``, the default, or ``"keras"``), documented once in :mod:`descentlab.optim._docs`. A
+default shown as ``Flavored(torch=…, keras=…)`` is the value each flavor uses when the argument is
+not given.
 """
 
 from __future__ import annotations
 
-from descentlab.optim._checks import Flavored
+from torch import Tensor
+
 from descentlab.optim._chain import ChainOptimizer, hyperparameters
+from descentlab.optim._checks import Flavored
+from descentlab.optim._docs import document
 
 _NO_CENTERING = {"centered": False, "amsgrad": False}
+DECOUPLED = Flavored(torch=False, keras=True)
+EPS = Flavored(torch=1e-8, keras=1e-7)
 
 
+@document
 class SGD(ChainOptimizer):
     """Stochastic gradient descent, with optional heavy-ball or Nesterov momentum.
 
@@ -24,6 +31,15 @@ class SGD(ChainOptimizer):
 
     Full-batch gradient descent, SGD and mini-batch SGD are this optimizer; they differ in the
     batches fed to it. Composed spelling: ``Composed(momentum_rule="heavy_ball" | "nesterov")``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        momentum: μ ≥ 0; 0 is plain SGD and keeps no buffer. The Keras flavor takes μ in [0, 1].
+        dampening: τ in [0, 1], the share of the gradient the buffer leaves out.
+        nesterov: Nesterov's momentum in torch's form; torch requires μ > 0 and τ = 0, Keras
+            takes μ = 0 (then plain SGD).
+        {shared}
 
     Conventions:
         torch: as above. Keras 3 (``flavor="keras"``, lr default 0.01): ``m ← μ·m − lr·g;
@@ -37,12 +53,13 @@ class SGD(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=1e-3, keras=1e-2),
+        lr: float | Tensor | Flavored = Flavored(torch=1e-3, keras=1e-2),
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -52,9 +69,16 @@ class SGD(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), momentum_rule="heavy_ball")
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), momentum_rule="heavy_ball")
 
 
+@document
 class Adagrad(ChainOptimizer):
     """Adagrad: per-coordinate steps shrinking with the running sum of squared gradients.
 
@@ -64,6 +88,13 @@ class Adagrad(ChainOptimizer):
         lr_t = lr / (1 + (t − 1)·lr_decay)
 
     Composed spelling: ``Composed(adaptation_rule="sum")``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        initial_accumulator_value: Σ₀ ≥ 0.
+        eps: ε ≥ 0, added to the denominator.
+        {shared}
 
     Conventions:
         Keras 3: ``p ← p − lr·g/√(Σ + ε)`` with Σ₀ = 0.1, ε = 1e-7, lr = 1e-3 (``flavor="keras"``).
@@ -75,12 +106,13 @@ class Adagrad(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=1e-2, keras=1e-3),
+        lr: float | Tensor | Flavored = Flavored(torch=1e-2, keras=1e-3),
         lr_decay: float = 0.0,
         weight_decay: float = 0.0,
-        initial_accumulator_value: float = Flavored(torch=0.0, keras=0.1),
-        eps: float = Flavored(torch=1e-10, keras=1e-7),
+        initial_accumulator_value: float | Flavored = Flavored(torch=0.0, keras=0.1),
+        eps: float | Flavored = Flavored(torch=1e-10, keras=1e-7),
         *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -89,9 +121,16 @@ class Adagrad(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), adaptation_rule="sum")
+        defaults = dict(
+            lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
+            eps=eps, decoupled_weight_decay=decoupled_weight_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), adaptation_rule="sum")
 
 
+@document
 class Adadelta(ChainOptimizer):
     """Adadelta: steps scaled by RMS(past updates) / RMS(gradients), no global rate needed.
 
@@ -100,6 +139,13 @@ class Adadelta(ChainOptimizer):
         v ← ρ·v + (1 − ρ)·g²;   d = √(Δ + ε)/√(v + ε)·g;   Δ ← ρ·Δ + (1 − ρ)·d²;   p ← p − lr·d
 
     Composed spelling: ``Composed(adaptation_rule="delta", betas=(·, rho))``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor), multiplying ``d``.
+        rho: ρ in [0, 1], the decay of both running averages.
+        eps: ε ≥ 0, inside both roots.
+        {shared}
 
     Conventions:
         Same formula in torch and Keras; Keras's defaults (``flavor="keras"``) are lr = 0.001,
@@ -110,14 +156,16 @@ class Adadelta(ChainOptimizer):
     """
 
     _aliases = {"rho": "beta2"}
+
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=1.0, keras=1e-3),
-        rho: float = Flavored(torch=0.9, keras=0.95),
-        eps: float = Flavored(torch=1e-6, keras=1e-7),
+        lr: float | Tensor | Flavored = Flavored(torch=1.0, keras=1e-3),
+        rho: float | Flavored = Flavored(torch=0.9, keras=0.95),
+        eps: float | Flavored = Flavored(torch=1e-6, keras=1e-7),
         weight_decay: float = 0.0,
         *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -127,9 +175,15 @@ class Adadelta(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), adaptation_rule="delta")
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+            lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
+            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), adaptation_rule="delta")
 
 
+@document
 class RMSprop(ChainOptimizer):
     """RMSprop: divide by the root of an EMA of squared gradients; optional momentum after.
 
@@ -140,6 +194,15 @@ class RMSprop(ChainOptimizer):
 
     Adaptation comes before momentum here. Composed spelling: ``Composed(momentum_rule=
     "heavy_ball", adaptation_rule="ema", order="adaptation_first", momentum=μ, betas=(·, alpha))``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        alpha: α in [0, 1], the decay of the average of g² (Keras's ``rho``).
+        eps: ε ≥ 0, added to the denominator.
+        momentum: μ ≥ 0, heavy-ball momentum on the adapted update; 0 keeps no buffer.
+        centered: divide by the root of the variance estimate ``v − ḡ²`` instead of ``v``.
+        {shared}
 
     Conventions:
         Keras 3 (``flavor="keras"``: ρ = 0.9, ε = 1e-7, lr = 1e-3): ``inc = lr·g/√(s + ε)``,
@@ -155,13 +218,14 @@ class RMSprop(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=1e-2, keras=1e-3),
-        alpha: float = Flavored(torch=0.99, keras=0.9),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        lr: float | Tensor | Flavored = Flavored(torch=1e-2, keras=1e-3),
+        alpha: float | Flavored = Flavored(torch=0.99, keras=0.9),
+        eps: float | Flavored = EPS,
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
         *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -171,15 +235,22 @@ class RMSprop(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
+        defaults = dict(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
         super().__init__(
             params,
-            hyperparameters(locals()),
+            hyperparameters(defaults),
             momentum_rule="heavy_ball",
             adaptation_rule="ema",
             order="adaptation_first",
         )
 
 
+@document
 class Adam(ChainOptimizer):
     """Adam: bias-corrected EMA momentum divided by the root of a bias-corrected EMA of g².
 
@@ -188,7 +259,16 @@ class Adam(ChainOptimizer):
         m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²     (AMSGrad: v̄ ← max(v̄, v), use v̄)
         p ← p − lr·(m/(1 − β1ᵗ)) / (√(v/(1 − β2ᵗ)) + ε)
 
-    Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="ema")``.
+    Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="ema")``. With
+    ``decoupled_weight_decay=True`` it is :class:`AdamW`.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and v.
+        eps: ε ≥ 0, added to the denominator.
+        amsgrad: divide by the running maximum of v (AMSGrad).
+        {shared}
 
     Conventions:
         Keras 3 (``flavor="keras"``, ε = 1e-7) adds ε before the bias correction ("ε-hat"):
@@ -203,10 +283,72 @@ class Adam(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
-        weight_decay: float = 0.0,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Flavored = EPS,
+        weight_decay: float | Flavored = 0.0,
+        amsgrad: bool = False,
+        *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        flavor: str = "torch",
+    ) -> None:
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), momentum_rule="ema", adaptation_rule="ema")
+
+
+@document
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay, i.e. ``Adam(decoupled_weight_decay=True)``.
+
+    Update rule (``λ = weight_decay``)::
+
+        p ← p·(1 − lr·λ)
+        m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²     (AMSGrad: v̄ ← max(v̄, v), use v̄)
+        p ← p − lr·(m/(1 − β1ᵗ)) / (√(v/(1 − β2ᵗ)) + ε)
+
+    With L2 in the gradient (Adam's ``weight_decay``), the decay is divided by √v like the rest of
+    the gradient, so weights with large gradients are barely decayed; decoupled, every weight
+    shrinks at the rate lr·λ. Composed spelling: ``Composed(momentum_rule="ema",
+    adaptation_rule="ema", weight_decay=λ, decoupled_weight_decay=True)``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and v.
+        eps: ε ≥ 0, added to the denominator.
+        amsgrad: divide by the running maximum of v (AMSGrad).
+        {shared}
+
+    ``decoupled_weight_decay`` is always on: AdamW takes no such argument, and a checkpoint
+    loaded into it keeps the decay decoupled, as torch's ``AdamW`` does.
+
+    Conventions:
+        torch (``torch.optim.AdamW``): λ = 1e-2, ``p·(1 − lr·λ)``. Keras 3 (``flavor="keras"``,
+        ``keras.optimizers.AdamW``): λ = 0.004, ``p − p·λ·lr``, ε-hat with ε = 1e-7 (as Keras Adam).
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Flavored = EPS,
+        weight_decay: float | Flavored = Flavored(torch=1e-2, keras=4e-3),
         amsgrad: bool = False,
         *,
         lr_decay: float = 0.0,
@@ -218,9 +360,19 @@ class Adam(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="ema")
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True, lr_decay=lr_decay,
+            clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize,
+            foreach=foreach, fused=fused, flavor=flavor,
+        )
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
 
 
+@document
 class Adamax(ChainOptimizer):
     """Adamax: Adam with the L∞ norm: divide by an exponentially decayed max of |g|.
 
@@ -229,6 +381,13 @@ class Adamax(ChainOptimizer):
         m ← β1·m + (1 − β1)·g;   u ← max(β2·u, |g| + ε);   p ← p − lr/(1 − β1ᵗ)·m/u
 
     Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="max")``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and u.
+        eps: ε ≥ 0 (inside the max in torch, added to it in Keras).
+        {shared}
 
     Conventions:
         Keras 3 (``flavor="keras"``: lr = 1e-3, ε = 1e-7): ``u ← max(β2·u, |g|)``, divide by
@@ -241,11 +400,12 @@ class Adamax(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=2e-3, keras=1e-3),
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        lr: float | Tensor | Flavored = Flavored(torch=2e-3, keras=1e-3),
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Flavored = EPS,
         weight_decay: float = 0.0,
         *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -255,9 +415,15 @@ class Adamax(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), momentum_rule="ema", adaptation_rule="max")
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+            lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
+            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), momentum_rule="ema", adaptation_rule="max")
 
 
+@document
 class Nadam(ChainOptimizer):
     """Nadam: Adam with Nesterov momentum on Dozat's warming schedule μ_t = β1(1 − ½·0.96^(tψ)).
 
@@ -269,9 +435,18 @@ class Nadam(ChainOptimizer):
     Nadam is Adam with Nesterov: ``Composed(momentum_rule="nesterov_ema", adaptation_rule="ema")``.
     Also exported as ``NAdam`` (torch's spelling).
 
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and v.
+        eps: ε ≥ 0, added to the denominator.
+        momentum_decay: ψ ≥ 0, how fast μ_t warms up to β1.
+        {shared}
+
     Conventions:
         Keras 3 fixes ψ = 1 (μ_t = β1(1 − ½·0.96ᵗ), reaching β1 within ~100 steps) and ε = 1e-7,
         lr = 1e-3: ``flavor="keras"`` uses those defaults; ψ stays configurable.
+        ``decoupled_weight_decay`` is positional after ``momentum_decay``, as in torch's NAdam.
 
     References:
         Dozat, "Incorporating Nesterov Momentum into Adam" (2016).
@@ -283,11 +458,12 @@ class Nadam(ChainOptimizer):
     def __init__(
         self,
         params,
-        lr: float = Flavored(torch=2e-3, keras=1e-3),
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = Flavored(torch=1e-8, keras=1e-7),
+        lr: float | Tensor | Flavored = Flavored(torch=2e-3, keras=1e-3),
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Flavored = EPS,
         weight_decay: float = 0.0,
-        momentum_decay: float = Flavored(torch=4e-3, keras=1.0),
+        momentum_decay: float | Flavored = Flavored(torch=4e-3, keras=1.0),
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
         *,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -298,12 +474,19 @@ class Nadam(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        super().__init__(params, hyperparameters(locals()), **self._lattice)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
+            flavor=flavor,
+        )
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 NAdam = Nadam
 
 
+@document
 class Nadamax(Nadam):
     """Nadamax: Nadam's scheduled Nesterov momentum with Adamax's L∞ adaptation.
 
@@ -314,6 +497,14 @@ class Nadamax(Nadam):
 
     Nadamax is Nadam with the L∞ adaptation (same signature and defaults):
     ``Composed(momentum_rule="nesterov_ema", adaptation_rule="max")``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and u.
+        eps: ε ≥ 0 (inside the max in the torch flavor, added to it in the Keras one).
+        momentum_decay: ψ ≥ 0, how fast μ_t warms up to β1.
+        {shared}
 
     Conventions:
         In no major library. ``flavor="torch"`` takes torch's NAdam schedule (ψ = 4e-3) and

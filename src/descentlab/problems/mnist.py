@@ -10,7 +10,15 @@ import torch.nn.functional as F
 
 from descentlab import data
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_positive_ints, check_split, example_batches, first, mean_over_chunks, seeded, split_seed,
+    Problem,
+    check_batch_size,
+    check_positive_ints,
+    check_split,
+    example_batches,
+    first,
+    mean_over_chunks,
+    seeded,
+    split_seed,
 )
 
 TRAIN_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
@@ -74,7 +82,9 @@ class MNISTClassifier(Problem):
         self.name = "mnist_logreg" if hidden is None else "mnist_mlp"
         self.options = {"hidden": hidden, "train_size": train_size, "data_dir": data_dir}
         self.description = (
-            "MNIST, multinomial logistic regression (784-10)" if hidden is None else f"MNIST, MLP 784-{hidden}-10 (ReLU)"
+            "MNIST, multinomial logistic regression (784-10)"
+            if hidden is None
+            else f"MNIST, MLP 784-{hidden}-10 (ReLU)"
         )
         self.splits, self._provenance = load(str(data_dir) if data_dir else None)
         if train_size is not None:
@@ -90,7 +100,9 @@ class MNISTClassifier(Problem):
         with seeded(seed):
             if self.hidden is None:
                 return torch.nn.Linear(784, 10)
-            return torch.nn.Sequential(torch.nn.Linear(784, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 10))
+            return torch.nn.Sequential(
+                torch.nn.Linear(784, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 10)
+            )
 
     @property
     def train_examples(self) -> int:

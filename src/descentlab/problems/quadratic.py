@@ -8,7 +8,15 @@ import torch
 from torch import Tensor
 
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_positive_ints, check_split, example_batches, first, mean_over_chunks, seeded, split_seed,
+    Problem,
+    check_batch_size,
+    check_positive_ints,
+    check_split,
+    example_batches,
+    first,
+    mean_over_chunks,
+    seeded,
+    split_seed,
 )
 
 
@@ -39,7 +47,10 @@ class NoisyQuadratic(Problem):
             raise ValueError(f"`noise` must be >= 0. Received: noise={noise!r}")
         self.options = {"dim": dim, "noise": noise, "n_train": n_train, "n_eval": n_eval, "data_seed": data_seed}
         self.dim = dim
-        self.description = f"noisy quadratic, dim {dim}, Hessian eigenvalues 90% in [0, 1] and 10% in [30, 60], example noise σ={noise:g}"
+        self.description = (
+            f"noisy quadratic, dim {dim}, Hessian eigenvalues 90% in [0, 1] and 10% in [30, 60], "
+            f"example noise σ={noise:g}"
+        )
         gen = torch.Generator().manual_seed(data_seed)
         large = max(1, dim // 10)
         eigenvalues = torch.cat([torch.rand(dim - large, generator=gen), 30 + 30 * torch.rand(large, generator=gen)])
@@ -64,7 +75,9 @@ class NoisyQuadratic(Problem):
 
     def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[Tensor]:
         examples = self.examples[check_split(split)]
-        return example_batches(len(examples), examples.__getitem__, check_batch_size(batch_size), split_seed(seed, split))
+        return example_batches(
+            len(examples), examples.__getitem__, check_batch_size(batch_size), split_seed(seed, split)
+        )
 
     def _per_example(self, theta: Tensor, examples: Tensor) -> Tensor:
         diff = theta - examples

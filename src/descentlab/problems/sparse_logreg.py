@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_positive_ints, check_split, example_batches, first, mean_over_chunks, split_seed,
+    Problem,
+    check_batch_size,
+    check_positive_ints,
+    check_split,
+    example_batches,
+    first,
+    mean_over_chunks,
+    split_seed,
 )
 
 _KNUTH = 2654435761  # multiplicative hashing constant (2^32 / golden ratio)

@@ -161,7 +161,8 @@ class SurfaceProblem(Problem):
         # distance to a minimum, which can prefer not moving at all: from Beale's (1, 1.75) the
         # descent runs along a valley that first leads away from (3, 0.5).
         self.metric = "loss"
-        self.description = f"2-D surface {self.surface.formula}" + (f"; {self.surface.note}" if self.surface.note else "")
+        note = f"; {self.surface.note}" if self.surface.note else ""
+        self.description = f"2-D surface {self.surface.formula}{note}"
 
     @property
     def provenance(self) -> str:

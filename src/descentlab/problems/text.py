@@ -13,7 +13,14 @@ import torch.nn.functional as F
 
 from descentlab import data
 from descentlab.problems.base import (
-    Problem, check_batch_size, check_positive_ints, check_split, example_batches, first, seeded, split_seed,
+    Problem,
+    check_batch_size,
+    check_positive_ints,
+    check_split,
+    example_batches,
+    first,
+    seeded,
+    split_seed,
 )
 
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
@@ -132,7 +139,9 @@ class Word2Vec(Problem):
             if max_tokens:
                 split_tokens["train"] = split_tokens["train"][:max_tokens]
             self._provenance = source + (" (text8 unavailable)" if corpus == "auto" else "")
-        self.description = f"skip-gram negative sampling, {dim}-d sparse embeddings, window {window}, {negatives} negatives"
+        self.description = (
+            f"skip-gram negative sampling, {dim}-d sparse embeddings, window {window}, {negatives} negatives"
+        )
         self.words, counts = build_vocab(split_tokens["train"], min_count=min_count)
         self.index = {w: i for i, w in enumerate(self.words)}
         self.ids = {s: torch.tensor([self.index[w] for w in t if w in self.index]) for s, t in split_tokens.items()}
@@ -144,7 +153,8 @@ class Word2Vec(Problem):
     @property
     def provenance(self) -> str:
         sizes = ", ".join(f"{s} {len(t)} tokens" for s, t in self.ids.items())
-        return f"{self._provenance}; vocabulary {len(self.words)} words (min_count {self.options['min_count']}); {sizes}"
+        vocabulary = f"vocabulary {len(self.words)} words (min_count {self.options['min_count']})"
+        return f"{self._provenance}; {vocabulary}; {sizes}"
 
     def _pairs(self, ids: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(center, context) pairs within a window; dynamic radius per center when a generator is given."""
@@ -291,7 +301,8 @@ class _SequenceProblem(Problem):
         with torch.no_grad():
             for start in range(0, len(inputs), 256):
                 logits = model(inputs[start : start + 256])
-                total += F.cross_entropy(logits.flatten(0, 1), targets[start : start + 256].flatten(), reduction="sum").item()
+                chunk = targets[start : start + 256].flatten()
+                total += F.cross_entropy(logits.flatten(0, 1), chunk, reduction="sum").item()
         loss = total / targets.numel()
         return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
 
@@ -343,4 +354,6 @@ class CharLSTM(_SequenceProblem):
         train = stream[:train_end] if max_chars is None else stream[: min(max_chars, train_end)]
         self._set_streams({"train": train, "valid": stream[train_end:valid_end], "test": stream[valid_end:]}, seq_len)
         self._provenance = f"tiny-shakespeare {path}: characters 0-{train_end - 1} train, then 5% valid, 5% test"
-        self.description = f"char LSTM on tiny-shakespeare: {len(self.vocabulary)} symbols, embed {embed}, hidden {hidden} x {layers}"
+        self.description = (
+            f"char LSTM on tiny-shakespeare: {len(self.vocabulary)} symbols, embed {embed}, hidden {hidden} x {layers}"
+        )

@@ -39,11 +39,32 @@ def zeros_state(state: dict, key: str, param: torch.Tensor) -> torch.Tensor:
     return state[key]
 
 
+def filled_state(state: dict, key: str, param: torch.Tensor, value: float) -> torch.Tensor:
+    """``state[key]``, created shaped like ``param`` with ``value`` in every real coordinate.
+
+    A complex parameter's entry starts at ``value + value·i``, as torch's Adagrad starts it: the
+    rules see the real view, whose coordinates all start at ``value``.
+    """
+    if key not in state:
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        as_real(state[key]).fill_(value)
+    return state[key]
+
+
 def maximum_(a, b):
     """``a ← max(a, b)`` in place, NaN-propagating; also for the foreach and fused paths' values."""
     if isinstance(a, torch.Tensor):
         return torch.maximum(a, b, out=a)
     return a.maximum_(b)
+
+
+def as_real(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as its real view ``(…, 2)``, a real one as is.
+
+    torch steps a complex parameter as the pairs of reals it holds (``torch.view_as_real``), and
+    every rule is elementwise, so this view is all a rule ever sees of a complex parameter.
+    """
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
 def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

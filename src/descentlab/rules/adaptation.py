@@ -18,10 +18,9 @@ Where ε goes is the main way the frameworks disagree; each rule takes an ``eps_
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper, maximum_, zeros_state
+from descentlab.rules import Hyper, filled_state, maximum_, zeros_state
 
 EPS_PLACEMENTS = ("outside", "inside", "hat")
 
@@ -42,10 +41,7 @@ class SumSquares:
         self.eps_placement = eps_placement
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        if "sum" not in state:
-            state["sum"] = torch.full_like(
-                param, hp.initial_accumulator_value, memory_format=torch.preserve_format
-            )
+        filled_state(state, "sum", param, hp.initial_accumulator_value)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         total = state["sum"]

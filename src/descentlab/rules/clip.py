@@ -1,8 +1,9 @@
 """Gradient clipping, Keras 3's three options: ``clipnorm``, ``global_clipnorm``, ``clipvalue``.
 
 Each option is off when 0 or None (so ``SGD(lr=0.01, clipvalue=0)`` clips nothing, as in Keras);
-at most one may be set. Sparse gradients are clipped through their values. Clipping comes first
-in a step, before weight decay, as in Keras (which clips, then decays the weights, then updates).
+at most one may be set. Sparse gradients are clipped through their values, complex ones through
+their real view (as torch steps them). Clipping comes first in a step, before weight decay, as in
+Keras (which clips, then decays the weights, then updates).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from descentlab.rules import as_real
+
 
 def _values(g: Tensor) -> Tensor:
-    return g._values() if g.is_sparse else g
+    return as_real(g._values() if g.is_sparse else g)
 
 
 def _with_values(g: Tensor, values: Tensor) -> Tensor:
+    if g.is_complex():
+        values = torch.view_as_complex(values.contiguous())
     if g.is_sparse:
         return torch.sparse_coo_tensor(g._indices(), values, g.size(), is_coalesced=True)
     return values
@@ -36,11 +41,10 @@ def clip_by_global_norm(grads: list[Tensor], clipnorm: float) -> list[Tensor]:
     """
     if not grads:
         return grads
-    first = grads[0]
-    norms = [torch.linalg.vector_norm(_values(g)).to(first.device, first.dtype) for g in grads]
-    norm = torch.linalg.vector_norm(torch.stack(norms))
+    values = [_values(g) for g in grads]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v).to(values[0]) for v in values]))
     scale = clipnorm * torch.clamp(1.0 / norm, max=1.0 / clipnorm) + (norm - norm)
-    return [_with_values(g, _values(g) * scale.to(g.device, g.dtype)) for g in grads]
+    return [_with_values(g, v * scale.to(v)) for g, v in zip(grads, values)]
 
 
 def clip_by_value(g: Tensor, clipvalue: float) -> Tensor:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from descentlab.rules import Hyper, zeros_state
+from descentlab.rules import Hyper, filled_state, zeros_state
 
 
 class FTRLProximal:
@@ -32,10 +31,7 @@ class FTRLProximal:
     """
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
-        if "accumulator" not in state:
-            state["accumulator"] = torch.full_like(
-                param, hp.initial_accumulator_value, memory_format=torch.preserve_format
-            )
+        filled_state(state, "accumulator", param, hp.initial_accumulator_value)
         zeros_state(state, "linear", param)
 
     def apply(self, param: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from descentlab.rules import Hyper, scalar_tensor, zeros_state
+from descentlab.rules import Hyper, as_real, scalar_tensor, zeros_state
 
 
 class HeavyBall:
@@ -100,7 +100,7 @@ class ScheduledNesterovEMA:
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         zeros_state(state, "exp_avg", param)
         if "mu_product" not in state:
-            dtype = param.dtype if self.product_in_param_dtype else None
+            dtype = as_real(param).dtype if self.product_in_param_dtype else None
             state["mu_product"] = scalar_tensor(1.0, param.device, dtype)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
