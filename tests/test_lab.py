@@ -14,8 +14,7 @@ import time
 import pytest
 import torch
 
-from descentlab.lab import Store, Study, TrialSpec, lr_grid, run_study
-from descentlab.lab import runner
+from descentlab.lab import Store, Study, TrialSpec, lr_grid, run_study, runner
 from descentlab.lab.compare import compare, format_verdict
 from lab_problems import Bowl
 
@@ -127,7 +126,8 @@ def test_surface_population_matches_one_trial_at_a_time(tmp_path):
             assert [p["step"] for p in stores[0].curve(key)] == [p["step"] for p in stores[1].curve(key)]
         assert a["optimizer_config"] == b["optimizer_config"]
     for name in ("valley", "beale"):
-        assert [r["lr"] for r in together["problems"][name]["rows"]] == [r["lr"] for r in alone["problems"][name]["rows"]]
+        lrs = [[r["lr"] for r in summary["problems"][name]["rows"]] for summary in (together, alone)]
+        assert lrs[0] == lrs[1]
 
 
 def test_worker_processes_give_the_same_results(tmp_path):
@@ -203,14 +203,16 @@ def test_cli_runs_the_quick_suite_end_to_end_and_resumes_instantly(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and Store(db).count() == trials
     assert again.stdout.split("\nresults:")[0] == first.stdout.split("\nresults:")[0]
-    shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True, text=True)
+    shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True,
+                           text=True)
     assert shown.returncode == 0 and shown.stdout.strip() == first.stdout.split("\nresults:")[0].strip()
 
 
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["run", "--problems", "rosenbrok", "--optimizers", "adam"], "Unknown problem 'rosenbrok'. Valid problems: beale,"),
+        (["run", "--problems", "rosenbrok", "--optimizers", "adam"],
+         "Unknown problem 'rosenbrok'. Valid problems: beale,"),
         (["run", "--problems", "beale", "--optimizers", "lion"], "Unknown optimizer 'lion'. Valid optimizers: sgd,"),
         (["run", "--suite", "slow"], "--suite: unknown suite 'slow'. Valid suites: quick"),
         (["run", "--problems", "beale"], "--optimizers: give a comma-separated list, or a --suite"),
@@ -262,14 +264,16 @@ def test_compare_command_loads_an_entry_point(tmp_path):
 
 def test_compare_rejects_bad_data():
     with pytest.raises(ValueError, match="`train_data` must be a pair"):
-        compare(lambda: torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, [torch.ones(3, 2)], (torch.ones(3, 2), torch.ones(3, 1)))
+        compare(lambda: torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, [torch.ones(3, 2)],
+                (torch.ones(3, 2), torch.ones(3, 1)))
     with pytest.raises(ValueError, match="Unknown optimizer 'lion'"):
         compare(**tiny_user_model(), optimizers=["lion", "sgd"])
 
 
 def test_ray_executor_writes_into_the_same_store(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra and could not be imported")
-    study = Study(problems=["quadratic", "valley"], optimizers=["momentum", "adam"], grid=2, span=1.0, seeds=2, steps=30)
+    study = Study(problems=["quadratic", "valley"], optimizers=["momentum", "adam"], grid=2, span=1.0, seeds=2,
+                  steps=30)
     quiet = open(os.devnull, "w")
     local = run_study(study, db=str(tmp_path / "local.sqlite"), progress_stream=quiet)
     try:
@@ -452,9 +456,11 @@ def test_a_version_1_store_is_refused_with_the_way_out_and_migrated(tmp_path):
 
 
 V1_STORE = """
-CREATE TABLE studies (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, created REAL NOT NULL, spec TEXT NOT NULL);
-CREATE TABLE trials (key TEXT PRIMARY KEY, problem TEXT NOT NULL, problem_options TEXT NOT NULL, optimizer TEXT NOT NULL,
-  hyperparameters TEXT NOT NULL, optimizer_config TEXT, seed INTEGER NOT NULL, steps INTEGER NOT NULL, batch_size INTEGER,
+CREATE TABLE studies (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, created REAL NOT NULL,
+  spec TEXT NOT NULL);
+CREATE TABLE trials (key TEXT PRIMARY KEY, problem TEXT NOT NULL, problem_options TEXT NOT NULL,
+  optimizer TEXT NOT NULL, hyperparameters TEXT NOT NULL, optimizer_config TEXT, seed INTEGER NOT NULL,
+  steps INTEGER NOT NULL, batch_size INTEGER,
   eval_every INTEGER NOT NULL, divergence_factor REAL NOT NULL, status TEXT NOT NULL, started REAL, finished REAL,
   seconds REAL, steps_done INTEGER, diverged_at INTEGER, valid TEXT, test TEXT, versions TEXT, provenance TEXT,
   host TEXT, error TEXT);

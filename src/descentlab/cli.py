@@ -53,7 +53,8 @@ def list_problems(out=print) -> int:
             continue
         batch = problem.default_batch_size or "full"
         out(f"{name}: {problem.description}")
-        out(f"    metric {problem.metric} ({problem.metric_goal}); default {problem.default_steps} steps, batch {batch}")
+        out(f"    metric {problem.metric} ({problem.metric_goal}); "
+            f"default {problem.default_steps} steps, batch {batch}")
         out(f"    data: {problem.provenance}")
     return unavailable
 
@@ -65,7 +66,8 @@ def list_optimizers(out=print) -> None:
     for name, cls in optim.NAMED.items():
         summary = cls.__doc__.strip().splitlines()[0]
         out(f"{name}: {summary.removeprefix(name + ': ')}")
-    out(f"Composed: momentum_rule {optim.MOMENTUM_RULES} x adaptation_rule {optim.ADAPTATION_RULES}, order {optim.ORDERS}")
+    out(f"Composed: momentum_rule {optim.MOMENTUM_RULES} x adaptation_rule {optim.ADAPTATION_RULES}, "
+        f"order {optim.ORDERS}")
     out("lab names (--optimizers): " + ", ".join(
         f"{name} ({cls.__name__}{''.join(f' {k}={v}' for k, v in fixed.items())}, lr {default_lr(name):g})"
         for name, (cls, fixed) in OPTIMIZERS.items()))
@@ -244,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="descentlab", description="The classic optimizers, exact, and a lab to compare them.")
-    parser.add_argument("--data-dir", help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
+    parser = argparse.ArgumentParser(prog="descentlab",
+                                     description="The classic optimizers, exact, and a lab to compare them.")
+    parser.add_argument("--data-dir",
+                        help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train a tiny model with every optimizer and print a table")
     demo.add_argument("--steps", type=_positive_int, default=300, help="full-batch steps per run (default 300)")
@@ -260,14 +264,16 @@ def _main(argv: list[str]) -> int:
     bench_step.add_argument("--cases", default="a,b", help="a: 10M params in 100 tensors, b: 1M in 1000 (default a,b)")
     bench_step.add_argument("--optimizers", help="comma-separated subset (default: all)")
     bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
-    bench_step.add_argument("--json", default="bench-step.json", help="where to write the results (default bench-step.json)")
+    bench_step.add_argument("--json", default="bench-step.json",
+                            help="where to write the results (default bench-step.json)")
     bench_step.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     run = commands.add_parser("run", help="run (or resume) a study: tune lr, select on validation, confirm on seeds")
     _add_run_arguments(run)
     show = commands.add_parser("show", help="list the studies in a store, or show one")
     show.add_argument("study", nargs="?", type=int, help="study id (default: list them)")
     show.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
-    show.add_argument("--format", choices=("text", "markdown"), default="text", help="tables for the terminal or Markdown")
+    show.add_argument("--format", choices=("text", "markdown"), default="text",
+                      help="tables for the terminal or Markdown")
     migrating = commands.add_parser("migrate", help="upgrade a results store written by an older descentlab")
     migrating.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
@@ -287,7 +293,8 @@ def _main(argv: list[str]) -> int:
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
-        os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, [args.data_dir, os.environ.get("DESCENTLAB_DATA")]))
+        searched = [args.data_dir, os.environ.get("DESCENTLAB_DATA")]
+        os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, searched))
     if args.command in ("run", "show", "compare", "migrate"):
         from descentlab import data
 

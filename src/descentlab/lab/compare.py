@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
-import sys
 import math
+import os
 import random
 import statistics
+import sys
 from collections.abc import Callable
 
 import torch
@@ -132,7 +132,8 @@ def verdict(summary: dict, losses: dict[str, dict[int, float]], bootstrap: int =
     differences = stats.paired_differences(losses[winner], losses[runner_up], "min")
     wins, seeds = stats.wins(losses[winner], losses[runner_up], "min")
     rng = random.Random(0)
-    held = sum(stats.mean(rng.choices(differences, k=len(differences))) > 0 for _ in range(bootstrap)) if differences else 0
+    held = sum(stats.mean(rng.choices(differences, k=len(differences))) > 0 for _ in range(bootstrap)
+               ) if differences else 0
     margin = means[runner_up] - means[winner]
     return {
         "winner": winner,

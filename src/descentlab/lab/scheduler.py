@@ -58,7 +58,8 @@ def run_specs(store: Store, study_id: int, specs: list[tuple[str, TrialSpec]], p
             try:
                 results = future.result()
             except Exception as error:  # a worker died: record it, the study goes on
-                results = [runner.record("failed", 0.0, error=RuntimeError(f"worker lost: {error!r}"))] * len(task_specs)
+                lost = runner.record("failed", 0.0, error=RuntimeError(f"worker lost: {error!r}"))
+                results = [lost] * len(task_specs)
             for spec, result in zip(task_specs, results):
                 store.finish(spec.key, result, owner)
                 progress.finish(result["status"], labels[spec.key], result["seconds"])

@@ -220,7 +220,8 @@ class Store:
         """Record an optimizer's chosen configuration (its seed-0 trial) and how its lr was bracketed."""
         self.db.execute(
             "INSERT OR REPLACE INTO choices (study_id, label, optimizer, trial_key, lr, bracket, grid, extended) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (study_id, label, optimizer, trial_key, lr, bracket, _dumps(grid), extended))
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (study_id, label, optimizer, trial_key, lr, bracket, _dumps(grid), extended))
 
     def choices(self, study_id: int) -> list[dict]:
         cursor = self.db.execute("SELECT label, optimizer, trial_key, lr, bracket, grid, extended FROM choices "

@@ -54,7 +54,8 @@ def problem_table(label: str, table: dict) -> Table:
         else:
             test += " " + interval(row["test_ci"])
         won = row.get("beats_next")
-        rows.append(["—" if row["rank"] is None else str(row["rank"]), row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
+        rank = "—" if row["rank"] is None else str(row["rank"])
+        rows.append([rank, row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
                      number(row["valid_mean"]), f"{won[0]}/{won[1]}" if won else "",
                      _time(row["steps_to_target"], "{:g}"), _time(row["seconds_to_target"], "{:.2f}"),
                      str(row["diverged"])])
