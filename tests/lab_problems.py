@@ -51,6 +51,28 @@ class Bowl(Problem):
         return {"loss": 0.5 * self.curvature * (model.weight.item() - 3.0) ** 2}
 
 
+FINISHED_TRIALS = "SELECT COUNT(*) FROM trials WHERE status != 'running'"
+
+
+def wait_for(db: str, query: str, count: int, process, limit: float = 120.0) -> None:
+    """Poll the store ``db`` until ``query`` (a COUNT) reaches ``count`` while ``process`` runs."""
+    import sqlite3
+
+    deadline = time.time() + limit
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        try:
+            connection = sqlite3.connect(db, timeout=30)
+            try:
+                if connection.execute(query).fetchone()[0] >= count:
+                    return
+            finally:
+                connection.close()
+        except sqlite3.OperationalError:
+            continue  # not created yet, or busy
+    raise AssertionError(f"{query!r} did not reach {count} within {limit} s")
+
+
 def study_far_from_its_grid(db: str, pause: float = 0.0) -> dict:
     """SGD on a bowl whose best lr (1) lies 2.5 decades above its first grid (10^-3.5 … 10^-2.5)."""
     from descentlab.lab import Study, run_study, runner

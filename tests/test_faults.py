@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-STUDY = ["--problems", "quadratic", "--optimizers", "sgd,adam", "--grid", "3", "--seeds", "2", "--steps", "600",
+from lab_problems import FINISHED_TRIALS, wait_for
+
+STUDY = ["--problems", "quadratic", "--optimizers", "sgd,adam", "--grid", "3", "--seeds", "2", "--steps", "2000",
          "--extend", "0"]
 
 
@@ -27,25 +29,12 @@ def _finished(db) -> dict:
         connection.close()
 
 
-def _wait_for(db, count, process, limit=120):
-    deadline = time.time() + limit
-    while time.time() < deadline and process.poll() is None:
-        time.sleep(0.1)
-        if os.path.exists(db):
-            try:
-                if len(_finished(db)) >= count:
-                    return
-            except sqlite3.OperationalError:
-                continue
-    raise AssertionError(f"{count} finished trials did not appear in {limit} s")
-
-
 @pytest.mark.parametrize("workers, group", [(1, False), (2, True)])
 def test_ctrl_c_stops_at_once_with_one_line_and_keeps_every_finished_trial(tmp_path, workers, group):
     db = str(tmp_path / "c.sqlite")
     process = subprocess.Popen(_run(db, "--workers", str(workers)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
-    _wait_for(db, 2, process)
+    wait_for(db, FINISHED_TRIALS, 2, process)
     sent = time.monotonic()
     if group:  # as a terminal sends it: to the whole process group, workers included
         os.killpg(process.pid, signal.SIGINT)
@@ -69,7 +58,7 @@ def test_ctrl_c_stops_at_once_with_one_line_and_keeps_every_finished_trial(tmp_p
 def test_two_runs_on_one_store_share_the_work_without_duplicates(tmp_path):
     db = str(tmp_path / "shared.sqlite")
     first = subprocess.Popen(_run(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(db, 1, first)
+    wait_for(db, FINISHED_TRIALS, 1, first)
     second = subprocess.Popen(_run(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, [err for _, err in outputs]
@@ -104,7 +93,7 @@ def test_a_trial_left_running_by_a_dead_process_is_taken_over(tmp_path):
 def test_an_interrupted_study_says_so_ranks_nothing_and_names_the_resume_command(tmp_path):
     db = str(tmp_path / "k.sqlite")
     process = subprocess.Popen(_run(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(db, 2, process)
+    wait_for(db, FINISHED_TRIALS, 2, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True,

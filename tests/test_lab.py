@@ -16,7 +16,7 @@ import torch
 
 from descentlab.lab import Store, Study, TrialSpec, lr_grid, run_study, runner
 from descentlab.lab.compare import compare, format_verdict
-from lab_problems import Bowl
+from lab_problems import FINISHED_TRIALS, Bowl, wait_for
 
 
 @pytest.fixture
@@ -156,17 +156,7 @@ def test_resume_after_sigkill_loses_no_finished_trial(tmp_path):
     command = [sys.executable, "-m", "descentlab", "run", "--problems", "quadratic", "--optimizers",
                "sgd,momentum,adam", "--grid", "4", "--seeds", "3", "--steps", "1500", "--extend", "0", "--db", db]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    finished_before = {}
-    while time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-        if os.path.exists(db):
-            try:
-                counts, finished_before = _counts(db)
-            except sqlite3.OperationalError:
-                continue
-            if len(finished_before) >= 3:
-                break
+    wait_for(db, FINISHED_TRIALS, 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     counts, finished_before = _counts(db)
@@ -352,24 +342,15 @@ def test_a_study_killed_during_an_extension_resumes_it(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, os.path.join(tests, "lab_problems.py"), db]
     process = subprocess.Popen([*command, "0.3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    extended = []
-    while time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-        try:
-            connection = sqlite3.connect(db, timeout=30)
-            extended = connection.execute(
-                "SELECT key FROM study_trials JOIN trials ON key = trial_key WHERE phase = 'extend' "
-                "AND status != 'running'").fetchall()
-            connection.close()
-        except sqlite3.OperationalError:
-            continue
-        if len(extended) >= 2:
-            break
+    extended = ("SELECT COUNT(*) FROM study_trials JOIN trials ON key = trial_key WHERE phase = 'extend' "
+                "AND status != 'running'")
+    wait_for(db, extended, 2, process, limit=60)
     process.send_signal(signal.SIGKILL)
     process.wait()
     counts, finished_before = _counts(db)
-    assert 2 <= len(extended) < 6, counts  # killed in the middle of the extension
+    connection = sqlite3.connect(db)
+    assert 2 <= connection.execute(extended).fetchone()[0] < 6, counts  # killed in the middle of the extension
+    connection.close()
 
     done = subprocess.run([*command, "0"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
