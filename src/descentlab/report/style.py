@@ -1,0 +1,41 @@
+"""The look every figure shares: one fixed colour per optimizer, the Agg backend, PNG encoding."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, and the same pixels on every machine
+
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+from descentlab.lab.spec import OPTIMIZERS  # noqa: E402
+
+# One colour per lab optimizer, by name, so that a colour means the same optimizer in every
+# figure of every report: tab10, then two more that stay apart from it.
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#000000", "#b8860b"]
+PALETTE = dict(zip(OPTIMIZERS, _COLOURS))
+DPI = 100
+
+
+def colour(optimizer: str) -> str:
+    """The optimizer's colour; a name outside the lab's vocabulary gets a stable one of tab20."""
+    if optimizer in PALETTE:
+        return PALETTE[optimizer]
+    return matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20)
+
+
+def figure(width: float, height: float, columns: int = 1):
+    """A figure of ``width`` × ``height`` inches with ``columns`` axes side by side."""
+    fig, axes = plt.subplots(1, columns, figsize=(width, height), dpi=DPI, squeeze=False)
+    return fig, list(axes[0])
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes, at its own size and dpi (the race player relies on that), then closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
