@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
@@ -39,3 +40,16 @@ def png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
+
+
+def value_scale(ax, values: list[float]) -> None:
+    """A y scale that shows metric values spanning decades: log when they are all positive,
+    symmetric-log (linear only below 1e-12 of the largest) when some are exactly 0, else linear."""
+    values = [v for v in values if math.isfinite(v)]
+    positive = [v for v in values if v > 0]
+    if not positive or len(positive) < len(values) - values.count(0.0) or max(positive) <= 100 * min(positive):
+        return
+    if len(positive) == len(values):
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=max(min(positive), 1e-12 * max(positive)))

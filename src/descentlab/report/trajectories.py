@@ -40,18 +40,24 @@ class Path:
     checked: int  # how many stored points were compared
 
 
-def replay(trial: dict, population: bool) -> Path:
-    """Rerun the stored surface ``trial`` with a point at every step, and compare it with the store.
+def replay(trials: list[dict], population: bool) -> list[Path]:
+    """Rerun stored trials of one surface problem with a point at every step, and compare each
+    with the store.
 
-    ``population``: whether the study ran this problem as a vectorized population, so that the
-    replay goes through the same runner (and the same arithmetic) as the trial did.
+    ``population``: whether the study ran the problem as a vectorized population; the replay then
+    goes through the same runner (one population of these trials: rows never interact, so a row
+    computes exactly what it did among the study's rows), otherwise trial by trial.
     """
-    spec = TrialSpec(trial["problem"], trial["problem_options"], trial["optimizer"], trial["hyperparameters"],
-                     trial["seed"], trial["steps"], trial["batch_size"], 1, trial["divergence_factor"])
-    start = runner.problem_of(spec).model(spec.seed).xy.detach().double().numpy()
-    result = runner.run_population([spec])[0] if population else runner.run_trial(spec)
+    specs = [TrialSpec(t["problem"], t["problem_options"], t["optimizer"], t["hyperparameters"], t["seed"],
+                       t["steps"], t["batch_size"], 1, t["divergence_factor"]) for t in trials]
+    results = runner.run_population(specs) if population else [runner.run_trial(spec) for spec in specs]
+    return [_path(trial, spec, result) for trial, spec, result in zip(trials, specs, results)]
+
+
+def _path(trial: dict, spec: TrialSpec, result: dict) -> Path:
     if result["status"] == "failed":
         raise RuntimeError(f"replaying trial {trial['key']} failed: {result['error']}")
+    start = runner.problem_of(spec).model(spec.seed).xy.detach().double().numpy()
     by_step = {p["step"]: (p["valid"]["x"], p["valid"]["y"]) for p in result["curve"]}
     stored = [(p["step"], p["valid"]["x"], p["valid"]["y"]) for p in trial["curve"] if p.get("valid")]
     if trial["status"] == "done":
