@@ -13,7 +13,7 @@ from descentlab.report import style
 def figure(label: str, table: dict) -> bytes:
     """The lr-sensitivity picture of one problem (PNG)."""
     fig, (ax,) = style.figure(8.6, 4.2)
-    fig.subplots_adjust(left=0.09, right=0.72, bottom=0.12, top=0.9)
+    fig.subplots_adjust(left=0.11, right=0.72, bottom=0.12, top=0.9)
     goal = table["goal"]
     edge = blended_transform_factory(ax.transData, ax.transAxes)  # x in lr, y a fixed height
     worst_height = 0.97 if goal == "min" else 0.03

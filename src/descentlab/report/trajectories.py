@@ -139,6 +139,7 @@ class Race:
     """The race on one surface: a background picture, where its axes lie in it, and the paths."""
 
     background: bytes  # PNG
+    size: tuple[int, int]  # its width and height in pixels
     axes: tuple[int, int, int, int]  # left, top, width, height of the plot area, in pixels
     window: tuple[float, float, float, float]  # x0, x1, y0, y1 of the plot area
     steps: list[int]  # the steps shown, one per frame
@@ -154,9 +155,9 @@ class Race:
 
     def player(self) -> dict:
         """What the page's player draws: frame k shows every path up to ``steps[k]``."""
-        return {"axes": list(self.axes), "steps": self.steps,
+        return {"size": list(self.size), "axes": list(self.axes), "steps": self.steps,
                 "paths": [{"name": p.optimizer, "colour": style.colour(p.optimizer),
-                           "points": [[round(float(x), 1), round(float(y), 1)]
+                           "points": [[round(float(x)), round(float(y))]
                                       for x, y in self.pixels(p.points[[min(s, len(p.points) - 1)
                                                                         for s in self.steps]])]} for p in self.paths]}
 
@@ -194,9 +195,9 @@ def race(label: str, surface: str, paths: list[Path], start) -> Race:
     fig, ax = _figure(label, surface, paths, box, start, drawn=False)
     fig.canvas.draw()
     extent = ax.get_window_extent()
-    height = fig.get_size_inches()[1] * style.DPI
+    width, height = (round(inches * style.DPI) for inches in fig.get_size_inches())
     axes = (round(extent.x0), round(height - extent.y1), round(extent.width), round(extent.height))
     background = style.png(fig)
     longest = max((len(p.points) for p in paths), default=1) - 1
     steps = sorted({round(s) for s in np.linspace(0, longest, min(longest, PLAYER_POINTS) + 1)})
-    return Race(background, axes, box, steps, paths)
+    return Race(background, (width, height), axes, box, steps, paths)
