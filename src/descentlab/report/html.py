@@ -186,8 +186,9 @@ def _surface(label: str, table: dict, surface, tuning: str) -> str:
     race = surface.race
     worst = max((path.deviation for path in race.paths), default=0.0)
     checked = sum(path.checked for path in race.paths)
+    match = "exactly" if worst == 0 else f"to within {worst:.1g}"
     replayed = (f"Paths are the stored seed-0 runs replayed at every step (the store keeps every "
-                f"{table['eval_every']}th); the replays match the {checked} stored points to {worst:.1g}.")
+                f"{table['eval_every']}th); the replays match the {checked} stored points {match}.")
     if worst > REPLAY_TOLERANCE:
         replayed = (f'<span class="warning">The replays differ from the stored runs by up to {worst:.3g}: '
                     f"these paths are not the runs that were scored.</span>")

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display, and the same pixels on every machine
 
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from descentlab.lab.spec import OPTIMIZERS  # noqa: E402
@@ -19,6 +20,7 @@ from descentlab.lab.spec import OPTIMIZERS  # noqa: E402
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf", "#000000", "#b8860b"]
 PALETTE = dict(zip(OPTIMIZERS, _COLOURS))
+MINIMUM = "#ffd700"  # the surfaces' minima
 DPI = 100
 
 
@@ -38,14 +40,25 @@ def figure(width: float, height: float, columns: int = 1):
 def png(fig) -> bytes:
     """The figure as PNG bytes, at its own size and dpi (the race player relies on that), then closed.
 
-    Stored with a palette of 256 colours: a third of the bytes of full colour and no visible change
-    for line art, which keeps a report small enough to mail."""
+    Stored with a palette of 256 colours, a third of the bytes of full colour, which keeps a
+    report small enough to mail. The palette holds every optimizer's colour exactly: an adaptive
+    palette alone would merge a thin line's few pixels into the background's shades."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
-    image = Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image = Image.open(buffer).convert("RGB")
+    exact = [*_COLOURS, MINIMUM, "#000000", "#ffffff"]
+    adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette()
+    palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
+                       np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
+    # each distinct colour to its nearest palette entry (Pillow's own mapping is approximate)
+    pixels = np.asarray(image, dtype=np.int32)
+    colours, index = np.unique(pixels.reshape(-1, 3), axis=0, return_inverse=True)
+    nearest = ((colours[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    indexed = Image.fromarray(nearest[index.ravel()].reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
+    indexed.putpalette(palette.astype(np.uint8).ravel().tolist())
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    indexed.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 

@@ -71,17 +71,20 @@ def _path(trial: dict, spec: TrialSpec, result: dict) -> Path:
 
 
 def window(surface: str, paths: list[Path], start: tuple[float, float]) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1): the start and the minima with a margin, widened to the paths, but at most
-    to three times that box (a path that flies off leaves the picture rather than shrinking it)."""
+    """(x0, x1, y0, y1): the box around the start, the minima and the paths with a 10% margin,
+    neither side shorter than 40% of the other. Points further from the start and minima than five
+    times their spread are left out: a path that flies off leaves the picture rather than
+    shrinking everything else to a dot."""
     anchors = np.array([start, *SURFACES[surface].minima])
-    low, high = anchors.min(axis=0), anchors.max(axis=0)
-    span = np.maximum(high - low, 1.0)
-    low, high = low - 0.25 * span, high + 0.25 * span
-    core = high - low
-    if paths:
-        every = np.concatenate([p.points for p in paths])
-        low = np.maximum(np.minimum(low, every.min(axis=0) - 0.05 * core), low - core)
-        high = np.minimum(np.maximum(high, every.max(axis=0) + 0.05 * core), high + core)
+    centre = (anchors.min(axis=0) + anchors.max(axis=0)) / 2
+    reach = 5 * np.maximum(anchors.max(axis=0) - anchors.min(axis=0), 1.0)
+    shown = np.concatenate([anchors, *(path.points for path in paths)])
+    shown = shown[(np.abs(shown - centre) <= reach).all(axis=1)]
+    low, high = shown.min(axis=0), shown.max(axis=0)
+    size = high - low
+    size = np.maximum(size, 0.4 * size.max()) if size.max() > 0 else np.ones(2)
+    middle = (low + high) / 2
+    low, high = middle - 0.55 * size, middle + 0.55 * size
     return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
@@ -94,11 +97,12 @@ def _surface(ax, surface: str, box: tuple[float, float, float, float], start) ->
     z = SURFACES[surface].f(grid).numpy()
     z = z - z.min()
     floor = max(z.max() * 1e-6, 1e-12)
-    levels = np.logspace(math.log10(floor), math.log10(z.max() + floor), 25)
-    ax.contourf(xs, ys, z + floor, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.45).set_rasterized(True)
+    levels = np.logspace(math.log10(floor), math.log10(z.max() + floor), 20)
+    # light where low, so that the paths stay visible where they end up
+    ax.contourf(xs, ys, z + floor, levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.35).set_rasterized(True)
     ax.contour(xs, ys, z + floor, levels=levels, norm=LogNorm(), colors="#888888", linewidths=0.4)
     for mx, my in SURFACES[surface].minima:
-        ax.plot(mx, my, marker="*", markersize=16, color="gold", markeredgecolor="black", zorder=5, linestyle="none")
+        ax.plot(mx, my, marker="*", markersize=16, color=style.MINIMUM, markeredgecolor="black", zorder=5, linestyle="none")
     ax.plot(*start, marker="o", markersize=8, color="white", markeredgecolor="black", zorder=5, linestyle="none")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -121,7 +125,7 @@ def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool
             ax.plot(*path.points[-1], marker="o", markersize=5, color=style.colour(path.optimizer), zorder=6)
     ax.plot([], [], marker="o", color="white", markeredgecolor="black", linestyle="none", label="start")
     if SURFACES[surface].minima:
-        ax.plot([], [], marker="*", markersize=12, color="gold", markeredgecolor="black", linestyle="none",
+        ax.plot([], [], marker="*", markersize=12, color=style.MINIMUM, markeredgecolor="black", linestyle="none",
                 label="minimum")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{label}: {SURFACES[surface].formula}", fontsize=9)
