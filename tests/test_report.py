@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from descentlab.lab import Study, run_study
-from descentlab.report import frames, trajectories
+from descentlab.report import frames, trajectories, write_report
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,15 @@ def test_run_with_report_writes_the_page(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith(f"report: {out / 'report.html'}")
     assert (out / "report.html").stat().st_size > 0
+
+
+def test_the_report_of_an_unfinished_study_says_what_is_missing(tiny_store, tmp_path):
+    copy = str(tmp_path / "unfinished.sqlite")
+    shutil.copy(tiny_store, copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("DELETE FROM choices")  # as while a study is still tuning
+    text = open(write_report(copy, out=str(tmp_path)), encoding="utf-8").read()
+    assert text.count("has not chosen this problem's learning rates") == 2 and "data:image" not in text
 
 
 def test_report_of_a_missing_study_is_an_argument_error(tiny_store):

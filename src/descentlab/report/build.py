@@ -21,23 +21,27 @@ class SurfaceFigures:
 
 @dataclass
 class ProblemFigures:
-    sensitivity: bytes
+    """A problem's figures; none before the study has chosen its learning rates (unfinished)."""
+
+    sensitivity: bytes | None
     curves: bytes | None  # real problems (a surface's curves are its race)
-    surface: SurfaceFigures | None
+    surface: SurfaceFigures | None  # surfaces, once the study has chosen their lrs
 
 
 def figures(frames: Frames, label: str) -> ProblemFigures:
     """Every figure of one problem of the study."""
     table = frames.problems[label]
-    surface = None
-    if table["problem"] in SURFACES:
+    if not table["rows"]:
+        return ProblemFigures(None, None, None)
+    on_surface, surface = table["problem"] in SURFACES, None
+    if on_surface:
         chosen = [t for t in frames.chosen.get(label, {}).values() if t["status"] in ("done", "diverged")]
         if chosen:
             paths = trajectories.replay(chosen, table["population"])
             start = tuple(paths[0].points[0])  # every chosen trial is seed 0: one start
             race = trajectories.race(label, table["problem"], paths, start)
             surface = SurfaceFigures(trajectories.picture(label, table["problem"], paths, start), race, race.gif())
-    drawn = curves.figure(label, table, frames.seed_curves.get(label, {})) if surface is None else None
+    drawn = None if on_surface else curves.figure(label, table, frames.seed_curves.get(label, {}))
     return ProblemFigures(sensitivity.figure(label, table), drawn, surface)
 
 

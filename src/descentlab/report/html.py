@@ -167,6 +167,10 @@ def _problem(frames: Frames, label: str, figures) -> str:
              f"{table['steps']} steps of batch {batch}, validated every {table['eval_every']} steps. "
              f"Data: {_text(table['provenance'])}.</p>",
              tables.render([tables.problem_table(label, table)], "html")]
+    if figures.sensitivity is None:
+        parts.append('<p class="warning">No figures: the study has not chosen this problem\'s learning rates '
+                     "yet (it is unfinished; rerunning its command resumes it).</p>")
+        return "\n".join(parts)
     tuning = _tuning(spec, table["metric"])
     if figures.surface is not None:
         parts.append(_surface(label, table, figures.surface, tuning))
