@@ -7,6 +7,7 @@ import base64
 import html.parser
 import io
 import os
+import pathlib
 import shutil
 import sqlite3
 import subprocess
@@ -25,7 +26,8 @@ def tiny_store(tmp_path_factory) -> str:
     db = str(tmp_path_factory.mktemp("store") / "tiny.sqlite")
     study = Study(problems=["beale", "quadratic"], optimizers=["momentum", "adam"], grid=3, span=2.0, seeds=2,
                   steps=40, name="tiny")
-    run_study(study, db=db, progress_stream=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        run_study(study, db=db, progress_stream=quiet)
     return db
 
 
@@ -36,7 +38,7 @@ def report(tiny_store, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("report")
     env = {**os.environ, "DESCENTLAB_DATA": str(empty), "DESCENTLAB_CACHE": str(empty), "DESCENTLAB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "descentlab", "report", "--db", tiny_store, "--out", str(out)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
     path = out / "report.html"
     assert f"report: {path}" in done.stdout
@@ -53,7 +55,7 @@ class _Links(html.parser.HTMLParser):
 
 
 def test_the_report_embeds_every_image_and_loads_nothing(report):
-    text = open(report, encoding="utf-8").read()
+    text = pathlib.Path(report).read_text(encoding="utf-8")
     parser = _Links()
     parser.feed(text)
     images = [value for tag, name, value in parser.links if value.startswith("data:")]
@@ -80,7 +82,7 @@ def test_run_with_report_writes_the_page(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "descentlab", "run", "--problems", "saddle", "--optimizers",
                            "sgd,adam", "--grid", "2", "--seeds", "1", "--steps", "20", "--db", str(db),
-                           "--out", str(out), "--report"], capture_output=True, text=True)
+                           "--out", str(out), "--report"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith(f"report: {out / 'report.html'}")
     assert (out / "report.html").stat().st_size > 0
@@ -91,13 +93,13 @@ def test_the_report_of_an_unfinished_study_says_what_is_missing(tiny_store, tmp_
     shutil.copy(tiny_store, copy)
     with sqlite3.connect(copy) as db:
         db.execute("DELETE FROM choices")  # as while a study is still tuning
-    text = open(write_report(copy, out=str(tmp_path)), encoding="utf-8").read()
+    text = pathlib.Path(write_report(copy, out=str(tmp_path))).read_text(encoding="utf-8")
     assert text.count("has not chosen this problem's learning rates") == 2 and "data:image" not in text
 
 
 def test_report_of_a_missing_study_is_an_argument_error(tiny_store):
     done = subprocess.run([sys.executable, "-m", "descentlab", "report", "--db", tiny_store, "--study", "9"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--study" in done.stderr and "9" in done.stderr
 
 
@@ -134,7 +136,7 @@ def chromium() -> str:
     binary = shutil.which("chromium")
     if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
         install = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True,
-                                 timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                                 check=False, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         binary = shutil.which("chromium")
         if binary is None:
             pytest.skip(f"Chromium is not installed and apt-get could not install it: {install.stderr[-500:]}")

@@ -163,9 +163,9 @@ def _problem(frames: Frames, label: str, figures) -> str:
     table, spec = frames.problems[label], frames.study["spec"]
     batch = table["batch_size"] or "full"
     parts = [f'<h2 id="{_anchor(label)}">{_text(label)}</h2>',
-             f"<p>{_text(table['description'])}. Metric: {_text(table['metric'])} ({table['goal']}imize); "
-             f"{table['steps']} steps of batch {batch}, validated every {table['eval_every']} steps. "
-             f"Data: {_text(table['provenance'])}.</p>",
+             (f"<p>{_text(table['description'])}. Metric: {_text(table['metric'])} ({table['goal']}imize); "
+              f"{table['steps']} steps of batch {batch}, validated every {table['eval_every']} steps. "
+              f"Data: {_text(table['provenance'])}.</p>"),
              tables.render([tables.problem_table(label, table)], "html")]
     if figures.sensitivity is None:
         parts.append('<p class="warning">No figures: the study has not chosen this problem\'s learning rates '
@@ -218,8 +218,8 @@ def _provenance(frames: Frames, figures: dict) -> str:
         ["host", meta.get("host", "—")], ["platform", meta.get("platform", "—")],
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "—"],
         ["workers", f"{meta.get('workers', '—')} ({meta.get('executor', '—')} executor)"],
-        ["protocol", f"lr grid {spec['grid']} points over {spec['span']:g} decades, up to {spec['extend']} "
-                     f"extensions, {spec['seeds']} seeds, divergence at {spec['divergence_factor']:g}× the first loss"],
+        ["protocol", (f"lr grid {spec['grid']} points over {spec['span']:g} decades, up to {spec['extend']} "
+                      f"extensions, {spec['seeds']} seeds, divergence at {spec['divergence_factor']:g}× the first loss")],
     ])
     budgets = Table("budgets", ["problem", "steps", "batch", "validated every", "curve subset", "train examples"],
                     [[label, str(t["steps"]), str(t["batch_size"] or "full"), str(t["eval_every"]),

@@ -9,11 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display, and the same pixels on every machine
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt  # after the backend is chosen
+import numpy as np
+from PIL import Image
 
-from descentlab.lab.spec import OPTIMIZERS  # noqa: E402
+from descentlab.lab.spec import OPTIMIZERS
 
 # One colour per lab optimizer, by name, so that a colour means the same optimizer in every
 # figure of every report: tab10, then two more that stay apart from it.
