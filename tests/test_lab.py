@@ -49,6 +49,7 @@ def test_protocol_selects_the_known_best_lr_and_records_divergence(bowl, tmp_pat
     assert [t["hyperparameters"]["lr"] for t in diverged if t["optimizer"] == "sgd"] == [pytest.approx(10.0)]
     momentum = next(t for t in store.study_trials(summary["study"]["id"]) if t["optimizer"] == "momentum")
     assert momentum["optimizer_config"]["class"] == "SGD"  # every hyperparameter the run used is recorded
+    assert momentum["threads"] == torch.get_num_threads()  # float32 reductions depend on it: recorded
     assert momentum["optimizer_config"]["momentum"] == 0.9 and momentum["optimizer_config"]["dampening"] == 0.0
     assert all(t["diverged_at"] >= 2 and t["test"] is None for t in diverged)
     # the chosen lr was re-run on seeds 0, 1, 2; tuning used seed 0 only
@@ -75,13 +76,14 @@ def test_store_round_trip(tmp_path):
     store = Store(str(tmp_path / "r.sqlite"))
     study_id = store.add_study("s", {"a": 1})
     spec = TrialSpec("quadratic", {"dim": 3}, "adam", {"lr": 0.01}, 2, 10, 4, 5, 10.0)
-    store.start(spec, study_id, "tune", "quadratic")
+    assert store.claim(spec, study_id, "tune", "quadratic", "me") == "claimed"
     assert store.status(spec.key) == "running"
     curve = [{"step": 5, "wall": 0.5, "train_loss": 1.5, "valid": {"loss": 1.0}},
              {"step": 10, "wall": 1.0, "train_loss": float("nan"), "valid": {"loss": float("inf")}}]
     result = {"status": "done", "seconds": 1.0, "steps_done": 10, "curve": curve, "valid": {"loss": 0.25},
               "test": {"loss": 0.5, "excess_loss": 0.1}, "versions": {"torch": "x"}, "provenance": "p"}
-    store.finish(spec.key, result)
+    assert not store.finish(spec.key, result, "someone else")  # only the owner writes a result
+    assert store.finish(spec.key, result, "me")
     store.close()
     store = Store(str(tmp_path / "r.sqlite"))
     record = store.trial(spec.key)
@@ -301,7 +303,7 @@ def test_a_store_of_another_schema_is_refused(tmp_path):
     connection.execute("CREATE TABLE trials (key TEXT)")
     connection.commit()
     connection.close()
-    with pytest.raises(RuntimeError, match="has schema version 0; this descentlab writes version 2"):
+    with pytest.raises(RuntimeError, match="has schema version 0; this descentlab writes version 3"):
         Store(str(path))
 
 

@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sqlite3
 import sys
+import tempfile
+
+
+def _integer(text: str, low: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return _integer(text, 1, "a positive integer")
 
 
 def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    return _integer(text, 0, "an integer >= 0")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
 
 
 def list_problems(out=print) -> int:
@@ -63,7 +77,9 @@ def list_suites(out=print) -> None:
     for name, spec in SUITES.items():
         out(f"{name}: problems {','.join(spec['problems'])}; optimizers {','.join(spec['optimizers'])}; "
             f"grid {spec['grid']} over {spec['span']:g} decades; {spec['seeds']} seeds"
-            + (f"; {spec['steps']} steps" if spec.get("steps") else "; each problem's default steps"))
+            + (f"; {spec['steps']} steps" if spec.get("steps") else "; each problem's default steps")
+            + "".join(f", {label} {steps}" for label, steps in spec.get("problem_steps", {}).items())
+            + "".join(f"; {label} {options}" for label, options in spec.get("problem_options", {}).items()))
 
 
 def _names(text: str) -> list[str]:
@@ -84,13 +100,13 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--problems", help="comma-separated problem names")
     run.add_argument("--optimizers", help="comma-separated lab optimizer names")
     run.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
-    run.add_argument("--span", type=float, help="decades the lr grid spans, centred on the default (default 2)")
+    run.add_argument("--span", type=_number, help="decades the lr grid spans, centred on the default (default 2)")
     run.add_argument("--seeds", type=_positive_int, help="seeds the chosen lr is run on (default 3)")
     run.add_argument("--steps", type=_positive_int, help="steps per trial (default: each problem's budget)")
-    run.add_argument("--epochs", type=float, help="or: passes over the training split per trial")
+    run.add_argument("--epochs", type=_number, help="or: passes over the training split per trial")
     run.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     run.add_argument("--eval-every", type=_positive_int, help="steps between validation points (default steps/20)")
-    run.add_argument("--divergence-factor", type=float, help="a loss above this × the first loss is divergence (10)")
+    run.add_argument("--divergence-factor", type=_number, help="a loss above this × the first loss is divergence (10)")
     run.add_argument("--extend", type=_nonnegative_int,
                      help="extra lr points allowed per optimizer while its best lr is at a grid edge (default 8)")
     run.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
@@ -136,6 +152,13 @@ def _run(args, parser) -> int:
     from descentlab.lab import format_summary, run_study, runner
 
     study = _study_from(args, parser)
+    if args.out:  # before any work: a study must not run for nothing
+        try:
+            os.makedirs(args.out, exist_ok=True)
+            with tempfile.TemporaryFile(dir=args.out):
+                pass
+        except OSError as error:
+            parser.error(f"--out: cannot write into {args.out} ({error.strerror or error})")
     for label in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
         try:
             study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
@@ -228,6 +251,21 @@ def _compare(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; Ctrl-C ends it with one line and exit status 130, never a traceback."""
+    from descentlab.lab.protocol import Interrupted
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(argv)
+    except Interrupted as stop:
+        print(f"descentlab: interrupted; {stop.saved} finished trials of this study are saved. Resume with: "
+              f"{shlex.join(['descentlab', *argv])}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("descentlab: interrupted", file=sys.stderr)
+    return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="descentlab", description="The classic optimizers, exact, and a lab to compare them.")
     parser.add_argument("--data-dir", help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -267,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
     comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
+    for command in (demo, listing, bench_step, run, show, migrating, comparing):  # also after the subcommand
+        command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    parser = {"run": run, "show": show, "compare": comparing, "migrate": migrating, "bench": bench_step,
+              "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
@@ -281,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             return handler(args, parser)
         except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:
             print(f"descentlab {args.command}: {error}", file=sys.stderr)
+            return 1
+        except sqlite3.DatabaseError as error:  # damage found while reading (writing checks first)
+            from descentlab.lab.store import damaged
+
+            print(f"descentlab {args.command}: {damaged(args.db, str(error))}", file=sys.stderr)
             return 1
     if args.command == "demo":
         from descentlab.demo import run_demo

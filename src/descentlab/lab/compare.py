@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
+import sys
 import math
 import random
 import statistics
@@ -168,7 +170,17 @@ def load_entry(entry: str) -> dict:
     module_name, _, function_name = entry.partition(":")
     if not module_name or not function_name:
         raise ValueError(f"`entry` must be 'module:function'. Received: entry={entry!r}")
-    function = getattr(importlib.import_module(module_name), function_name, None)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: a module beside you is found
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as error:
+        raise ValueError(f"`entry`: {error.filename}, line {error.lineno}: {error.msg}. Received: entry={entry!r}") \
+            from None
+    except ModuleNotFoundError as error:
+        raise ValueError(f"`entry`: no module named {error.name!r} (looked in the current folder and "
+                         f"sys.path). Received: entry={entry!r}") from None
+    function = getattr(module, function_name, None)
     if function is None:
         raise ValueError(f"`entry` names no function: module {module_name!r} has no {function_name!r}. "
                          f"Received: entry={entry!r}")

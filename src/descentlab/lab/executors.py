@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 
 from descentlab.lab import runner
 
@@ -26,6 +27,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -41,6 +43,7 @@ class InProcess:
     """
 
     name = "in-process"
+    capacity = 1  # tasks it runs at once
 
     def __init__(self) -> None:
         self.tasks: dict[concurrent.futures.Future, tuple] = {}
@@ -55,7 +58,7 @@ class InProcess:
         future.set_result(execute(*self.tasks.pop(future)))
         return [future], {f for f in futures if not f.done()}
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         pass
 
 
@@ -65,6 +68,7 @@ class LocalPool:
     name = "local"
 
     def __init__(self, workers: int) -> None:
+        self.capacity = workers
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker, initargs=(threads_per_worker(workers),),
@@ -77,8 +81,12 @@ class LocalPool:
         done, pending = concurrent.futures.wait(futures, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
         return list(done), pending
 
-    def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+    def close(self, now: bool = False) -> None:
+        """Shut the pool down; ``now``: without waiting for the running trials (they are killed)."""
+        if now:
+            for child in multiprocessing.active_children():
+                child.terminate()
+        self.pool.shutdown(wait=not now, cancel_futures=True)
 
 
 class RayExecutor:
@@ -100,6 +108,7 @@ class RayExecutor:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise RuntimeError(f"cannot start or reach {where}: {error}") from error
         self.remote = ray.remote(num_cpus=1)(execute)
+        self.capacity = workers if address is None else max(workers, int(ray.cluster_resources().get("CPU", 1)))
         self.futures = {}
 
     def submit(self, kind: str, specs: list):
@@ -120,8 +129,10 @@ class RayExecutor:
         done = [f for f in futures if f.done()]
         return done, {f for f in futures if not f.done()}
 
-    def close(self) -> None:
-        pass
+    def close(self, now: bool = False) -> None:
+        if now:
+            for ref in self.futures:
+                self.ray.cancel(ref, force=True)
 
 
 def make(executor: str, workers: int, address: str | None = None):

@@ -1,9 +1,10 @@
 """Upgrading a results store written by an older descentlab (``descentlab migrate``).
 
 Version 1 stores did not describe their problems or record their choices: the upgrade adds what
-version 2 readers need, from the trials themselves (budgets, provenance, which configuration
-was confirmed on every seed) and from the problem registry (metric and goal). A copy of the
-original file is kept beside it.
+later readers need, from the trials themselves (budgets, provenance, which configuration was
+confirmed on every seed) and from the problem registry (metric and goal). Version 2 stores lack
+the trial leases (owner, lease, thread count) of version 3. A copy of the original file is kept
+beside it.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ def migrate(path: str) -> str:
     with sqlite3.connect(backup) as copy:
         db.backup(copy)
     try:
-        db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[version]} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; "
-                         "COMMIT;")
+        steps = " ".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+        db.executescript(f"BEGIN IMMEDIATE; {steps} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         db.close()
         store = Store(path)
         try:
             with store.transaction():
                 studies = store.studies()
-                for study in studies:
+                for study in studies if version == 1 else ():
                     _describe_v1(store, study)
         finally:
             store.close()

@@ -12,14 +12,23 @@ import json
 import platform
 import shlex
 import socket
+import threading
 
 from descentlab.lab import executors, runner
 from descentlab.lab.progress import Progress
 from descentlab.lab.scheduler import run_specs
 from descentlab.lab.selection import LrAxis, best, score
-from descentlab.lab.store import Store
+from descentlab.lab.store import LEASE_SECONDS, Store, owner_id
 from descentlab.lab.study import Study
 from descentlab.lab.summary import summarize
+
+
+class Interrupted(Exception):
+    """The user stopped a study (Ctrl-C); ``saved`` trials of it are finished in the store."""
+
+    def __init__(self, saved: int, planned: int) -> None:
+        super().__init__(f"{saved} of {planned} trials saved")
+        self.saved, self.planned = saved, planned
 
 
 def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, executor: str = "local",
@@ -27,12 +36,15 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
               command: list[str] | None = None) -> dict:
     """Run (or resume) ``study`` into the store at ``db``; return its summary (see :func:`summarize`).
 
-    ``command``: the command line to record with the study (the CLI passes its own).
+    ``command``: the command line to record with the study (the CLI passes its own). Ctrl-C
+    stops the workers at once, hands this process's unfinished trials back, and raises
+    :class:`Interrupted`; every finished trial stays in the store.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be a positive integer. Received: workers={workers!r}")
     built = {label: runner.get_problem(study.problem_name(label), study.options(label)) for label in study.problems}
     store = Store(db)
+    owner = owner_id()
     try:
         name = study.name or "study"
         study_id = store.find_study(name, study.to_json()) or store.add_study(
@@ -41,22 +53,57 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
             for label, problem in built.items():
                 store.describe(study_id, label, describe(problem, study, label))
         pool = executors.make(executor, workers, address)
+        progress = Progress(progress_stream, capacity=workers)
         try:
-            with Progress(progress_stream, capacity=workers) as progress:
+            with Lease(db, owner), progress:
                 for label in built:
                     progress.plan(len(study.optimizers) * (study.seeds - 1), label)
-                chosen = tune(store, study_id, study, built, pool, progress, population)
+                chosen = tune(store, study_id, study, built, pool, progress, owner, population)
                 confirmations = [(label, spec) for (label, _), trial in chosen.items()
                                  for spec in study.confirmation_trials(trial)]
-                run_specs(store, study_id, confirmations, "confirm", pool, progress, population)
-        finally:
-            pool.close()
+                run_specs(store, study_id, confirmations, "confirm", pool, progress, owner, population)
+        except KeyboardInterrupt:
+            pool.close(now=True)
+            store.release(owner)
+            raise Interrupted(store.finished(study_id), progress.total) from None
+        except BaseException:
+            pool.close(now=True)
+            raise
+        pool.close()
         return summarize(store, study_id)
     finally:
         store.close()
 
 
-def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress: Progress, population: bool) -> dict:
+class Lease(threading.Thread):
+    """Renews this process's claims on its running trials while a study runs (a thread with its
+    own connection, so a long trial in this very process keeps its claim)."""
+
+    def __init__(self, db: str, owner: str) -> None:
+        super().__init__(daemon=True, name="descentlab-lease")
+        self.db, self.owner, self.stop = db, owner, threading.Event()
+
+    def __enter__(self) -> Lease:
+        if self.db != ":memory:":  # no other process can share a store in memory
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.is_alive():
+            self.join()  # its connection closed: the file is whole once run_study returns
+
+    def run(self) -> None:
+        store = Store(self.db)
+        try:
+            while not self.stop.wait(LEASE_SECONDS / 6):
+                store.renew(self.owner)
+        finally:
+            store.close()
+
+
+def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress: Progress, owner: str,
+         population: bool) -> dict:
     """Tune every optimizer on every problem on seed 0; record and return each one's chosen trial.
 
     Round 0 runs the initial grids; each further round adds, for every configuration whose best
@@ -75,7 +122,7 @@ def tune(store: Store, study_id: int, study: Study, built: dict, pool, progress:
     while batch:
         for label in built:
             progress.plan(sum(label == other for other, _ in batch), label)
-        run_specs(store, study_id, batch, phase, pool, progress, population)
+        run_specs(store, study_id, batch, phase, pool, progress, owner, population)
         batch = []
         for (label, optimizer, _), (axis, configuration) in axes.items():
             index = _best_point(store, study, label, built[label], optimizer, configuration, axis)[0]

@@ -70,6 +70,7 @@ def record(status: str, seconds: float, curve: list | None = None, steps_done: i
     of every runner (one trial, a population, a lost worker) is built here."""
     result = {"status": status, "seconds": seconds, "steps_done": steps_done, "diverged_at": diverged_at,
               "curve": curve or [], "valid": valid, "test": test, "versions": versions(),
+              "threads": torch.get_num_threads(),
               "host": socket.gethostname(), "provenance": problem.provenance if problem is not None else None,
               "optimizer_config": optimizer_config(optimizer, lr) if optimizer is not None else None}
     if error is not None:

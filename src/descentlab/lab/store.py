@@ -14,8 +14,10 @@ import math
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 import urllib.parse
+import uuid
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -48,7 +50,10 @@ CREATE TABLE IF NOT EXISTS trials (
     versions TEXT,
     provenance TEXT,
     host TEXT,
-    error TEXT
+    error TEXT,
+    owner TEXT,
+    lease_until REAL,
+    threads INTEGER
 );
 CREATE TABLE IF NOT EXISTS study_trials (
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -84,13 +89,19 @@ CREATE TABLE IF NOT EXISTS choices (
 );
 """
 FINISHED = ("done", "diverged", "failed")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+LEASE_SECONDS = 60.0  # a running trial whose owner stopped renewing it this long ago was abandoned
 # What each version added, for the migration of older stores (``descentlab migrate``).
 MIGRATIONS = {
     1: """
 ALTER TABLE studies ADD COLUMN meta TEXT;
 ALTER TABLE study_trials ADD COLUMN label TEXT;
 UPDATE study_trials SET label = (SELECT problem FROM trials WHERE trials.key = study_trials.trial_key);
+""",
+    2: """
+ALTER TABLE trials ADD COLUMN owner TEXT;
+ALTER TABLE trials ADD COLUMN lease_until REAL;
+ALTER TABLE trials ADD COLUMN threads INTEGER;
 """,
 }
 
@@ -130,8 +141,12 @@ class Store:
             try:
                 self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
+                check = self.db.execute("PRAGMA quick_check").fetchall()
             except sqlite3.Error as error:
-                raise StoreError(f"cannot open the results store {self.path}: {error}") from error
+                raise StoreError(_unusable(self.path, error)) from error
+            if check != [("ok",)]:
+                self.db.close()
+                raise StoreError(damaged(self.path, check[0][0]))
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -161,7 +176,7 @@ class Store:
                 return db
             except sqlite3.Error as error:
                 failure = error
-        raise StoreError(f"cannot read the results store {self.path}: {failure}")
+        raise StoreError(_unusable(self.path, failure))
 
     def close(self) -> None:
         self.db.close()
@@ -222,37 +237,66 @@ class Store:
         self.db.execute("INSERT OR IGNORE INTO study_trials (study_id, trial_key, phase, label) VALUES (?, ?, ?, ?)",
                         (study_id, key, phase, label))
 
-    def start(self, spec, study_id: int, phase: str, label: str) -> None:
-        """Mark a trial running (a rerun of an unfinished trial drops its partial curve first)."""
+    def claim(self, spec, study_id: int, phase: str, label: str, owner: str) -> str:
+        """Link a trial to the study and, unless it is finished or another live process runs it,
+        take it: mark it running under ``owner`` with a lease (its partial curve, if any, is
+        dropped). Returns ``"finished"``, ``"taken"`` (running elsewhere) or ``"claimed"``.
+
+        Several processes may run the same study on one store: each trial is run by the one
+        that claims it, and a trial whose owner died is claimed again once its lease expired
+        (at once, when the owner was a process of this host that no longer exists)."""
         with self.transaction():
+            row = self.db.execute("SELECT status, owner, lease_until FROM trials WHERE key = ?", (spec.key,)).fetchone()
+            if row is not None and row[0] in FINISHED:
+                self.link(study_id, spec.key, phase, label)
+                return "finished"
+            if row is not None and row[1] != owner and alive(row[1], row[2]):
+                self.link(study_id, spec.key, phase, label)
+                return "taken"
             self.db.execute("DELETE FROM curves WHERE trial_key = ?", (spec.key,))
             self.db.execute(
                 "INSERT OR REPLACE INTO trials (key, problem, problem_options, optimizer, hyperparameters, seed, "
-                "steps, batch_size, eval_every, divergence_factor, status, started, host) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                "steps, batch_size, eval_every, divergence_factor, status, started, host, owner, lease_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (spec.key, spec.problem, _dumps(spec.problem_options), spec.optimizer, _dumps(spec.hyperparameters),
                  spec.seed, spec.steps, spec.batch_size, spec.eval_every, spec.divergence_factor, time.time(),
-                 socket.gethostname()),
+                 socket.gethostname(), owner, time.time() + LEASE_SECONDS),
             )
             self.link(study_id, spec.key, phase, label)
+            return "claimed"
 
-    def finish(self, key: str, result: dict) -> None:
-        """Write a trial's outcome and its whole curve in one transaction."""
+    def renew(self, owner: str) -> None:
+        """Extend the lease of every trial ``owner`` runs."""
+        self.db.execute("UPDATE trials SET lease_until = ? WHERE owner = ? AND status = 'running'",
+                        (time.time() + LEASE_SECONDS, owner))
+
+    def release(self, owner: str) -> int:
+        """Give up ``owner``'s running trials (stopped by the user): others may claim them at once."""
+        return self.db.execute("UPDATE trials SET lease_until = 0 WHERE owner = ? AND status = 'running'",
+                               (owner,)).rowcount
+
+    def finish(self, key: str, result: dict, owner: str) -> bool:
+        """Write a trial's outcome and its whole curve in one transaction, if ``owner`` still holds
+        it (a result for a trial another process has taken over is dropped: False)."""
         with self.transaction():
-            self.db.execute(
+            updated = self.db.execute(
                 "UPDATE trials SET status = ?, finished = ?, seconds = ?, steps_done = ?, diverged_at = ?, "
-                "valid = ?, test = ?, versions = ?, provenance = ?, host = ?, error = ?, optimizer_config = ? "
-                "WHERE key = ?",
+                "valid = ?, test = ?, versions = ?, provenance = ?, host = ?, error = ?, optimizer_config = ?, "
+                "threads = ?, lease_until = NULL WHERE key = ? AND owner = ? AND status = 'running'",
                 (result["status"], time.time(), result["seconds"], result["steps_done"], result.get("diverged_at"),
                  _dumps(result.get("valid")), _dumps(result.get("test")), _dumps(result["versions"]),
                  result.get("provenance"), result.get("host") or socket.gethostname(), result.get("error"),
-                 _dumps(result.get("optimizer_config")), key),
-            )
+                 _dumps(result.get("optimizer_config")), result.get("threads"), key, owner),
+            ).rowcount
+            if not updated:
+                return False
+            self.db.execute("DELETE FROM curves WHERE trial_key = ?", (key,))
             self.db.executemany(
                 "INSERT INTO curves (trial_key, step, wall, train_loss, valid) VALUES (?, ?, ?, ?, ?)",
                 [(key, point["step"], point["wall"], _number(point["train_loss"]), _dumps(point.get("valid")))
                  for point in result["curve"]],
             )
+        return True
 
     def trial(self, key: str) -> dict | None:
         cursor = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,))
@@ -283,6 +327,12 @@ class Store:
             (study_id,))
         return [_trial(cursor.description, row) for row in cursor.fetchall()]
 
+    def finished(self, study_id: int) -> int:
+        """How many of the study's trials are finished (done, diverged or failed)."""
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM study_trials JOIN trials ON key = trial_key WHERE study_id = ? AND status IN "
+            f"({','.join('?' * len(FINISHED))})", (study_id, *FINISHED)).fetchone()[0]
+
     def count(self, status: str | None = None) -> int:
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
@@ -303,6 +353,58 @@ def _trial(description, row) -> dict:
 def _study(row) -> dict:
     return {"id": row[0], "name": row[1], "created": row[2], "spec": json.loads(row[3]),
             "meta": (json.loads(row[4]) if row[4] else None) or {}}
+
+
+def _unusable(path: str, error: sqlite3.Error) -> str:
+    """What to say of a file that SQLite cannot use as a store, and what to do about it."""
+    reason = str(error)
+    if "readonly" in reason or "read-only" in reason or ("unable to open" in reason and not _writable(path)):
+        return (f"the results store {path} cannot be written ({reason}): give --db a writable place "
+                f"(`descentlab show` and `report` read it where it is)")
+    if "not a database" in reason:
+        return f"{path} is not a usable results store ({reason}): give another --db, or move the file away"
+    if "malformed" in reason or "corrupt" in reason:
+        return damaged(path, reason)
+    return f"cannot open the results store {path}: {reason}"
+
+
+def damaged(path: str, reason: str) -> str:
+    return (f"the results store {path} is damaged ({reason}): restore it from a copy, or save what can be read "
+            f"with `sqlite3 {path} .recover | sqlite3 recovered.sqlite` and use --db recovered.sqlite")
+
+
+def _writable(path: str) -> bool:
+    """Whether ``path`` and its folder (where SQLite keeps its WAL) can be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, "r+b"):
+            pass
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def owner_id() -> str:
+    """This process, as the owner of the trials it runs: host, pid and a random token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def alive(owner: str | None, lease_until: float | None) -> bool:
+    """Whether a running trial's owner may still be running it: its lease has not expired, and
+    (for a process of this host) the process exists."""
+    if owner is None or lease_until is None or lease_until < time.time():
+        return False
+    host, _, rest = owner.partition(":")
+    if host == socket.gethostname():
+        try:
+            os.kill(int(rest.partition(":")[0]), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError):
+            pass
+    return True
 
 
 class _Transaction:

@@ -14,7 +14,7 @@ import statistics
 from descentlab.lab import stats, verdict
 from descentlab.lab.selection import score
 from descentlab.lab.spec import worst
-from descentlab.lab.store import Store
+from descentlab.lab.store import FINISHED, Store, alive
 
 
 def summarize(store: Store, study_id: int) -> dict:
@@ -32,9 +32,27 @@ def summarize(store: Store, study_id: int) -> dict:
     for label, info in infos.items():
         mine = [t for t in trials if t["label"] == label]
         tables[label] = _problem(info, mine, [c for c in choices if c["label"] == label], seeds, curves)
-    summary = {"study": study, "problems": tables, "profile": _profiles(tables)}
-    summary["verdict"] = verdict.judge(summary)
+        tables[label]["progress"] = _progress(mine, study["spec"]["optimizers"], tables[label]["rows"], seeds)
+    missing = [label for label in study["spec"]["problems"] if label not in tables]
+    complete = {label: t for label, t in tables.items() if t["progress"]["complete"]}
+    for table in tables.values():
+        if not table["progress"]["complete"]:
+            for row in table["rows"]:
+                row["rank"] = None  # an incomplete problem ranks nothing
+    summary = {"study": study, "problems": tables, "complete": not missing and len(complete) == len(tables),
+               "missing": missing, "profile": _profiles(complete)}
+    summary["verdict"] = verdict.judge({**summary, "problems": complete})
     return summary
+
+
+def _progress(trials: list[dict], optimizers: list[str], rows: list[dict], seeds: int) -> dict:
+    """How far a problem got: finished trials, trials running now, trials whose process is gone,
+    and whether every optimizer is tuned and confirmed on every seed."""
+    running = [t for t in trials if t["status"] == "running"]
+    abandoned = sum(not alive(t["owner"], t["lease_until"]) for t in running)
+    confirmed = {r["optimizer"] for r in rows if r["seeds_finished"] == seeds}
+    return {"finished": len(trials) - len(running), "running": len(running) - abandoned, "abandoned": abandoned,
+            "complete": set(optimizers) <= confirmed}
 
 
 def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, curves: dict) -> dict:
@@ -62,6 +80,7 @@ def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, cu
             "grid": choice["grid"],
             "hyperparameters": chosen["hyperparameters"],
             "seeds": len(runs),
+            "seeds_finished": sum(t["status"] in FINISHED for t in runs.values()),
             "seeds_lost": lost,
             "test_mean": statistics.fmean(finite) if finite else None,
             "test_std": statistics.stdev(finite) if len(finite) > 1 else 0.0 if finite else None,

@@ -55,11 +55,17 @@ def problem_table(label: str, table: dict) -> Table:
         else:
             test += " " + interval(row["test_ci"])
         won = row.get("beats_next")
-        rows.append([str(row["rank"]), row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
+        rows.append(["—" if row["rank"] is None else str(row["rank"]), row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
                      number(row["valid_mean"]), f"{won[0]}/{won[1]}" if won else "",
                      _time(row["steps_to_target"], "{:g}"), _time(row["seconds_to_target"], "{:.2f}"),
                      str(row["diverged"])])
     notes = []
+    progress = table.get("progress")
+    if progress and not progress["complete"]:
+        notes.append(f"INCOMPLETE: {progress['finished']} trials finished, {progress['running']} running now"
+                     + (f", {progress['abandoned']} left running by a process that is gone (rerun to redo them)"
+                        if progress["abandoned"] else "") + "; nothing is ranked until every optimizer is tuned "
+                     "and confirmed on every seed")
     if any(row["bracket"] == "edge" for row in table["rows"]):
         notes.append("edge: the best lr is still at an edge of its grid after every extension allowed (--extend)")
     if table["population"]:
@@ -208,4 +214,10 @@ def _html(table: Table) -> str:
 
 def format_summary(summary: dict, style: str = "text") -> str:
     study = summary["study"]
-    return f"study {study['id']} ({study['name']})\n\n" + render(summary_tables(summary), style)
+    head = f"study {study['id']} ({study['name']})"
+    if not summary["complete"]:
+        resume = study["meta"].get("command")
+        head += (": INCOMPLETE, rankings only for finished problems"
+                 + (f"; not started: {', '.join(summary['missing'])}" if summary["missing"] else "")
+                 + (f". Resume with: {resume}" if resume else ""))
+    return head + "\n\n" + render(summary_tables(summary), style)
