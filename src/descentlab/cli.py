@@ -305,10 +305,10 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
     comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
-    for command in (demo, listing, bench_step, run, show, migrating, comparing):  # also after the subcommand
+    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing):  # also after the subcommand
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    parser = {"run": run, "show": show, "compare": comparing, "migrate": migrating, "bench": bench_step,
+    parser = {"run": run, "show": show, "report": reporting, "compare": comparing, "migrate": migrating, "bench": bench_step,
               "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):

@@ -145,9 +145,10 @@ def _duel(duel: dict) -> str:
 
 
 def leaderboard_table(summary: dict) -> Table | None:
-    """Each optimizer's rank on every problem (by mean test metric, a lost seed ranking last) and
-    its mean rank, best first."""
-    labels = [label for label, table in summary["problems"].items() if table["rows"]]
+    """Each optimizer's rank on every ranked (complete) problem (by mean test metric, a lost seed
+    ranking last) and its mean rank, best first."""
+    labels = [label for label, table in summary["problems"].items()
+              if table["rows"] and table["rows"][0]["rank"] is not None]
     ranks: dict[str, dict[str, int]] = {}
     for label in labels:
         for row in summary["problems"][label]["rows"]:

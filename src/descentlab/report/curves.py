@@ -36,6 +36,10 @@ def _zoom(ax, values: list[float], goal: str) -> None:
     ax.set_ylim(low - margin, high + margin)
 
 
+def _legend(row: dict) -> str:
+    return row["optimizer"] if row["rank"] is None else f"{row['rank']}. {row['optimizer']}"
+
+
 def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
     """Two panels, steps and seconds, one line and band per optimizer, the target dotted (PNG)."""
     fig, axes = style.figure(11.0, 4.0, columns=2)
@@ -49,7 +53,7 @@ def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
         step, seconds, mean, low, high = (np.array(column) for column in zip(*rows))
         colour = style.colour(row["optimizer"])
         for ax, x in zip(axes, (step, seconds)):
-            ax.plot(x, mean, color=colour, linewidth=1.5, label=f"{row['rank']}. {row['optimizer']}" if ax is axes[0] else None)
+            ax.plot(x, mean, color=colour, linewidth=1.5, label=_legend(row) if ax is axes[0] else None)
             ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
         for curve in curves:
             if curve.diverged is not None and curve.points:

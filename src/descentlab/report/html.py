@@ -129,7 +129,15 @@ def _intro(frames: Frames) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
     key = "".join(f'<span><i style="background:{style.colour(name)}"></i>{_text(name)}</span>'
                   for name in spec["optimizers"])
-    return (f"<p>Started {_when(study['created'])} on {_text(study['meta'].get('host', 'an unrecorded host'))}: "
+    incomplete = ""
+    if not frames.summary["complete"]:
+        missing = frames.summary["missing"]
+        incomplete = ('<p class="warning">This study is incomplete: the rankings, the profile and the verdict '
+                      "cover only its finished problems"
+                      + (f"; not started: {_text(', '.join(missing))}" if missing else "")
+                      + f". Resume it with <code>{_text(study['meta'].get('command', 'its command'))}</code>.</p>")
+    host = study["meta"].get("host", "an unrecorded host")
+    return (f"{incomplete}<p>Started {_when(study['created'])} on {_text(host)}: "
             f"{len(frames.problems)} problems × {len(spec['optimizers'])} optimizers, {len(frames.trials)} trials "
             f"({counts}). Everything here is read from the results store "
             f"<code>{_text(os.path.basename(frames.path))}</code>. Each optimizer keeps one colour in every "

@@ -44,14 +44,22 @@ def replay(trials: list[dict], population: bool) -> list[Path]:
     """Rerun stored trials of one surface problem with a point at every step, and compare each
     with the store.
 
-    ``population``: whether the study ran the problem as a vectorized population; the replay then
-    goes through the same runner (one population of these trials: rows never interact, so a row
-    computes exactly what it did among the study's rows), otherwise trial by trial.
+    ``population``: whether the problem runs as a vectorized population. The replay goes through
+    the same runner as the trial did, so that it does the same arithmetic: first as one population
+    of these trials (rows never interact, so a row computes what it did among the study's rows),
+    then, for a trial that population does not reproduce exactly, alone (the scheduler runs a
+    lone trial, such as a single grid extension, outside any population); the closer replay is kept.
     """
     specs = [TrialSpec(t["problem"], t["problem_options"], t["optimizer"], t["hyperparameters"], t["seed"],
                        t["steps"], t["batch_size"], 1, t["divergence_factor"]) for t in trials]
-    results = runner.run_population(specs) if population else [runner.run_trial(spec) for spec in specs]
-    return [_path(trial, spec, result) for trial, spec, result in zip(trials, specs, results)]
+    if not population:
+        return [_path(trial, spec, runner.run_trial(spec)) for trial, spec in zip(trials, specs)]
+    paths = [_path(trial, spec, result) for trial, spec, result in zip(trials, specs, runner.run_population(specs))]
+    for index, (trial, spec) in enumerate(zip(trials, specs)):
+        if paths[index].deviation > 0:
+            alone = _path(trial, spec, runner.run_trial(spec))
+            paths[index] = min(paths[index], alone, key=lambda path: path.deviation)
+    return paths
 
 
 def _path(trial: dict, spec: TrialSpec, result: dict) -> Path:
