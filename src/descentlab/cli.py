@@ -1,4 +1,5 @@
-"""The ``descentlab`` command line: ``run``, ``show``, ``migrate``, ``compare``, ``list``, ``demo`` and ``bench step``.
+"""The ``descentlab`` command line: ``run``, ``show``, ``report``, ``migrate``, ``compare``, ``list``, ``demo``
+and ``bench step``.
 
 Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
 2 bad arguments (with a message naming the argument, and the valid names where there is a list).
@@ -117,6 +118,8 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     run.add_argument("--out", help="also write summary.json and summary.txt into this folder")
     run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
+    run.add_argument("--report", action="store_true",
+                     help="at the end, write report.html (into --out, or the store's folder)")
 
 
 def _study_from(args, parser):
@@ -179,6 +182,26 @@ def _run(args, parser) -> int:
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(format_summary(summary, style="markdown") + "\n")
         print(f"wrote {args.out}/summary.json, summary.txt and summary.md")
+    if args.report:
+        from descentlab.report import write_report
+
+        print(f"report: {write_report(args.db, summary['study']['id'], args.out)}")
+    return 0
+
+
+def _report(args, parser) -> int:
+    import time
+
+    from descentlab.report import write_report
+
+    if not os.path.exists(args.db):
+        parser.error(f"--db: no results store at {args.db}")
+    started = time.perf_counter()
+    try:
+        path = write_report(args.db, args.study, args.out)
+    except ValueError as error:
+        parser.error(f"--study: {error}")
+    print(f"report: {path} ({os.path.getsize(path) / 1e6:.2f} MB, written in {time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -274,6 +297,11 @@ def _main(argv: list[str]) -> int:
     show.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     show.add_argument("--format", choices=("text", "markdown"), default="text",
                       help="tables for the terminal or Markdown")
+    reporting = commands.add_parser("report",
+                                    help="write a study's pictures and tables as one self-contained HTML page")
+    reporting.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    reporting.add_argument("--study", type=int, help="study id (default: the latest in the store)")
+    reporting.add_argument("--out", help="folder for report.html (default: the store's folder)")
     migrating = commands.add_parser("migrate", help="upgrade a results store written by an older descentlab")
     migrating.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
@@ -285,20 +313,22 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
     comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
-    for command in (demo, listing, bench_step, run, show, migrating, comparing):  # also after the subcommand
+    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing):  # also after the subcommand
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    parser = {"run": run, "show": show, "compare": comparing, "migrate": migrating, "bench": bench_step,
+    parser = {"run": run, "show": show, "report": reporting, "compare": comparing, "migrate": migrating,
+              "bench": bench_step,
               "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
         searched = [args.data_dir, os.environ.get("DESCENTLAB_DATA")]
         os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, searched))
-    if args.command in ("run", "show", "compare", "migrate"):
+    if args.command in ("run", "show", "report", "compare", "migrate"):
         from descentlab import data
 
-        handler = {"run": _run, "show": _show, "compare": _compare, "migrate": _migrate}[args.command]
+        handler = {"run": _run, "show": _show, "report": _report, "compare": _compare,
+                   "migrate": _migrate}[args.command]
         try:
             return handler(args, parser)
         except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:

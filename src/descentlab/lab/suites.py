@@ -18,6 +18,12 @@ SUITES = {
                  optimizers=TALK_OPTIMIZERS, grid=5, span=2.0, seeds=3, extend=8,
                  problem_options={"beale@far": {"start": 1}, "lstm_lm": {"vocab_size": 2000}},
                  problem_steps={"lstm_lm": 300}),
+    # The talk in under three minutes on 2 cores (`make run`): its pictures' surfaces and the two
+    # MNIST tasks (the MLP on half its budget), every classic optimizer, with the talk's grid,
+    # bracketing and seeds.
+    "talk-quick": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley", "mnist_logreg", "mnist_mlp"],
+                       optimizers=TALK_OPTIMIZERS, grid=5, span=2.0, seeds=3, extend=8,
+                       problem_options={"beale@far": {"start": 1}}, problem_steps={"mnist_mlp": 150}),
     # Every optimizer on every surface: the classic pictures, tuned.
     "surfaces": dict(problems=["beale", "rosenbrock", "saddle", "valley", "rastrigin", "himmelblau"],
                      optimizers=["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam",

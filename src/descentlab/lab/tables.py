@@ -1,11 +1,12 @@
-"""Every table the lab shows, built once as data and rendered for the terminal (rich) or Markdown.
+"""Every table the lab shows, built once as data and rendered for the terminal (rich), Markdown or HTML.
 
-A :class:`Table` holds text cells; ``problem_table``, ``profile_table`` and ``verdict_table`` build
-them from a summary, and ``render`` draws them in either style.
+A :class:`Table` holds text cells; ``problem_table``, ``profile_table``, ``verdict_table`` and
+``leaderboard_table`` build them from a summary, and ``render`` draws them in any style.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import math
 from dataclasses import dataclass, field
@@ -144,15 +145,36 @@ def _duel(duel: dict) -> str:
             f"Δ {number(duel['difference'], 3)} {interval(duel['difference_ci'])}")
 
 
+def leaderboard_table(summary: dict) -> Table | None:
+    """Each optimizer's rank on every ranked (complete) problem (by mean test metric, a lost seed
+    ranking last) and its mean rank, best first."""
+    labels = [label for label, table in summary["problems"].items()
+              if table["rows"] and table["rows"][0]["rank"] is not None]
+    ranks: dict[str, dict[str, int]] = {}
+    for label in labels:
+        for row in summary["problems"][label]["rows"]:
+            ranks.setdefault(row["optimizer"], {})[label] = row["rank"]
+    if not ranks:
+        return None
+    means = {name: sum(mine.values()) / len(mine) for name, mine in ranks.items()}
+    rows = [[name, *(str(ranks[name].get(label, "—")) for label in labels), f"{means[name]:.2f}"]
+            for name in sorted(ranks, key=lambda name: (means[name], name))]
+    return Table(f"leaderboard: rank on each of {len(labels)} problems (1 = best mean test metric)",
+                 ["optimizer", *labels, "mean rank"], rows, set(range(1, len(labels) + 2)),
+                 ["a rank alone says nothing of the margin: the per-problem tables give the intervals"])
+
+
 def summary_tables(summary: dict) -> list[Table]:
     tables = [problem_table(label, table) for label, table in summary["problems"].items()]
     return [t for t in (*tables, profile_table(summary["profile"]), verdict_table(summary["verdict"])) if t]
 
 
 def render(tables: list[Table], style: str = "text", width: int = WIDTH) -> str:
-    """The tables as terminal text (``"text"``) or GitHub Markdown (``"markdown"``)."""
+    """The tables as terminal text (``"text"``), GitHub Markdown (``"markdown"``) or HTML (``"html"``)."""
     if style == "markdown":
         return "\n\n".join(_markdown(table) for table in tables)
+    if style == "html":
+        return "\n".join(_html(table) for table in tables)
     console = Console(file=io.StringIO(), width=width, record=True, color_system=None, legacy_windows=False)
     for table in tables:
         console.print(table.title, highlight=False)
@@ -177,6 +199,19 @@ def _markdown(table: Table) -> str:
     lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in table.rows]
     lines += [""] + [f"*{escape(note)}*" for note in table.notes] if table.notes else []
     return "\n".join(lines)
+
+
+def _html(table: Table) -> str:
+    def cell(tag: str, index: int, text: str) -> str:
+        numeric = ' class="num"' if index in table.right else ""
+        return f"<{tag}{numeric}>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell("th", i, column) for i, column in enumerate(table.columns))
+    body = "".join("<tr>" + "".join(cell("td", i, text) for i, text in enumerate(row)) + "</tr>\n"
+                   for row in table.rows)
+    notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in table.notes)
+    return (f"<table><caption>{html.escape(table.title)}</caption>\n<thead><tr>{head}</tr></thead>\n"
+            f"<tbody>\n{body}</tbody></table>{notes}")
 
 
 def format_summary(summary: dict, style: str = "text") -> str:

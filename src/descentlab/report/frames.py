@@ -1,0 +1,99 @@
+"""What the report draws, read from the store: the only module of the report that queries it.
+
+Bulk queries, tidy records: the study's summary (:func:`descentlab.lab.summarize`), every trial
+the study asked for, each optimizer's chosen trial, and the curves of the chosen configuration
+on every seed. No problem is rebuilt and no dataset is read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from descentlab import data
+from descentlab.lab.spec import worst
+from descentlab.lab.store import Store
+from descentlab.lab.summary import summarize
+
+
+@dataclass
+class SeedCurve:
+    """One seed's validation curve: ``points`` are (step, seconds, value); ``diverged`` at a step or None."""
+
+    seed: int
+    points: list[tuple[int, float, float]]
+    diverged: int | None
+
+
+@dataclass
+class Frames:
+    """A study as the report sees it."""
+
+    path: str
+    summary: dict
+    trials: list[dict]
+    chosen: dict[str, dict[str, dict]]  # label → optimizer → its chosen (seed-0, tuned) trial, with its curve
+    seed_curves: dict[str, dict[str, list[SeedCurve]]]  # label → optimizer → chosen configuration's seeds
+
+    @property
+    def study(self) -> dict:
+        return self.summary["study"]
+
+    @property
+    def problems(self) -> dict[str, dict]:
+        return self.summary["problems"]
+
+
+def load(path: str, study_id: int | None = None) -> Frames:
+    """Study ``study_id`` (default: the latest) of the store at ``path``, opened read-only."""
+    store = Store(path, readonly=True)
+    try:
+        if study_id is None:
+            studies = store.studies()
+            if not studies:
+                raise ValueError(f"no study in {path}")
+            study_id = studies[-1]["id"]
+        summary = summarize(store, study_id)
+        trials = store.study_trials(study_id)
+        by_key = {t["key"]: t for t in trials}
+        chosen: dict[str, dict[str, dict]] = {}
+        for choice in store.choices(study_id):
+            chosen.setdefault(choice["label"], {})[choice["optimizer"]] = by_key[choice["trial_key"]]
+        seeds = summary["study"]["spec"]["seeds"]
+        runs = {(label, row["optimizer"]): [t for t in trials if t["label"] == label
+                                            and t["optimizer"] == row["optimizer"] and t["seed"] < seeds
+                                            and t["hyperparameters"] == row["hyperparameters"]]
+                for label, table in summary["problems"].items() for row in table["rows"]}
+        curves = store.curves(sorted({t["key"] for group in runs.values() for t in group}
+                                     | {t["key"] for mine in chosen.values() for t in mine.values()}))
+    finally:
+        store.close()
+    chosen = {label: {optimizer: {**t, "curve": curves[t["key"]]} for optimizer, t in mine.items()}
+              for label, mine in chosen.items()}
+    seed_curves: dict[str, dict[str, list[SeedCurve]]] = {}
+    for (label, optimizer), group in runs.items():
+        info = summary["problems"][label]
+        seed_curves.setdefault(label, {})[optimizer] = [
+            SeedCurve(t["seed"], [(p["step"], p["wall"], _value(p, info["metric"], info["goal"]))
+                                  for p in curves[t["key"]]], t["diverged_at"])
+            for t in sorted(group, key=lambda t: t["seed"])]
+    return Frames(path, summary, trials, chosen, seed_curves)
+
+
+def _value(point: dict, metric: str, goal: str) -> float:
+    value = (point.get("valid") or {}).get(metric)
+    return value if value is not None and math.isfinite(value) else worst(goal)
+
+
+def data_files(provenance: str) -> list[dict]:
+    """The dataset files a problem's provenance names as read, with the sha256 they were checked
+    against before use (:func:`descentlab.data.find`), or None for a raw copy no trusted checksum
+    is known for. A file the provenance calls unavailable was not read and is left out."""
+    files = []
+    for remote in data.FILES.values():
+        for name, sha256 in ((remote.name, remote.sha256), (remote.raw_name, remote.raw_sha256)):
+            if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])(?! unavailable)", provenance):
+                files.append({"dataset": remote.dataset, "file": name, "sha256": sha256})
+                break
+    return files

@@ -1,0 +1,75 @@
+"""The look every figure shares: one fixed colour per optimizer, the Agg backend, PNG encoding."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, and the same pixels on every machine
+
+import matplotlib.pyplot as plt  # after the backend is chosen
+import numpy as np
+from PIL import Image
+
+from descentlab.lab.spec import OPTIMIZERS
+
+# One colour per lab optimizer, by name, so that a colour means the same optimizer in every
+# figure of every report: tab10, then two more that stay apart from it.
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#000000", "#b8860b"]
+PALETTE = dict(zip(OPTIMIZERS, _COLOURS))
+MINIMUM = "#ffd700"  # the surfaces' minima
+DPI = 100
+
+
+def colour(optimizer: str) -> str:
+    """The optimizer's colour; a name outside the lab's vocabulary gets a stable one of tab20."""
+    if optimizer in PALETTE:
+        return PALETTE[optimizer]
+    return matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20)
+
+
+def figure(width: float, height: float, columns: int = 1):
+    """A figure of ``width`` × ``height`` inches with ``columns`` axes side by side."""
+    fig, axes = plt.subplots(1, columns, figsize=(width, height), dpi=DPI, squeeze=False)
+    return fig, list(axes[0])
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes, at its own size and dpi (the race player relies on that), then closed.
+
+    Stored with a palette of 256 colours, a third of the bytes of full colour, which keeps a
+    report small enough to mail. The palette holds every optimizer's colour exactly: an adaptive
+    palette alone would merge a thin line's few pixels into the background's shades."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    image = Image.open(buffer).convert("RGB")
+    exact = [*_COLOURS, MINIMUM, "#000000", "#ffffff"]
+    adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette()
+    palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
+                       np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
+    # each distinct colour to its nearest palette entry (Pillow's own mapping is approximate)
+    pixels = np.asarray(image, dtype=np.int32)
+    colours, index = np.unique(pixels.reshape(-1, 3), axis=0, return_inverse=True)
+    nearest = ((colours[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    indexed = Image.fromarray(nearest[index.ravel()].reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
+    indexed.putpalette(palette.astype(np.uint8).ravel().tolist())
+    buffer = io.BytesIO()
+    indexed.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def value_scale(ax, values: list[float]) -> None:
+    """A y scale that shows metric values spanning decades: log when they are all positive,
+    symmetric-log (linear only below 1e-12 of the largest) when some are exactly 0, else linear."""
+    values = [v for v in values if math.isfinite(v)]
+    positive = [v for v in values if v > 0]
+    if not positive or len(positive) < len(values) - values.count(0.0) or max(positive) <= 100 * min(positive):
+        return
+    if len(positive) == len(values):
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=max(min(positive), 1e-12 * max(positive)))
