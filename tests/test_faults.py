@@ -32,8 +32,11 @@ def _finished(db) -> dict:
 @pytest.mark.parametrize("workers, group", [(1, False), (2, True)])
 def test_ctrl_c_stops_at_once_with_one_line_and_keeps_every_finished_trial(tmp_path, workers, group):
     db = str(tmp_path / "c.sqlite")
+    # as from a terminal: SIGINT handled (a shell that starts pytest in the background ignores it, and
+    # a child inherits that), in a process group of its own that the signal may be sent to
     process = subprocess.Popen(_run(db, "--workers", str(workers)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(db, FINISHED_TRIALS, 2, process)
     sent = time.monotonic()
     if group:  # as a terminal sends it: to the whole process group, workers included
