@@ -116,3 +116,14 @@ def test_a_flat_grid_is_no_bracket():
     assert axis.bracket({1}) == "interior" and axis.bracket({1, 2}) == "edge"
     axis.add(3)
     assert axis.outward({1, 2, 3}) == 4 and axis.outward({2}) is None
+
+
+def test_winning_everywhere_means_beating_every_other_optimizer():
+    # a beats b on every seed of both tasks, but c is level with a on one task: a does not win everywhere
+    level = [_row("a", [0.95, 0.96, 0.97], 0.96, 1), _row("c", [0.97, 0.95, 0.96], 0.95, 2),
+             _row("b", [0.90, 0.91, 0.92], 0.97, 3)]  # b has the best validation: the group rule's champion
+    ahead = [_row("a", [0.95, 0.96, 0.97], 0.96, 1), _row("c", [0.90, 0.91, 0.92], 0.95, 2),
+             _row("b", [0.90, 0.91, 0.92], 0.94, 3)]
+    (row,) = [r for r in verdict.judge(_summary({"mnist_mlp": level, "mnist_logreg": ahead}, goal="max"))
+              if r["claim"] == verdict.NO_BEST]
+    assert row["everywhere"] == [] and row["unbeaten"] == ["a"] and row["outcome"] == "inconclusive"

@@ -114,11 +114,11 @@ def verdict_table(rows: list[dict]) -> Table | None:
         if "everywhere" in row:
             evidence = "; ".join(f"{problem}: best {_best_of(row, problem)}" for problem in row["problems"])
             if row["everywhere"]:
-                evidence += f"; {', '.join(row['everywhere'])} beat every other champion everywhere"
+                evidence += f"; {', '.join(row['everywhere'])} significantly beat every other optimizer everywhere"
             elif row["unbeaten"]:
                 evidence += f"; never significantly beaten: {', '.join(row['unbeaten'])}"
             else:
-                evidence += "; every optimizer significantly beaten on at least one task"
+                evidence += "; every optimizer significantly beaten by another on at least one task"
             cells.append([row["claim"], evidence, "", row["outcome"]])
             continue
         evidence = "; ".join(_duel(duel) for duel in row["evidence"])

@@ -11,9 +11,10 @@ order). The 95% bootstrap interval of the mean paired difference decides:
 
 A claim over several problems is reproduced when it is on each, not reproduced when it is not
 on any one, and inconclusive otherwise. "No optimizer wins everywhere" is tested on the real
-tasks (problems with data, not the 2-D surfaces): it is reproduced when every optimizer is
-beaten (interval above 0 for the other champion) on at least one of two or more tasks, not
-reproduced when one optimizer beats every other champion on every task, inconclusive otherwise.
+tasks (problems with data, not the 2-D surfaces), optimizer against optimizer by the same
+interval: it is reproduced when every optimizer is significantly beaten by some other on at
+least one of two or more tasks, not reproduced when one optimizer significantly beats every
+other on every task, inconclusive otherwise.
 A diverged seed scores the worst value. Claims whose problems or groups are not in the study
 are not tested.
 """
@@ -116,7 +117,10 @@ def _no_best(tables: dict) -> dict | None:
         return None
     beaten, everywhere, evidence = set(), [], []
     for name in sorted(names):
-        duels = [d for d in (_duel(label, table, frozenset({name})) for label, table in tables.items()) if d]
+        duels = []  # name against every other optimizer, on every task
+        for label, table in tables.items():
+            mine = next(r for r in table["rows"] if r["optimizer"] == name)
+            duels += [_compare(label, table, mine, other) for other in table["rows"] if other is not mine]
         if any(d["outcome"] == NOT_REPRODUCED for d in duels):
             beaten.add(name)
         if duels and all(d["outcome"] == REPRODUCED for d in duels):
