@@ -165,6 +165,9 @@ def test_a_store_in_a_read_only_place_can_be_shown_but_not_run(tmp_path):
     try:
         done = subprocess.run(_run(db), capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and "cannot be written" in done.stderr and len(done.stderr.splitlines()) == 1
+        done = _cli("report", "--db", db)  # beside the store by default: refused before any drawing
+        assert done.returncode == 2 and f"--out: cannot write into {folder}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
         shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True,
                                text=True)
         assert shown.returncode == 0 and "quadratic" in shown.stdout, shown.stderr

@@ -156,12 +156,7 @@ def _run(args, parser) -> int:
 
     study = _study_from(args, parser)
     if args.out:  # before any work: a study must not run for nothing
-        try:
-            os.makedirs(args.out, exist_ok=True)
-            with tempfile.TemporaryFile(dir=args.out):
-                pass
-        except OSError as error:
-            parser.error(f"--out: cannot write into {args.out} ({error.strerror or error})")
+        _check_writable(args.out, parser)
     for label in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
         try:
             study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
@@ -189,6 +184,16 @@ def _run(args, parser) -> int:
     return 0
 
 
+def _check_writable(folder: str, parser) -> None:
+    """An output folder is checked before the work that fills it (created if missing)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        parser.error(f"--out: cannot write into {folder} ({error.strerror or error}); give --out a writable folder")
+
+
 def _report(args, parser) -> int:
     import time
 
@@ -196,6 +201,7 @@ def _report(args, parser) -> int:
 
     if not os.path.exists(args.db):
         parser.error(f"--db: no results store at {args.db}")
+    _check_writable(args.out or os.path.dirname(os.path.abspath(args.db)), parser)
     started = time.perf_counter()
     try:
         path = write_report(args.db, args.study, args.out)
