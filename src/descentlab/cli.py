@@ -116,7 +116,7 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
     run.add_argument("--address", help="Ray cluster address (with --executor ray; default: a local Ray)")
     run.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
-    run.add_argument("--out", help="also write summary.json and summary.txt into this folder")
+    run.add_argument("--out", help="also write summary.json, .txt and .md into this folder")
     run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
     run.add_argument("--report", action="store_true",
                      help="at the end, write report.html (into --out, or the store's folder)")

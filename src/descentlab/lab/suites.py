@@ -16,7 +16,8 @@ SUITES = {
     "talk": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley",
                            "word2vec", "mnist_mlp", "mnist_logreg", "lstm_lm"],
                  optimizers=TALK_OPTIMIZERS, grid=5, span=2.0, seeds=3, extend=8,
-                 problem_options={"beale@far": {"start": 1}, "lstm_lm": {"vocab_size": 2000}},
+                 problem_options={"beale@far": {"start": 1}, "word2vec": {"corpus": "ptb"},
+                                  "lstm_lm": {"vocab_size": 2000}},
                  problem_steps={"lstm_lm": 300}),
     # The talk in under three minutes on 2 cores (`make run`): its pictures' surfaces and the two
     # MNIST tasks (the MLP on half its budget), every classic optimizer, with the talk's grid,
