@@ -8,13 +8,18 @@ from dataclasses import dataclass, field
 from descentlab.lab.spec import worst
 
 
-def score(record: dict | None, metric: str, goal: str) -> float:
-    """The selection score of a trial: its final validation metric; diverged or failed runs, and
-    runs without the metric, score worst."""
-    if record is None or record["status"] != "done" or not record.get("valid"):
-        return worst(goal)
-    value = record["valid"].get(metric)
+def metric_value(metrics: dict | None, metric: str, goal: str) -> float:
+    """``metrics[metric]`` where it is a finite number, else the worst score."""
+    value = (metrics or {}).get(metric)
     return value if value is not None and math.isfinite(value) else worst(goal)
+
+
+def score(record: dict | None, metric: str, goal: str, split: str = "valid") -> float:
+    """A trial's final metric on ``split``: on validation, its selection score; on test, what is
+    reported. Diverged or failed runs, and runs without the metric, score worst."""
+    if record is None or record["status"] != "done":
+        return worst(goal)
+    return metric_value(record.get(split), metric, goal)
 
 
 def better(a: float, b: float, goal: str) -> bool:

@@ -12,7 +12,7 @@ import math
 import statistics
 
 from descentlab.lab import stats, verdict
-from descentlab.lab.selection import score
+from descentlab.lab.selection import metric_value, score
 from descentlab.lab.spec import worst
 from descentlab.lab.store import FINISHED, Store, alive
 
@@ -64,14 +64,14 @@ def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, cu
         optimizer = choice["optimizer"]
         runs = {t["seed"]: t for t in trials if t["optimizer"] == optimizer and t["seed"] < seeds
                 and t["hyperparameters"] == chosen["hyperparameters"]}
-        tests = {seed: _test(t, metric, goal) for seed, t in runs.items()}
+        tests = {seed: score(t, metric, goal, "test") for seed, t in runs.items()}
         valids = {seed: score(t, metric, goal) for seed, t in runs.items()}
         finite = [v for v in tests.values() if math.isfinite(v)]
         lost = len(runs) - len(finite)
         tuning = sorted((t for t in trials if t["optimizer"] == optimizer and t["phase"] in ("tune", "extend")),
                         key=lambda t: t["hyperparameters"]["lr"])
-        curve = stats.median_curve([[(p["step"], p["wall"], _value(p, metric, goal)) for p in curves.get(t["key"], [])]
-                                    for t in runs.values()], goal)
+        curve = stats.median_curve([[(p["step"], p["wall"], metric_value(p["valid"], metric, goal))
+                                     for p in curves.get(t["key"], [])] for t in runs.values()], goal)
         rows.append({
             "optimizer": optimizer,
             "lr": choice["lr"],
@@ -108,19 +108,6 @@ def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, cu
     return {**info, "target": target, "rows": rows,
             "wins": {a["optimizer"]: {b["optimizer"]: stats.wins(a["seed_tests"], b["seed_tests"], goal)
                                       for b in rows if b is not a} for a in rows}}
-
-
-def _test(trial: dict, metric: str, goal: str) -> float:
-    """A seed's reported (test) metric; a diverged or failed run is the worst."""
-    if trial["status"] != "done" or not trial.get("test"):
-        return worst(goal)
-    value = trial["test"].get(metric)
-    return value if value is not None and math.isfinite(value) else worst(goal)
-
-
-def _value(point: dict, metric: str, goal: str) -> float:
-    value = (point.get("valid") or {}).get(metric)
-    return value if value is not None and math.isfinite(value) else worst(goal)
 
 
 def _profiles(tables: dict) -> dict:
