@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from descentlab import optim
-from descentlab.optim import _kernels
+from descentlab.optim.paths import numba_kernels as _kernels
 from helpers import make_params, random_gradients
 
 
@@ -176,7 +176,7 @@ def _kernel_compilation(path, steps_before, monkeypatch):
     """Compiling the kernel fails (Nadam: its 0-d ``mu_product`` is computed while tracing)."""
     optimizer, params = _two_groups(optim.Nadam, PATH_SWITCHES[path], steps_before, betas=(0.8, 0.95))
 
-    def refuse(source):
+    def refuse(trace, buffers, dtype):
         raise RuntimeError("the kernel cannot be compiled")
 
     monkeypatch.setattr(_kernels, "kernel", refuse)

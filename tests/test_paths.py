@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from cases import ALL_CASES, TORCH_CASES
 from descentlab import optim
-from descentlab.optim import _kernels
+from descentlab.optim.paths import numba_kernels as _kernels
 from helpers import clone_params, make_params, max_relative_difference, random_gradients, run
 
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6, torch.complex128: 1e-12, torch.complex64: 1e-6}
@@ -291,13 +291,13 @@ def test_compiled_kernels_are_cached_across_processes(tmp_path):
         """
         import torch
         from descentlab import optim
-        from descentlab.optim import _kernels
+        from descentlab.optim.paths import numba_kernels as _kernels
         p = torch.nn.Parameter(torch.randn(10))
         opt = optim.Adamax([p], fused=True)
         p.grad = torch.ones(10)
         opt.step()
-        (kernel,) = _kernels._compiled.values()
-        print(sum(kernel.serial.stats.cache_hits.values()), sum(kernel.serial.stats.cache_misses.values()))
+        (module,) = _kernels._compiled.values()
+        print(sum(module.serial_step.stats.cache_hits.values()), sum(module.serial_step.stats.cache_misses.values()))
         """
     )
     env = {**os.environ, "DESCENTLAB_CACHE": str(tmp_path)}

@@ -206,7 +206,7 @@ def first_fused_step_seconds(cache_dir: str) -> float:
 
 def run(cases=("a", "b"), names=None, rounds: int = 15, out=print) -> dict:
     """Run the benchmark; print the tables as it goes and return everything measured."""
-    from descentlab.optim import _kernels
+    from descentlab.optim.paths import numba_kernels as _kernels
 
     if _kernels.unavailable_reason():
         raise RuntimeError(f"the fused path is unavailable: {_kernels.unavailable_reason()}")

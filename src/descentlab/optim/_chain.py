@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,12 +9,10 @@ import torch
 from torch import Tensor
 
 from descentlab.optim import _checks
-from descentlab.optim._flat import FlatGroup, ineligibility
-from descentlab.optim._foreach import ListState, TensorList
-from descentlab.rules import Hyper, as_real, scalar_tensor
+from descentlab.optim.paths import foreach, reference
+from descentlab.optim.paths.fused import FlatGroup, ineligibility
+from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
-from descentlab.rules.clip import clip_gradients
-from descentlab.rules.decay import time_decay
 from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
 
 MOMENTUM_RULES = ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
@@ -46,21 +43,92 @@ def default_eps_placement(momentum_rule: str, adaptation_rule: str, flavor: str)
     return "inside"  # Keras Adagrad, RMSprop
 
 
+class Subtract:
+    """torch's final stage: ``p ← p − lr·u``, one fused ``add_`` with ``alpha`` (``addcmul_`` per row)."""
+
+    rules = ()
+
+    def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
+        """No state of its own."""
+
+    def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
+        if torch.is_tensor(lr):  # a learning rate per row (population_step)
+            p.addcmul_(u, lr, value=-1)
+        else:
+            p.add_(u, alpha=-lr)
+
+
+@dataclass(frozen=True)
+class ScaleThenSubtract:
+    """Keras's final stage: ``u ← lr·u``, then the rules that act on lr-scaled updates, then ``p ← p − u``."""
+
+    rules: tuple = ()
+
+    def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
+        """No state of its own (its rules have theirs)."""
+
+    def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
+        u = u * lr
+        for rule in self.rules:
+            u = rule(u, g, state, hp, step)
+        p.sub_(u)
+
+
 @dataclass(frozen=True)
 class Chain:
-    """Rules applied before the learning rate, then after it.
+    """One optimizer's step on one real parameter: weight decay, the rules, then the final stage.
 
-    ``scale_then_subtract`` computes ``p ← p − (lr·u → after_lr)`` as Keras does, rather than
-    torch's ``p ← p − lr·u`` (one fused ``add_`` with ``alpha``), so each flavor rounds as its anchor.
+    ``rules`` run before the learning rate; ``final`` brings the update to the parameter
+    (:class:`Subtract`, :class:`ScaleThenSubtract`, or FTRL's proximal step, which sets it).
+    ``keras_rounding`` rounds decoupled weight decay as Keras does (``p − p·wd·lr``). Every path
+    runs :meth:`update`, on tensors, on lists of tensors or on symbolic values
+    (:mod:`descentlab.optim.contract`), and :meth:`initialize` to create the state.
     """
 
-    before_lr: tuple
-    after_lr: tuple
-    scale_then_subtract: bool
+    rules: tuple
+    final: object = Subtract()
+    keras_rounding: bool = False
 
     @property
-    def rules(self) -> tuple:
-        return self.before_lr + self.after_lr
+    def stateful(self) -> tuple:
+        """Everything with an ``init``: the rules, then the final stage's rules and itself."""
+        return (*self.rules, *self.final.rules, self.final)
+
+    @property
+    def scalar_keys(self) -> frozenset:
+        """The 0-d state entries: ``step`` and what the rules declare (``mu_product``)."""
+        return frozenset({"step"}.union(*(getattr(rule, "scalar_state", ()) for rule in self.stateful)))
+
+    def initialize(self, p: Tensor, state: dict, hp: Hyper) -> None:
+        """Create what a first step needs: ``step`` (0-d, on the CPU, as torch keeps it) and each rule's state."""
+        if "step" not in state:
+            state["step"] = scalar_tensor(0.0)
+        for rule in self.stateful:
+            rule.init(p, state, hp)
+
+    def update(self, p, g, state, hp: Hyper, lr, step: float) -> None:
+        """The dense step of one real parameter (or of the gathered rows of a sparse one)."""
+        g = self.decay_weights(p, g, hp, lr)
+        u = g
+        for rule in self.rules:
+            u = rule(u, g, state, hp, step)
+        self.final.apply(p, u, g, state, hp, lr, step)
+
+    def decay_weights(self, p, g, hp: Hyper, lr):
+        """L2 ``g + wd·p``, or decoupled: ``p ← p·(1 − lr·wd)`` before the update (Keras: ``p − p·wd·lr``)."""
+        weight_decay = hp.weight_decay
+        if not weight_decay:
+            return g
+        if not hp.decoupled_weight_decay:
+            return g.add(p, alpha=weight_decay)
+        if self.keras_rounding:
+            p.sub_(p * weight_decay * lr)
+        else:
+            p.mul_(1 - lr * weight_decay)
+        return g
+
+
+PATHS = {"reference": reference, "foreach": foreach}  # the fused path is a FlatGroup per param group
 
 
 def hyperparameters(arguments: dict) -> dict:
@@ -71,34 +139,6 @@ def hyperparameters(arguments: dict) -> dict:
 
 def _number(value):
     return value.item() if torch.is_tensor(value) else value
-
-
-class RealState:
-    """A complex parameter's state as the rules see it: full-shaped entries as real views (…, 2)."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: dict) -> None:
-        self.state = state
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.state
-
-    def __getitem__(self, key: str) -> Tensor:
-        return as_real(self.state[key])
-
-    def get(self, key: str, default=None):
-        return self[key] if key in self else default
-
-    def __setitem__(self, key: str, value: Tensor) -> None:
-        self.state[key] = torch.view_as_complex(value)
-
-
-def real_operands(p: Tensor, g: Tensor, state: dict) -> tuple:
-    """A step's operands as reals: torch steps a complex parameter as its ``view_as_real``."""
-    if not p.is_complex():
-        return p, g, state
-    return torch.view_as_real(p), torch.view_as_real(g), RealState(state)
 
 
 def build_chain(
@@ -145,10 +185,11 @@ def build_chain(
     adaptation = adaptation() if adaptation else None
     ordered = [momentum, adaptation] if order == "momentum_first" else [adaptation, momentum]
     rules = [rule for rule in ordered if rule is not None]
-    if flavor == "keras" and isinstance(momentum, HeavyBall):
+    keras = flavor == "keras"
+    if keras and isinstance(momentum, HeavyBall):
         split = rules.index(momentum)
-        return Chain(tuple(rules[:split]), tuple(rules[split:]), scale_then_subtract=True)
-    return Chain(tuple(rules), (), scale_then_subtract=flavor == "keras")
+        return Chain(tuple(rules[:split]), ScaleThenSubtract(tuple(rules[split:])), keras_rounding=True)
+    return Chain(tuple(rules), ScaleThenSubtract() if keras else Subtract(), keras_rounding=keras)
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -173,17 +214,16 @@ class ChainOptimizer(torch.optim.Optimizer):
     state updated, by arithmetic on operands that agree in dtype, device and shape. An error in a
     step therefore leaves the parameters and the state as they were.
 
-    Sparse gradients take the lazy path: the rows present in the gradient are gathered from the
-    parameter and its state, run through the same dense step, and scattered back; rows absent
-    from the batch keep their parameter and state untouched.
-
-    Three paths run this step, chosen per param group with torch's switches: ``foreach=False``
-    (and ``fused`` unset) the per-tensor reference above, the specification; ``foreach=True``
-    the same rules on lists with ``torch._foreach_*``; ``fused=True`` one compiled pass over flat
-    buffers (:mod:`descentlab.optim._flat`). Both batched paths run the reference code itself on
-    list or symbolic values, so they cannot drift from it. With neither switch set, the
-    dispatcher takes the fused path where it can (CPU, float32/float64, one dtype per group,
-    contiguous, numba importable), foreach on other devices, and the reference otherwise.
+    Three paths run this step (:mod:`descentlab.optim.paths`, one module each behind one
+    interface, :class:`descentlab.optim.contract.Path`), chosen per param group with torch's
+    switches: ``foreach=False`` (and ``fused`` unset) the per-tensor reference above, the
+    specification, with a lazy path for sparse gradients; ``foreach=True`` the same chain on lists
+    with ``torch._foreach_*``; ``fused=True`` one generated kernel over flat buffers, numba on the
+    CPU and Triton on CUDA. Both batched paths run the reference code itself on list or symbolic
+    values, so they cannot drift from it. With neither switch set, the dispatcher takes the fused
+    path where it can (one device and dtype per group, contiguous, the backend importable),
+    foreach on other devices, and the reference otherwise. ``step`` and the other 0-d state live
+    on the CPU, as torch keeps ``step``, so no path waits for the device during a step.
 
     Subclasses pass their defaults (torch's names) and their place in the lattice. ``_aliases``
     maps a subclass's hyperparameter names to the rules' vocabulary (RMSprop's ``alpha`` is the
@@ -202,12 +242,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         adaptation_rule: str = "none",
         order: str = "momentum_first",
         eps_placement: str | None = None,
+        chain: Chain | None = None,
     ) -> None:
         flavor = defaults["flavor"]
         if eps_placement is None:
             eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
-        self.chain = build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
-        self.stateful_rules = self.chain.rules
+        self.chain = chain or build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
         self._flat: dict[int, FlatGroup] = {}
@@ -238,8 +278,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict:
         # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
-        structure = ("chain", "stateful_rules", "ftrl")  # not _flat: rebuilt from the state
-        return {**super().__getstate__(), **{k: v for k, v in self.__dict__.items() if k in structure}}
+        return {**super().__getstate__(), "chain": self.chain}  # not _flat: rebuilt from the state
 
     def __setstate__(self, state: dict) -> None:
         # A torch.optim state_dict lacks descentlab's keys (flavor, clipping, lr_decay): default them.
@@ -247,6 +286,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        # torch's load_state_dict puts a fused group's ``step`` (and every other entry) on the
+        # parameter's device; 0-d state lives on the CPU here, so that a step never waits for it.
+        scalar_keys = self.chain.scalar_keys
+        for entries in self.state.values():
+            for key in scalar_keys & entries.keys():
+                if torch.is_tensor(entries[key]) and entries[key].device.type != "cpu":
+                    entries[key] = entries[key].cpu()
         self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
     def _hyper(self, group: dict) -> Hyper:
@@ -280,21 +326,19 @@ class ChainOptimizer(torch.optim.Optimizer):
     def _plan(self, index: int, group: dict, undo: list) -> Callable[[], None]:
         """Everything one group's step needs, with nothing changed yet; returns what applies it."""
         hp = self._hyper(group)
+        params = group["params"]
         flat = self._flat.get(index)
+        # a group already flattened skips the eligibility scan: its plan checks the buffers itself
         if flat is not None and group.get("foreach") is None and group.get("fused") is not False:
-            apply = flat.plan(self, group["params"], hp, undo)
+            apply = flat.plan(self.chain, params, self.state, hp, undo)
             if apply is not None:
                 return apply
         path = self.path(group)
         if path == "fused":
-            flat = self._flat[index] = FlatGroup(group["params"], self.state, self._scalar_keys())
-            return flat.plan(self, group["params"], hp, undo)
+            flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
+            return flat.plan(self.chain, params, self.state, hp, undo)
         self._flat.pop(index, None)
-        params = [p for p in group["params"] if p.grad is not None]
-        grads = self._gradients(params, hp)
-        if path == "foreach":
-            return lambda: self._foreach_step(params, grads, hp)
-        return lambda: self._reference_step(params, grads, hp)
+        return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
     def path(self, group: dict) -> str:
         """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring)."""
@@ -312,49 +356,6 @@ class ChainOptimizer(torch.optim.Optimizer):
                 return "foreach"
         return "reference"
 
-    def _scalar_keys(self) -> frozenset:
-        """The 0-d state entries: ``step`` and what the rules declare (``mu_product``)."""
-        return frozenset({"step"}.union(*(getattr(rule, "scalar_state", ()) for rule in self.stateful_rules)))
-
-    def _gradients(self, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        """The gradients a step uses: coalesced if sparse, negated if maximizing, clipped."""
-        grads = []
-        for p in params:
-            grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
-            grads.append(-grad if hp.maximize else grad)
-        return clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
-
-    def _reference_step(self, params: list[Tensor], grads: list[Tensor], hp: Hyper) -> None:
-        for p, grad in zip(params, grads):
-            self._step_param(p, grad, self.state[p], hp)
-
-    def _foreach_step(self, params: list[Tensor], grads: list[Tensor], hp: Hyper) -> None:
-        """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
-        batches: dict[tuple, list] = {}
-        scalar_keys = self._scalar_keys()
-        for p, grad in zip(params, grads):
-            state = self.state[p]
-            if grad.is_sparse:
-                self._step_param(p, grad, state, hp)
-                continue
-            self._initialize(p, state, hp)
-            scalars = tuple(state[key].item() for key in scalar_keys if key in state)
-            signature = (p.device, p.dtype, frozenset(state), scalars)
-            batches.setdefault(signature, []).append(real_operands(p, grad, state))
-        for batch in batches.values():
-            ps, gs, states = zip(*batch)
-            steps = [state["step"] for state in states]
-            torch._foreach_add_(steps, 1)
-            step = steps[0].item()
-            lr = time_decay(hp.lr, hp.lr_decay, step - 1)
-            self._update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step)
-
-    def _initialize(self, p: Tensor, state: dict, hp: Hyper) -> None:
-        if "step" not in state:
-            state["step"] = scalar_tensor(0.0, p.device)
-        for rule in self.stateful_rules:
-            rule.init(p, state, hp)
-
     @torch.no_grad()
     def population_step(self, p: Tensor, grad: Tensor, lr: Tensor) -> None:
         """Step ``p``, whose rows are independent runs, each with its own learning rate.
@@ -371,68 +372,4 @@ class ChainOptimizer(torch.optim.Optimizer):
         if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
             raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
         hp["lr"] = lr
-        self._step_param(p, -grad if hp.maximize else grad, self.state[p], hp)
-
-    def _step_param(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
-        self._initialize(p, state, hp)
-        state["step"] += 1
-        step = state["step"].item()
-        lr = time_decay(hp.lr, hp.lr_decay, step - 1)
-        if grad.is_sparse:
-            self._lazy_update(p, grad, state, hp, lr, step)
-        else:
-            self._update(*real_operands(p, grad, state), hp, lr, step)
-
-    def _update(self, p: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
-        """The dense step of one real parameter (or of the gathered rows of a sparse one)."""
-        g = self._decay_weights(p, g, hp, lr)
-        u = g
-        for rule in self.chain.before_lr:
-            u = rule(u, g, state, hp, step)
-        if not self.chain.scale_then_subtract:
-            if torch.is_tensor(lr):  # a learning rate per row (population_step)
-                p.addcmul_(u, lr, value=-1)
-            else:
-                p.add_(u, alpha=-lr)
-            return
-        u = u * lr
-        for rule in self.chain.after_lr:
-            u = rule(u, g, state, hp, step)
-        p.sub_(u)
-
-    def _decay_weights(self, p: Tensor, g: Tensor, hp: Hyper, lr: float) -> Tensor:
-        """L2 ``g + wd·p``, or decoupled: ``p ← p·(1 − lr·wd)`` before the update (Keras: ``p − p·wd·lr``)."""
-        weight_decay = hp.weight_decay
-        if not weight_decay:
-            return g
-        if not hp.decoupled_weight_decay:
-            return g.add(p, alpha=weight_decay)
-        if self.chain.scale_then_subtract:
-            p.sub_(p * weight_decay * lr)
-        else:
-            p.mul_(1 - lr * weight_decay)
-        return g
-
-    def _lazy_update(self, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
-        """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
-        sparse_dims = grad.sparse_dim()
-        indices = grad._indices()
-        rows = indices[0]
-        for dim in range(1, sparse_dims):
-            rows = rows * p.shape[dim] + indices[dim]
-        row_shape = (math.prod(p.shape[:sparse_dims]), *p.shape[sparse_dims:])
-        full = {key: value for key, value in state.items() if torch.is_tensor(value) and value.shape == p.shape}
-        sub_state = {
-            key: full[key].view(row_shape).index_select(0, rows) if key in full else value
-            for key, value in state.items()
-        }
-        p_rows = p.view(row_shape)
-        sub_p = p_rows.index_select(0, rows)
-        self._update(*real_operands(sub_p, grad._values(), sub_state), hp, lr, step)
-        p_rows.index_copy_(0, rows, sub_p)
-        for key, value in sub_state.items():
-            if key in full:
-                full[key].view(row_shape).index_copy_(0, rows, value)
-            elif key not in state:  # created by a rule on this step (the momentum buffer): zero elsewhere
-                state[key] = torch.zeros_like(p)
-                state[key].view(row_shape).index_copy_(0, rows, value)
+        reference.step_param(self.chain, p, -grad if hp.maximize else grad, self.state[p], hp)

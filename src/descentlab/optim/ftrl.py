@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from descentlab.optim._chain import ChainOptimizer, hyperparameters
+from descentlab.optim._chain import Chain, ChainOptimizer, hyperparameters
 from descentlab.optim._checks import Flavored
 from descentlab.optim._docs import document
 from descentlab.optim.named import DECOUPLED
-from descentlab.rules import Hyper
 from descentlab.rules.ftrl import FTRLProximal
 
 
@@ -74,9 +73,5 @@ class FTRL(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults))
-        self.ftrl = FTRLProximal()
-        self.stateful_rules = (self.ftrl,)
-
-    def _update(self, p: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
-        self.ftrl.apply(p, self._decay_weights(p, g, hp, lr), state, hp, lr)
+        chain = Chain((), FTRLProximal(), keras_rounding=flavor == "keras")
+        super().__init__(params, hyperparameters(defaults), chain=chain)

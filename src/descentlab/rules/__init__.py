@@ -67,6 +67,10 @@ def as_real(tensor: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
-def scalar_tensor(value: float, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A 0-d state tensor, in torch's scalar dtype unless ``dtype`` is given (as torch stores ``step``)."""
-    return torch.tensor(value, dtype=dtype or _get_scalar_dtype(), device=device)
+def scalar_tensor(value: float, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A 0-d state tensor on the CPU, in torch's scalar dtype unless ``dtype`` is given.
+
+    torch keeps ``step`` on the CPU whatever the parameter's device (unless fused or capturable),
+    so that reading it never waits for the GPU; every 0-d entry here lives there for that reason.
+    """
+    return torch.tensor(value, dtype=dtype or _get_scalar_dtype())

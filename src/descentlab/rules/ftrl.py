@@ -10,6 +10,9 @@ from descentlab.rules import Hyper, filled_state, zeros_state
 class FTRLProximal:
     """McMahan et al.'s FTRL-Proximal in Keras 3's exact form; it sets the parameter directly.
 
+    It is a chain's final stage (:class:`descentlab.optim.contract.Final`), where the other
+    optimizers subtract ``lr·u``: the chain ``() → FTRLProximal`` is the FTRL optimizer.
+
     Update rule (``p = −lr_power``, ``λ1 = l1``, ``λ2 = l2 + β/(2·lr)``, ``λs = l2_shrinkage``)::
 
         g̃ = g + 2·λs·w
@@ -34,8 +37,10 @@ class FTRLProximal:
         filled_state(state, "accumulator", param, hp.initial_accumulator_value)
         zeros_state(state, "linear", param)
 
-    def apply(self, param: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float) -> None:
-        """Write the new parameter value in place."""
+    rules = ()  # it is the whole chain: no rule runs after it
+
+    def apply(self, param: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: int) -> None:
+        """Write the new parameter value in place (the chain's final stage; ``u`` is the gradient)."""
         power = -hp.lr_power
         l1 = hp.l1
         l2 = hp.l2 + hp.beta / (2.0 * lr)

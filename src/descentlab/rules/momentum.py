@@ -101,7 +101,7 @@ class ScheduledNesterovEMA:
         zeros_state(state, "exp_avg", param)
         if "mu_product" not in state:
             dtype = as_real(param).dtype if self.product_in_param_dtype else None
-            state["mu_product"] = scalar_tensor(1.0, param.device, dtype)
+            state["mu_product"] = scalar_tensor(1.0, dtype)
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         beta1, psi = hp.beta1, hp.momentum_decay

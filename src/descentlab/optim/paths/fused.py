@@ -3,11 +3,16 @@
 On its first fused step a group's parameters are moved into one contiguous buffer
 (``p.data`` becomes a view of it, the ``Parameter`` objects stay the same), their gradients into
 another, and every full-shaped state tensor into one buffer per state key; 0-d state (``step``,
-``mu_product``) goes into one 1-D buffer per key. ``self.state[p]`` holds views, under torch's
+``mu_product``) goes into one 1-D CPU buffer per key. ``self.state[p]`` holds views, under torch's
 keys, so ``state_dict`` and schedulers see the usual optimizer. One kernel call then steps the
 whole group: no per-tensor cost, one pass over memory. A complex parameter's coordinates are the
 pairs of reals of its ``view_as_real`` (how torch steps it): the buffers are real, and the
 parameter, its gradient and its state are complex views of them.
+
+The kernel is generated from the chain by tracing it (:mod:`.trace`) and compiled by the
+device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod:`.triton_kernels`).
+``DESCENTLAB_FUSED_BACKEND=triton`` runs CPU tensors through Triton too, which with
+``TRITON_INTERPRET=1`` is how the Triton kernels are tested without a GPU.
 
 What real use throws at it, and what happens:
 
@@ -25,32 +30,46 @@ What real use throws at it, and what happens:
 from __future__ import annotations
 
 import operator
+import os
 
-import numpy as np
 import torch
 
-from descentlab.optim import _kernels
-from descentlab.optim._trace import SymbolicState, Trace
-from descentlab.rules import as_real, scalar_tensor
-from descentlab.rules.decay import time_decay
+from descentlab.optim.paths import numba_kernels, reference, triton_kernels
+from descentlab.optim.paths.base import gradients, step_and_lr
+from descentlab.optim.paths.trace import SymbolicState, Trace
+from descentlab.rules import as_real
 
 _GRAD = operator.attrgetter("grad")
-FUSED_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the real view
+HALF = (torch.bfloat16, torch.float16)
+
+
+def backend(device: torch.device):
+    """The kernel backend for buffers on ``device``: numba on the CPU, Triton on CUDA, or None."""
+    if device.type == "cuda":
+        return triton_kernels
+    if device.type == "cpu":
+        return triton_kernels if os.environ.get("DESCENTLAB_FUSED_BACKEND") == "triton" else numba_kernels
+    return None
 
 
 def ineligibility(params: list[torch.Tensor]) -> str | None:
     """Why these parameters cannot share one flat buffer, or None if they can."""
-    reason = _kernels.unavailable_reason()
-    if reason:
-        return reason
     if not params:
         return "the group has no parameters"
-    dtype = params[0].dtype
+    device, dtype = params[0].device, params[0].dtype
+    kernels = backend(device)
+    if kernels is None:
+        return f"params[0] is on {device}; the fused kernels run on the CPU (numba) and on CUDA (Triton)"
+    reason = kernels.unavailable_reason()
+    if reason:
+        return reason
+    dtypes = (torch.float32, torch.float64, *(HALF if kernels is triton_kernels else ()))
     for i, p in enumerate(params):
-        if p.device.type != "cpu":
-            return f"params[{i}] is on {p.device}; the fused kernels run on the CPU"
-        if as_real(p).dtype not in FUSED_DTYPES:
-            return f"params[{i}] has dtype {p.dtype}; the fused kernels take float32 and float64 (or complex)"
+        if p.device != device:
+            return f"the group spans devices ({device} and {p.device} at params[{i}])"
+        if as_real(p).dtype not in dtypes:
+            names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
+            return f"params[{i}] has dtype {p.dtype}; the fused kernels on {device.type} take {names} (or complex)"
         if p.dtype != dtype:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
@@ -67,11 +86,13 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
 class FlatGroup:
     """One param group's flat buffers and the bookkeeping to step them with fused kernels."""
 
-    def __init__(self, params: list[torch.Tensor], state: dict, scalar_keys: frozenset) -> None:
+    def __init__(self, chain, params: list[torch.Tensor], state: dict) -> None:
+        self.chain = chain
         self.params = list(params)
-        self.scalar_keys = scalar_keys
+        self.scalar_keys = chain.scalar_keys
         first = self.params[0]
         self.dtype, self.device = as_real(first).dtype, first.device
+        self.kernels = backend(self.device)
         self.offsets = [0]
         for p in self.params:
             self.offsets.append(self.offsets[-1] + as_real(p).numel())
@@ -108,8 +129,8 @@ class FlatGroup:
                 if not torch.is_tensor(value):
                     continue
                 if key in self.scalar_keys and value.dim() == 0:
-                    if key not in self.scalars:
-                        self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype, device=value.device)
+                    if key not in self.scalars:  # on the CPU, as torch keeps ``step``: reading it never waits
+                        self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype)
                     slot = self.scalars[key][i]
                 elif value.shape == p.shape:
                     slot = self._view(self._array(key), i)
@@ -126,7 +147,7 @@ class FlatGroup:
             self.arrays[key] = torch.zeros_like(self.param)
         return self.arrays[key]
 
-    def plan(self, optimizer, params: list[torch.Tensor], hp, undo: list):
+    def plan(self, chain, params: list[torch.Tensor], state: dict, hp, undo: list):
         """Plan one step of every parameter of the group that has a gradient; return what applies it.
 
         Planning traces and compiles the kernels and creates the state a first step needs (with
@@ -161,14 +182,13 @@ class FlatGroup:
             torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
             for i in stale:
                 self.params[i].grad = self.grad_views[i]
-        state = optimizer.state
 
         clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
         grad_flat, negate = self.grad, hp.maximize
         if clipping:  # clipping needs every gradient of the group, sparse ones included
             negate = False
             indices = sorted(present + sparse)
-            grads = dict(zip(indices, optimizer._gradients([self.params[i] for i in indices], hp)))
+            grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp)))
             if self.scratch is None:
                 self.scratch = torch.zeros_like(self.grad)
             grad_flat = self.scratch
@@ -177,41 +197,36 @@ class FlatGroup:
                 torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
             sparse_grads = [grads[i] for i in sparse]
         else:
-            sparse_grads = optimizer._gradients([self.params[i] for i in sparse], hp)
+            sparse_grads = gradients([self.params[i] for i in sparse], hp)
         runs = []
         if present:
-            self._initialize(optimizer, present, hp, undo)
-            runs = [self._plan_run(optimizer, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
+            self._initialize(state, present, hp, undo)
+            runs = [self._plan_run(state, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
 
         def apply() -> None:
             for i, grad in zip(sparse, sparse_grads):
-                optimizer._step_param(self.params[i], grad, state[self.params[i]], hp)
+                reference.step_param(self.chain, self.params[i], grad, state[self.params[i]], hp)
                 self.adopt(state, [i])
             for run in runs:
                 run()
 
         return apply
 
-    def _initialize(self, optimizer, present: list[int], hp, undo: list) -> None:
-        """Create the state the rules' ``init`` would create (new parameters, new options)."""
+    def _initialize(self, state: dict, present: list[int], hp, undo: list) -> None:
+        """Create the state the chain's ``initialize`` would create (new parameters, new options)."""
         missing = []
         key_sets = {self.keys[0]} if self.uniform_keys else {self.keys[i] for i in present}
         for keys in key_sets:
             probe = dict.fromkeys(keys)
-            for rule in optimizer.stateful_rules:
-                rule.init(self.params[present[0]], probe, hp)
-            if len(probe) > len(keys) or "step" not in keys:
+            self.chain.initialize(self.params[present[0]], probe, hp)
+            if len(probe) > len(keys):
                 missing += [i for i in present if self.keys[i] == keys]
         if missing:
-            undo.append(self._restorer(optimizer.state, missing))
+            undo.append(self._restorer(state, missing))
         for i in missing:
-            entries = optimizer.state[self.params[i]]
-            if "step" not in entries:
-                entries["step"] = scalar_tensor(0.0, self.device)
-            for rule in optimizer.stateful_rules:
-                rule.init(self.params[i], entries, hp)
+            self.chain.initialize(self.params[i], state[self.params[i]], hp)
         if missing:
-            self.adopt(optimizer.state, missing)
+            self.adopt(state, missing)
 
     def _restorer(self, state: dict, indices: list[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -247,11 +262,10 @@ class FlatGroup:
             previous = (i, signature)
         return runs
 
-    def _plan_run(self, optimizer, start: int, end: int, grad_flat, negate: bool, hp):
+    def _plan_run(self, state: dict, start: int, end: int, grad_flat, negate: bool, hp):
         """Trace and compile the step of ``params[start:end]``; return what runs it."""
         steps = self.scalars["step"][start:end]
-        step = steps[0].item() + 1
-        lr = time_decay(hp.lr, hp.lr_decay, step - 1)
+        step, lr = step_and_lr(steps[0].item(), hp)
 
         trace = Trace()
         p, g = trace.array("p"), trace.array("g")
@@ -259,22 +273,20 @@ class FlatGroup:
             g = -g
         slices = {key: values[start:end] for key, values in self.scalars.items() if key != "step"}
         symbolic = SymbolicState(trace, slices, self.keys[start])
-        optimizer._update(p, g, symbolic, hp, lr, step)
+        self.chain.update(p, g, symbolic, hp, lr, step)
 
         a, b = self.offsets[start], self.offsets[end]
         buffers = {"p": self.param, "g": grad_flat}
         buffers.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
-        arrays = [buffers[argument][a:b].numpy() for argument in trace.arguments()]
-        scalars = np.array(trace.scalars, dtype=FUSED_DTYPES[self.dtype])
-        kernel = _kernels.kernel(trace.source("parallel_step", "serial_step"))
+        kernel = self.kernels.kernel(trace, [buffers[argument][a:b] for argument in trace.arguments()], self.dtype)
 
         def run() -> None:
             steps.add_(1)
             symbolic.commit()
-            kernel(arrays, scalars)
+            kernel()
             for key in symbolic.created:
                 for i in range(start, end):
-                    optimizer.state[self.params[i]][key] = self._view(self.arrays[key], i)
+                    state[self.params[i]][key] = self._view(self.arrays[key], i)
                     self.keys[i] = self.keys[i] | {key}
             if symbolic.created:
                 self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)

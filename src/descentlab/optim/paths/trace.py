@@ -1,15 +1,18 @@
-"""Trace a step written for tensors into the source of one elementwise loop.
+"""Trace a step written for tensors into the body of one elementwise loop, for any kernel backend.
 
 The fused path does not re-implement any optimizer. It runs the very code of the reference path
-(the rules and ``ChainOptimizer._update``) on symbolic values: every tensor operation the rules
-call appends one line to the body of a loop over coordinates, and every Python number they pass
-becomes a scalar slot read before the loop. The source therefore depends only on which operations
-ran (the structure: which rules, nesterov or not, which branch of ``lerp``), not on the values
-(learning rate, bias corrections), so one compiled kernel serves every step of an optimizer.
+(the rules and :meth:`Chain.update`) on symbolic values: every tensor operation the rules call
+appends one operation to the loop body, and every Python number they pass becomes a scalar slot
+read before the loop. The body therefore depends only on which operations ran (the structure:
+which rules, nesterov or not, which branch of ``lerp``), not on the values (learning rate, bias
+corrections), so one compiled kernel serves every step of an optimizer.
 
-The per-element formulas are torch's CPU kernels: ``add(x, y, alpha) = x + alpha·y``,
-``addcmul(x, a, b, value) = x + value·a·b``, ``lerp`` with its two branches on ``|w| < ½``,
-``pow`` with torch's fast paths for ½ and 2, NaN-propagating ``maximum`` and ``clamp``.
+The body is kept as operations with operands (``("t3", "sqrt", ("t2",))``), not as text: a
+backend renders it with its own spelling of each operation (:data:`OPERATIONS` gives the
+operations; :mod:`.numba_kernels` and :mod:`.triton_kernels` spell them). The per-element
+formulas are torch's CPU kernels: ``add(x, y, alpha) = x + alpha·y``, ``addcmul(x, a, b, value) =
+x + value·a·b``, ``lerp`` with its two branches on ``|w| < ½``, ``pow`` with torch's fast paths for
+½ and 2, NaN-propagating ``maximum`` and ``clamp``.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ import torch
 
 from descentlab.optim._operators import TensorOperators
 
+# name -> arity: the whole vocabulary a backend must spell
+OPERATIONS = {
+    "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "axpy": 3, "addcmul": 4,
+    "lerp_near": 3, "lerp_far": 3, "sqrt": 1, "abs": 1, "square": 1, "pow": 2, "clamp": 3, "maximum": 2,
+}
+
 
 class Trace:
-    """The loop body being written: lines, scalar slots, and the arrays read or written."""
+    """The loop body being written: operations, scalar slots, and the arrays read or written."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.operations: list[tuple[str, str, tuple[str, ...]]] = []
         self.scalars: list[float] = []
         self.arrays: dict[str, Var] = {}  # argument name -> the value it holds at the end
+        self.loaded: list[str] = []  # arguments whose element is read (the others are only written)
         self.state_keys: dict[str, str] = {}  # state key -> argument name
-        self._initial: dict[str, str] = {}
         self._count = 0
 
     def scalar(self, value) -> str:
@@ -43,18 +52,17 @@ class Trace:
             return self.scalar(value)
         raise TypeError(f"a fused kernel cannot take {type(value).__name__} operands")
 
-    def assign(self, expression: str) -> str:
+    def emit(self, operation: str, operands) -> str:
         name = f"t{self._count}"
         self._count += 1
-        self.lines.append(f"{name} = {expression}")
+        self.operations.append((name, operation, tuple(self.operand(x) for x in operands)))
         return name
 
     def array(self, argument: str) -> Var:
-        """The element ``argument[i]`` as a value; written back at the end if it changes."""
+        """The element of ``argument`` at the loop index, as a value; stored back if it changes."""
         if argument not in self.arrays:
-            var = Var(self, f"{argument}[i]")
-            self.arrays[argument] = var
-            self._initial[argument] = var.name
+            self.arrays[argument] = Var(self, f"x_{argument}")
+            self.loaded.append(argument)
         return self.arrays[argument]
 
     def state_argument(self, key: str) -> str:
@@ -66,34 +74,25 @@ class Trace:
     def bind(self, argument: str, value: Var) -> None:
         """An array this step creates: ``value`` is stored into it at the end."""
         self.arrays[argument] = value
-        self._initial[argument] = None
 
     def arguments(self) -> list[str]:
         """The kernel's array arguments in order (before the scalars)."""
         return list(self.arrays)
 
-    def source(self, parallel_name: str, serial_name: str) -> str:
-        """A module with the body as a parallel (``prange``) and a serial function."""
-        arguments = ", ".join([*self.arrays, "scalars"])
-        prologue = [f"    c{k} = scalars[{k}]" for k in range(len(self.scalars))]
-        body = [f"        {line}" for line in self.lines]
-        body += [
-            f"        {argument}[i] = {value.name}"
-            for argument, value in self.arrays.items()
-            if value.name != self._initial[argument]
-        ]
-        functions = []
-        for name, loop in ((parallel_name, "prange"), (serial_name, "range")):
-            functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}(p.shape[0]):", *body, ""]
-        header = ["import numpy as np", "from numba import prange", ""]
-        return "\n".join(header + functions)
+    def stores(self) -> list[tuple[str, str]]:
+        """``(argument, value)`` for every array whose element changed."""
+        return [(argument, var.name) for argument, var in self.arrays.items() if var.name != f"x_{argument}"]
+
+    def render(self, spelling: dict[str, str]) -> list[str]:
+        """The body's assignments, each operation written with ``spelling[operation]``."""
+        return [f"{name} = {spelling[operation].format(*operands)}" for name, operation, operands in self.operations]
 
 
 class Var(TensorOperators):
     """A symbolic tensor: the name of the loop-local value that holds it now.
 
     In-place methods rebind the name (so aliases see the change, as with tensors); the others
-    return a new value. Only the methods the rules use exist: anything else fails loudly.
+    return a new value. Only the methods of the contract (:mod:`descentlab.optim.contract`) exist.
     """
 
     __slots__ = ("trace", "name")
@@ -102,9 +101,8 @@ class Var(TensorOperators):
         self.trace = trace
         self.name = name
 
-    def _new(self, template: str, *operands) -> Var:
-        names = [self.trace.operand(x) for x in operands]
-        return Var(self.trace, self.trace.assign(template.format(self.name, *names)))
+    def _new(self, operation: str, *operands) -> Var:
+        return Var(self.trace, self.trace.emit(operation, (self, *operands)))
 
     def _set(self, result: Var) -> Var:
         self.name = result.name
@@ -113,47 +111,47 @@ class Var(TensorOperators):
     # arithmetic
     def add(self, other, alpha=1):
         if alpha == 1:
-            return self._new("({} + {})", other)
-        return self._new("({} + {} * {})", alpha, other)
+            return self._new("add", other)
+        return self._new("axpy", alpha, other)
 
     def sub(self, other, alpha=1):
         return self.add(other, alpha=-alpha)
 
     def mul(self, other):
-        return self._new("({} * {})", other)
+        return self._new("mul", other)
 
     def div(self, other):
-        return self._new("({} / {})", other)
+        return self._new("div", other)
 
     def addcmul(self, tensor1, tensor2, value=1):
-        return self._new("({} + {} * {} * {})", value, tensor1, tensor2)
+        return self._new("addcmul", value, tensor1, tensor2)
 
     def lerp(self, end, weight):
         if abs(weight) < 0.5:
-            return self._new("({0} + {2} * ({1} - {0}))", end, weight)
-        return self._new("({1} - ({1} - {0}) * {2})", end, 1 - weight)
+            return self._new("lerp_near", end, weight)
+        return self._new("lerp_far", end, 1 - weight)
 
     def sqrt(self):
-        return self._new("np.sqrt({})")
+        return self._new("sqrt")
 
     def abs(self):
-        return self._new("abs({})")
+        return self._new("abs")
 
     def pow(self, exponent):
         if exponent == 0.5:
             return self.sqrt()
         if exponent == 2:
-            return self._new("({0} * {0})")
-        return self._new("({} ** {})", exponent)
+            return self._new("square")
+        return self._new("pow", exponent)
 
     def clamp(self, min, max):  # noqa: A002 - torch's argument names
-        return self._new("({1} if {0} < {1} else ({2} if {0} > {2} else {0}))", min, max)
+        return self._new("clamp", min, max)
 
     def maximum(self, other):
-        return self._new("({0} if ({0} > {1} or {0} != {0}) else {1})", other)
+        return self._new("maximum", other)
 
     def neg(self):
-        return self._new("(-{})")
+        return self._new("neg")
 
     def clone(self):
         return self
@@ -162,10 +160,10 @@ class Var(TensorOperators):
         return self
 
     def __rsub__(self, other):
-        return self._new("({1} - {0})", other)
+        return Var(self.trace, self.trace.emit("sub", (other, self)))
 
     def __rtruediv__(self, other):
-        return self._new("({1} / {0})", other)
+        return Var(self.trace, self.trace.emit("div", (other, self)))
 
     # in place
     def add_(self, other, alpha=1):
@@ -202,7 +200,7 @@ class ScalarState:
 
     Tracing computes its new value (rounded in the entry's dtype, as the tensor would be) without
     storing it; :meth:`commit` stores it in every parameter's entry at once, through the slice of
-    the flat buffer, when the step is applied.
+    the flat buffer, when the step is applied. The entries live on the CPU, whatever the device.
     """
 
     __slots__ = ("values", "pending")

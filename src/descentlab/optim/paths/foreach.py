@@ -4,14 +4,53 @@ Like the fused path, it re-implements nothing: :class:`TensorList` has the tenso
 rules call, each one ``torch._foreach_*`` call over the list, and :class:`ListState` is the
 state dicts of the list's parameters seen as one. Parameters are batched only when everything
 a rule reads from them agrees (device, dtype, step, state keys, ``mu_product``), so every
-per-step scalar is the same across the list.
+per-step scalar is the same across the list. Those 0-d entries live on the CPU and are read
+all at once, so a step waits for no device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch import Tensor
 
 from descentlab.optim._operators import TensorOperators
+from descentlab.optim.paths import reference
+from descentlab.optim.paths.base import gradients, real_operands, step_and_lr
+from descentlab.rules import Hyper
+
+
+def plan(chain, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
+    """Gather and clip the gradients now; the returned function steps the batches."""
+    params = [p for p in params if p.grad is not None]
+    grads = gradients(params, hp)
+    return lambda: step(chain, params, grads, state, hp)
+
+
+def step(chain, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hyper) -> None:
+    """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
+    dense = []
+    for p, grad in zip(params, grads):
+        if grad.is_sparse:
+            reference.step_param(chain, p, grad, state[p], hp)
+        else:
+            chain.initialize(p, state[p], hp)
+            dense.append((p, grad, state[p]))
+    if not dense:
+        return
+    keys = sorted(chain.scalar_keys & set(dense[0][2]))
+    # one read per key for the whole group (the entries are CPU scalars: no device waits)
+    values = zip(*(torch.stack([entries[key] for _, _, entries in dense]).tolist() for key in keys))
+    batches: dict[tuple, list] = {}
+    for (p, grad, entries), scalars in zip(dense, values):
+        signature = (p.device, p.dtype, frozenset(entries), scalars)
+        batches.setdefault(signature, []).append(real_operands(p, grad, entries))
+    for (*_, scalars), batch in batches.items():
+        ps, gs, states = zip(*batch)
+        step_number, lr = step_and_lr(scalars[keys.index("step")], hp)
+        torch._foreach_add_([entries["step"] for entries in states], 1)
+        chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step_number)
 
 
 def _tensors(value):

@@ -1,0 +1,107 @@
+"""The CUDA backend of the fused path: a traced step as one Triton kernel over the flat buffers.
+
+The same trace the CPU backend renders as a numba loop is rendered here as a Triton program:
+each program instance loads a block of every array it reads, runs the body on the block, and
+stores what changed. Arithmetic is in float32 for float32 and half-precision (bfloat16, float16)
+buffers and in float64 for float64 ones; loads are cast up and stores round once. Divisions and
+square roots are the correctly rounded ones (``div_rn``, ``sqrt_rn``) and no FMA contraction is
+allowed, so each operation rounds as torch's does. The per-step scalars travel in one small
+tensor copied to the device without waiting (``non_blocking``): a step makes no host-device sync.
+
+Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors, which is how
+the test suite checks them without a GPU. The interpreter has no ``libdevice``, so there ``x**y``
+is spelled ``exp2(y·log2 x)``; on a GPU it is libdevice's ``pow``. Compiled kernels are cached by
+Triton (``~/.triton/cache``), their sources by :mod:`.kernel_cache`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import torch
+
+from descentlab.optim.paths.kernel_cache import load_module
+from descentlab.optim.paths.numba_kernels import SPELLING as PYTHON_SPELLING
+from descentlab.optim.paths.trace import Trace
+
+BLOCK = 2048
+NUM_WARPS = 8
+COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloat16: "tl.float32",
+           torch.float16: "tl.float32"}
+SCALAR_DTYPES = {torch.float32: torch.float32, torch.float64: torch.float64, torch.bfloat16: torch.float32,
+                 torch.float16: torch.float32}
+
+SPELLING = {
+    **PYTHON_SPELLING,  # + - * and the lerps read the same in Triton
+    "div": "tl.div_rn({0}, {1})",
+    "sqrt": "tl.sqrt_rn({0})",
+    "abs": "tl.abs({0})",
+    "pow": "libdevice.pow({0}, {1})",
+    "clamp": "tl.where({0} < {1}, {1}, tl.where({0} > {2}, {2}, {0}))",
+    "maximum": "tl.where(({0} > {1}) | ({0} != {0}), {0}, {1})",
+}
+INTERPRETER_SPELLING = {**SPELLING, "pow": "tl.exp2({1} * tl.log2({0}))"}
+
+
+def interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@cache
+def unavailable_reason() -> str | None:
+    """Why Triton kernels cannot run here, or None if they can."""
+    if os.environ.get("DESCENTLAB_FUSED", "1") == "0":
+        return "the fused path is turned off by DESCENTLAB_FUSED=0"
+    try:
+        import triton  # noqa: F401
+    except ImportError as error:
+        return f"triton cannot be imported ({error}); install it with `pip install triton`"
+    return None
+
+
+def source(trace: Trace, dtype: torch.dtype) -> str:
+    """A module with one ``@triton.jit`` function, ``step``, over blocks of the flat buffers."""
+    compute = COMPUTE[dtype]
+    arguments = ", ".join([*trace.arguments(), "scalars", "n", "BLOCK: tl.constexpr"])
+    body = ["i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)", "mask = i < n"]
+    body += [f"c{k} = tl.load(scalars + {k})" for k in range(len(trace.scalars))]
+    body += [f"x_{argument} = tl.load({argument} + i, mask=mask).to({compute})" for argument in trace.loaded]
+    body += trace.render(INTERPRETER_SPELLING if interpreted() else SPELLING)
+    body += [f"tl.store({argument} + i, {value}, mask=mask)" for argument, value in trace.stores()]
+    header = ["import triton", "import triton.language as tl"]
+    if not interpreted():
+        header.append("from triton.language.extra import libdevice")
+    return "\n".join([*header, "", "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
+
+
+class Kernel:
+    """One compiled Triton kernel over slices of flat buffers; ``kernel()`` launches it."""
+
+    def __init__(self, function, buffers: list[torch.Tensor], scalars: list[float], dtype: torch.dtype) -> None:
+        self.function = function
+        self.buffers = buffers
+        n = buffers[0].numel()
+        self.grid = (max(1, -(-n // BLOCK)),)
+        self.n = n
+        device = buffers[0].device
+        host = torch.tensor(scalars, dtype=SCALAR_DTYPES[dtype])
+        # pageable memory is staged at once, so the host tensor may go; no stream synchronization
+        self.scalars = host if device.type == "cpu" else host.to(device, non_blocking=True)
+
+    def __call__(self) -> None:
+        if self.n:
+            self.function[self.grid](*self.buffers, self.scalars, self.n, BLOCK=BLOCK, num_warps=NUM_WARPS,
+                                     enable_fp_fusion=False)
+
+
+_compiled: dict[str, object] = {}
+
+
+def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
+    """The Triton kernel of ``trace`` over ``buffers`` (compiled on its first launch)."""
+    text = source(trace, dtype)
+    function = _compiled.get(text)
+    if function is None:
+        function = _compiled[text] = load_module(text, "t").step
+    return Kernel(function, buffers, trace.scalars, dtype)
