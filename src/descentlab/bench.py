@@ -2,7 +2,10 @@
 
 An elementwise optimizer step moves, per parameter, the parameter (read and write), the gradient
 (read) and each state tensor (read and write). The bound is those bytes divided by the streaming
-bandwidth, measured first, in the same process, on a working set as large as the case's.
+bandwidth, measured first, in the same process, on a working set as large as the case's: on the
+CPU an in-place ``a += b`` from a cold cache, on CUDA a device-to-device copy (HBM). On CUDA a
+step's time is from before the call to after a ``torch.cuda.synchronize()``, so the host's work
+(Python, launches) and the kernels' both count, as they do in training.
 
 For each case and optimizer, every contender (descentlab's reference, foreach and fused paths, and
 each path torch.optim offers for the same algorithm) gets its own copy of the parameters; after a
@@ -34,7 +37,10 @@ from descentlab import optim
 CASES = {
     "a": (10_000_000, 100),  # 10M parameters in 100 tensors
     "b": (1_000_000, 1000),  # 1M parameters in 1000 tensors
+    "c": (100_000_000, 100),  # 100M in 100: the CUDA cases, an HBM-sized working set
+    "d": (10_000_000, 1000),  # 10M in 1000: per-tensor costs dominate torch's paths
 }
+DEFAULT_CASES = {"cpu": ("a", "b"), "cuda": ("c", "d")}
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,27 @@ class Row:
 FLUSH_BYTES = 1 << 30  # more than this machine's last-level cache (480 MiB reported)
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def copy_bandwidth(elements: int, device: torch.device, repeats: int = 30) -> float:
+    """Bytes per second (read + written) of a device-to-device copy of ``elements`` float32."""
+    a = torch.rand(elements, device=device)
+    b = torch.empty_like(a)
+    for _ in range(3):
+        b.copy_(a)
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        b.copy_(a)
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return 2 * 4 * elements / statistics.median(times)
+
+
 def stream_bandwidth(elements: int, repeats: int = 15) -> float:
     """Bytes per second of an in-place ``a += b`` over two float32 buffers of ``elements`` each.
 
@@ -109,12 +136,12 @@ def stream_bandwidth(elements: int, repeats: int = 15) -> float:
     return 3 * 4 * elements / statistics.median(times)
 
 
-def _params(total: int, tensors: int, seed: int = 0) -> list[torch.nn.Parameter]:
-    gen = torch.Generator().manual_seed(seed)
+def _params(total: int, tensors: int, device: torch.device, seed: int = 0) -> list[torch.nn.Parameter]:
+    gen = torch.Generator(device).manual_seed(seed)
     size = total // tensors
-    params = [torch.nn.Parameter(torch.randn(size, generator=gen)) for _ in range(tensors)]
+    params = [torch.nn.Parameter(torch.randn(size, generator=gen, device=device)) for _ in range(tensors)]
     for p in params:
-        p.grad = torch.randn(size, generator=gen) * 1e-2
+        p.grad = torch.randn(size, generator=gen, device=device) * 1e-2
     return params
 
 
@@ -135,8 +162,15 @@ def _rss_kb(field_name: str) -> int:
     raise KeyError(field_name)
 
 
-def peak_extra_mb(step) -> float | None:
-    """Peak resident memory ``step()`` adds beyond what the process holds (None off Linux)."""
+def peak_extra_mb(step, device: torch.device) -> float | None:
+    """Peak memory ``step()`` adds beyond what is held: resident (None off Linux), or on the GPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - before) / 2**20
     try:
         gc.collect()
         with open("/proc/self/clear_refs", "w") as refs:
@@ -148,22 +182,23 @@ def peak_extra_mb(step) -> float | None:
         return None
 
 
-def _contenders(contestant: Contestant, total: int, tensors: int) -> dict:
+def _contenders(contestant: Contestant, total: int, tensors: int, device: torch.device) -> dict:
     contenders = {}
     for path, switches in OUR_PATHS.items():
-        params = _params(total, tensors)
+        params = _params(total, tensors, device)
         contenders[path] = (contestant.ours(params, **switches), params)
     if contestant.theirs is not None:
         for path in contestant.torch_paths:
-            params = _params(total, tensors)
+            params = _params(total, tensors, device)
             contenders[f"torch {path}"] = (contestant.theirs(params, **TORCH_SWITCHES[path]), params)
     return contenders
 
 
-def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 15, warmup: int = 3) -> Row:
+def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 15, warmup: int = 3,
+            device: torch.device = torch.device("cpu")) -> Row:
     """Interleaved median step times of every path of one optimizer on one case."""
     total, tensors = CASES[case]
-    contenders = _contenders(contestant, total, tensors)
+    contenders = _contenders(contestant, total, tensors, device)
     for optimizer, _ in contenders.values():
         for _ in range(warmup):
             optimizer.step()
@@ -177,60 +212,76 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
         order.shuffle(names)  # nobody always follows the allocation-heavy reference path
         for name in names:
             optimizer = contenders[name][0]
+            _synchronize(device)
             start = time.perf_counter()
             optimizer.step()
+            _synchronize(device)
             times[name].append(time.perf_counter() - start)
     row.ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    row.peak_extra_mb = {name: peak_extra_mb(optimizer.step) for name, (optimizer, _) in contenders.items()}
+    row.peak_extra_mb = {name: peak_extra_mb(optimizer.step, device) for name, (optimizer, _) in contenders.items()}
     return row
 
 
-def first_fused_step_seconds(cache_dir: str) -> float:
+def first_fused_step_seconds(cache_dir: str, device: torch.device) -> float:
     """Seconds from constructing an Adam to the end of its first fused step, in a new process."""
     script = textwrap.dedent(
-        """
+        f"""
         import time, torch
         from descentlab import optim
-        params = [torch.nn.Parameter(torch.randn(1_000_000)) for _ in range(10)]
+        params = [torch.nn.Parameter(torch.randn(1_000_000, device="{device}")) for _ in range(10)]
         for p in params:
             p.grad = torch.randn_like(p)
+        torch.cuda.synchronize() if torch.cuda.is_available() else None
         start = time.perf_counter()
         optim.Adam(params, fused=True).step()
+        torch.cuda.synchronize() if torch.cuda.is_available() else None
         print(time.perf_counter() - start)
         """
     )
-    env = {**os.environ, "DESCENTLAB_CACHE": cache_dir}
+    # both compilers' disk caches in the temporary folder: cold on the first run, warm on the second
+    env = {**os.environ, "DESCENTLAB_CACHE": cache_dir, "TRITON_CACHE_DIR": os.path.join(cache_dir, "triton")}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
 
-def run(cases=("a", "b"), names=None, rounds: int = 15, out=print) -> dict:
+def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu") -> dict:
     """Run the benchmark; print the tables as it goes and return everything measured."""
-    from descentlab.optim.paths import numba_kernels as _kernels
+    from descentlab.optim.paths.fused import ineligibility
 
-    if _kernels.unavailable_reason():
-        raise RuntimeError(f"the fused path is unavailable: {_kernels.unavailable_reason()}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"no CUDA device here: torch {torch.__version__} sees none")
+    reason = ineligibility([torch.empty(1, device=device)])
+    if reason:
+        raise RuntimeError(f"the fused path is unavailable: {reason}")
+    cases = cases or DEFAULT_CASES.get(device.type, ("a", "b"))
     chosen = [c for c in CONTESTANTS if names is None or c.name in names]
     unknown = set(names or ()) - {c.name for c in CONTESTANTS}
     if unknown:
         raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
     torch.manual_seed(0)
-    result = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cases": {}}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    result = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__, "cases": {}}
     with tempfile.TemporaryDirectory() as cold:
-        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold),
-                                        "warm cache": first_fused_step_seconds(cold)}
-    out("first fused Adam step in a new process (compile included): "
+        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold, device),
+                                        "warm cache": first_fused_step_seconds(cold, device)}
+    out(f"{name}; first fused Adam step in a new process (compile included): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["first_fused_step_s"].items()))
     for case in cases:
         total, tensors = CASES[case]
-        bandwidth = stream_bandwidth(2 * total)
-        out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; streaming bandwidth "
-            f"{bandwidth / 1e9:.1f} GB/s (in-place a += b, cold cache, {torch.get_num_threads()} threads)")
+        if device.type == "cuda":
+            bandwidth = copy_bandwidth(total, device)
+            how = "device-to-device copy, read + written"
+        else:
+            bandwidth = stream_bandwidth(2 * total)
+            how = f"in-place a += b, cold cache, {torch.get_num_threads()} threads"
+        out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; bandwidth "
+            f"{bandwidth / 1e9:.1f} GB/s ({how})")
         out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
             f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
         rows = []
         for contestant in chosen:
-            row = measure(contestant, case, bandwidth, rounds)
+            row = measure(contestant, case, bandwidth, rounds, device=device)
             rows.append(row)
             best = row.torch_best
             fused = row.ms["fused"]

@@ -290,7 +290,9 @@ def _main(argv: list[str]) -> int:
     bench_step = bench_kinds.add_parser(
         "step", help="optimizer step time of every path vs the memory-bandwidth bound and torch.optim"
     )
-    bench_step.add_argument("--cases", default="a,b", help="a: 10M params in 100 tensors, b: 1M in 1000 (default a,b)")
+    bench_step.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bench_step.add_argument("--cases", help="a: 10M params in 100 tensors, b: 1M in 1000, c: 100M in 100, "
+                                            "d: 10M in 1000 (default a,b on the CPU, c,d on CUDA)")
     bench_step.add_argument("--optimizers", help="comma-separated subset (default: all)")
     bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
     bench_step.add_argument("--json", default="bench-step.json",
@@ -352,7 +354,9 @@ def _main(argv: list[str]) -> int:
     elif args.command == "bench":
         from descentlab import bench as benchmarks
 
-        cases = [c for c in args.cases.split(",") if c]
+        if args.device.split(":")[0] not in ("cpu", "cuda"):
+            parser.error(f"--device: expected cpu or cuda, got {args.device!r}")
+        cases = [c for c in (args.cases or "").split(",") if c]
         bad = [c for c in cases if c not in benchmarks.CASES]
         if bad:
             parser.error(f"--cases: unknown case {bad[0]!r}; choose from {sorted(benchmarks.CASES)}")
@@ -361,7 +365,7 @@ def _main(argv: list[str]) -> int:
         if names and any(n not in known for n in names):
             unknown = next(n for n in names if n not in known)
             parser.error(f"--optimizers: unknown optimizer {unknown!r}; choose from {', '.join(known)}")
-        result = benchmarks.run(cases, names, args.rounds)
+        result = benchmarks.run(cases or None, names, args.rounds, device=args.device)
         benchmarks.write_json(result, args.json)
         if args.markdown:
             print("\n" + benchmarks.markdown(result))

@@ -23,6 +23,8 @@ What real use throws at it, and what happens:
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
 - sparse gradients: the reference lazy path on that parameter, whose state is then re-adopted;
+- bfloat16 or float16 parameters (CUDA): their state is float32, in ``state_dict`` too (torch's
+  ``load_state_dict`` casts it to the parameter's dtype, and adopting casts it back up);
 - ``add_param_group``: a new group, flattened on its first step; ``load_state_dict``, pickling, a
   parameter whose storage changed (``model.to(...)``): the group is rebuilt from ``self.state``.
 """
@@ -92,6 +94,9 @@ class FlatGroup:
         self.scalar_keys = chain.scalar_keys
         first = self.params[0]
         self.dtype, self.device = as_real(first).dtype, first.device
+        # half-precision parameters keep float32 state (the mixed-precision recipe): the moments
+        # hold what bfloat16 would round away; arithmetic is in float32 and p is rounded once
+        self.state_dtype = torch.float32 if self.dtype in HALF else self.dtype
         self.kernels = backend(self.device)
         self.offsets = [0]
         for p in self.params:
@@ -144,7 +149,7 @@ class FlatGroup:
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
-            self.arrays[key] = torch.zeros_like(self.param)
+            self.arrays[key] = torch.zeros_like(self.param, dtype=self.state_dtype)
         return self.arrays[key]
 
     def plan(self, chain, params: list[torch.Tensor], state: dict, hp, undo: list):

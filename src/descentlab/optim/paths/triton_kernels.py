@@ -33,15 +33,26 @@ SCALAR_DTYPES = {torch.float32: torch.float32, torch.float64: torch.float64, tor
                  torch.float16: torch.float32}
 
 SPELLING = {
-    **PYTHON_SPELLING,  # + - * and the lerps read the same in Triton
-    "div": "tl.div_rn({0}, {1})",
-    "sqrt": "tl.sqrt_rn({0})",
+    **PYTHON_SPELLING,  # + - * / and the lerps read the same in Triton
+    "sqrt": "tl.sqrt({0})",  # correctly rounded in float64
     "abs": "tl.abs({0})",
     "pow": "libdevice.pow({0}, {1})",
     "clamp": "tl.where({0} < {1}, {1}, tl.where({0} > {2}, {2}, {0}))",
     "maximum": "tl.where(({0} > {1}) | ({0} != {0}), {0}, {1})",
 }
-INTERPRETER_SPELLING = {**SPELLING, "pow": "tl.exp2({1} * tl.log2({0}))"}
+# float32's / and sqrt are approximate in Triton; these are the correctly rounded ones
+FLOAT32_SPELLING = {"div": "tl.div_rn({0}, {1})", "sqrt": "tl.sqrt_rn({0})"}
+INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}))"}
+
+
+def spelling(dtype: torch.dtype) -> dict[str, str]:
+    """How each traced operation is written for buffers of ``dtype`` (here or in the interpreter)."""
+    spelled = dict(SPELLING)
+    if COMPUTE[dtype] == "tl.float32":
+        spelled.update(FLOAT32_SPELLING)
+    if interpreted():
+        spelled.update(INTERPRETER_SPELLING)
+    return spelled
 
 
 def interpreted() -> bool:
@@ -67,7 +78,7 @@ def source(trace: Trace, dtype: torch.dtype) -> str:
     body = ["i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)", "mask = i < n"]
     body += [f"c{k} = tl.load(scalars + {k})" for k in range(len(trace.scalars))]
     body += [f"x_{argument} = tl.load({argument} + i, mask=mask).to({compute})" for argument in trace.loaded]
-    body += trace.render(INTERPRETER_SPELLING if interpreted() else SPELLING)
+    body += trace.render(spelling(dtype))
     body += [f"tl.store({argument} + i, {value}, mask=mask)" for argument, value in trace.stores()]
     header = ["import triton", "import triton.language as tl"]
     if not interpreted():
@@ -95,13 +106,23 @@ class Kernel:
                                      enable_fp_fusion=False)
 
 
-_compiled: dict[str, object] = {}
+_compiled: dict[tuple[str, bool], object] = {}
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
-    """The Triton kernel of ``trace`` over ``buffers`` (compiled on its first launch)."""
+    """The Triton kernel of ``trace`` over ``buffers``, compiled (or read from Triton's cache) now.
+
+    Compiling when the kernel is planned, not when it is launched, keeps a step all-or-nothing:
+    a kernel that fails to compile fails the step before anything has changed.
+    """
     text = source(trace, dtype)
-    function = _compiled.get(text)
-    if function is None:
-        function = _compiled[text] = load_module(text, "t").step
-    return Kernel(function, buffers, trace.scalars, dtype)
+    key = (text, interpreted())  # an interpreted function must not serve a GPU, nor the reverse
+    function = _compiled.get(key)
+    fresh = function is None
+    if fresh:
+        function = _compiled[key] = load_module(text, "t").step
+    launch = Kernel(function, buffers, trace.scalars, dtype)
+    if fresh and not interpreted():
+        function.warmup(*launch.buffers, launch.scalars, launch.n, BLOCK=BLOCK, num_warps=NUM_WARPS,
+                        enable_fp_fusion=False, grid=launch.grid)
+    return launch
