@@ -28,7 +28,7 @@ def random_gradients(params, steps, seed=1):
     """A reproducible stream of gradient lists, one per step, with a few large entries."""
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        yield [torch.randn(p.shape, dtype=p.dtype, generator=gen) * 2.0 for p in params]
+        yield [(torch.randn(p.shape, dtype=p.dtype, generator=gen) * 2.0).to(p.device) for p in params]
 
 
 def run(optimizers_and_params, steps, seed=1, start=0):

@@ -365,7 +365,11 @@ def _main(argv: list[str]) -> int:
         if names and any(n not in known for n in names):
             unknown = next(n for n in names if n not in known)
             parser.error(f"--optimizers: unknown optimizer {unknown!r}; choose from {', '.join(known)}")
-        result = benchmarks.run(cases or None, names, args.rounds, device=args.device)
+        try:
+            result = benchmarks.run(cases or None, names, args.rounds, device=args.device)
+        except RuntimeError as error:  # no such device, or no fused path on it
+            print(f"descentlab bench step: {error}", file=sys.stderr)
+            return 1
         benchmarks.write_json(result, args.json)
         if args.markdown:
             print("\n" + benchmarks.markdown(result))

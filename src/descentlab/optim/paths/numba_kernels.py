@@ -85,15 +85,15 @@ class Kernel:
         self.function(*self.arrays, self.scalars)
 
 
-_compiled: dict[str, object] = {}
+_compiled: dict[tuple, object] = {}
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
     """The compiled kernel of ``trace`` over ``buffers`` (memory, then disk cache, then numba)."""
-    text = source(trace)
-    module = _compiled.get(text)
+    key = trace.structure()  # the source is written only on a miss: this runs every step
+    module = _compiled.get(key)
     if module is None:
-        module = _compiled[text] = _compile(text)
+        module = _compiled[key] = _compile(source(trace))
     return Kernel(module, buffers, trace.scalars, dtype)
 
 

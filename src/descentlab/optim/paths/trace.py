@@ -48,7 +48,7 @@ class Trace:
     def operand(self, value) -> str:
         if isinstance(value, Var):
             return value.name
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if type(value) is float or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             return self.scalar(value)
         raise TypeError(f"a fused kernel cannot take {type(value).__name__} operands")
 
@@ -82,6 +82,10 @@ class Trace:
     def stores(self) -> list[tuple[str, str]]:
         """``(argument, value)`` for every array whose element changed."""
         return [(argument, var.name) for argument, var in self.arrays.items() if var.name != f"x_{argument}"]
+
+    def structure(self) -> tuple:
+        """What the kernel's source depends on (not the scalars' values): a key for compiled kernels."""
+        return tuple(self.operations), tuple(self.loaded), tuple(self.arrays), tuple(self.stores()), len(self.scalars)
 
     def render(self, spelling: dict[str, str]) -> list[str]:
         """The body's assignments, each operation written with ``spelling[operation]``."""

@@ -5,8 +5,9 @@ each program instance loads a block of every array it reads, runs the body on th
 stores what changed. Arithmetic is in float32 for float32 and half-precision (bfloat16, float16)
 buffers and in float64 for float64 ones; loads are cast up and stores round once. Divisions and
 square roots are the correctly rounded ones (``div_rn``, ``sqrt_rn``) and no FMA contraction is
-allowed, so each operation rounds as torch's does. The per-step scalars travel in one small
-tensor copied to the device without waiting (``non_blocking``): a step makes no host-device sync.
+allowed, so each operation rounds as torch's does. The per-step scalars are kernel arguments,
+typed in the arithmetic's dtype (``c0: tl.float64``): nothing is copied to the device before a
+launch, and a step makes no host-device sync.
 
 Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors, which is how
 the test suite checks them without a GPU. The interpreter has no ``libdevice``, so there ``x**y``
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
+import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
@@ -29,8 +31,6 @@ BLOCK = 2048
 NUM_WARPS = 8
 COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloat16: "tl.float32",
            torch.float16: "tl.float32"}
-SCALAR_DTYPES = {torch.float32: torch.float32, torch.float64: torch.float64, torch.bfloat16: torch.float32,
-                 torch.float16: torch.float32}
 
 SPELLING = {
     **PYTHON_SPELLING,  # + - * / and the lerps read the same in Triton
@@ -74,9 +74,9 @@ def unavailable_reason() -> str | None:
 def source(trace: Trace, dtype: torch.dtype) -> str:
     """A module with one ``@triton.jit`` function, ``step``, over blocks of the flat buffers."""
     compute = COMPUTE[dtype]
-    arguments = ", ".join([*trace.arguments(), "scalars", "n", "BLOCK: tl.constexpr"])
+    scalars = [f"c{k}: {compute}" for k in range(len(trace.scalars))]
+    arguments = ", ".join([*trace.arguments(), "n", *scalars, "BLOCK: tl.constexpr"])
     body = ["i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)", "mask = i < n"]
-    body += [f"c{k} = tl.load(scalars + {k})" for k in range(len(trace.scalars))]
     body += [f"x_{argument} = tl.load({argument} + i, mask=mask).to({compute})" for argument in trace.loaded]
     body += trace.render(spelling(dtype))
     body += [f"tl.store({argument} + i, {value}, mask=mask)" for argument, value in trace.stores()]
@@ -89,24 +89,27 @@ def source(trace: Trace, dtype: torch.dtype) -> str:
 class Kernel:
     """One compiled Triton kernel over slices of flat buffers; ``kernel()`` launches it."""
 
-    def __init__(self, function, buffers: list[torch.Tensor], scalars: list[float], dtype: torch.dtype) -> None:
+    def __init__(self, function, buffers: list[torch.Tensor], scalars: list[float]) -> None:
         self.function = function
-        self.buffers = buffers
-        n = buffers[0].numel()
-        self.grid = (max(1, -(-n // BLOCK)),)
-        self.n = n
-        device = buffers[0].device
-        host = torch.tensor(scalars, dtype=SCALAR_DTYPES[dtype])
-        # pageable memory is staged at once, so the host tensor may go; no stream synchronization
-        self.scalars = host if device.type == "cpu" else host.to(device, non_blocking=True)
+        self.n = buffers[0].numel()
+        self.grid = (max(1, -(-self.n // BLOCK)),)
+        self.arguments = (*buffers, self.n, *scalars)
 
     def __call__(self) -> None:
         if self.n:
-            self.function[self.grid](*self.buffers, self.scalars, self.n, BLOCK=BLOCK, num_warps=NUM_WARPS,
-                                     enable_fp_fusion=False)
+            if interpreted():
+                with np.errstate(all="ignore"):  # inf and NaN arise silently, as in torch
+                    self._launch()
+            else:
+                self._launch()
+
+    def _launch(self, warmup: bool = False) -> None:
+        launcher = self.function.warmup if warmup else self.function[self.grid]
+        extra = {"grid": self.grid} if warmup else {}
+        launcher(*self.arguments, BLOCK=BLOCK, num_warps=NUM_WARPS, enable_fp_fusion=False, **extra)
 
 
-_compiled: dict[tuple[str, bool], object] = {}
+_compiled: dict[tuple, object] = {}
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
@@ -115,14 +118,14 @@ def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Ker
     Compiling when the kernel is planned, not when it is launched, keeps a step all-or-nothing:
     a kernel that fails to compile fails the step before anything has changed.
     """
-    text = source(trace, dtype)
-    key = (text, interpreted())  # an interpreted function must not serve a GPU, nor the reverse
+    # the source is written only on a miss (this runs every step); an interpreted function must
+    # not serve a GPU, nor the reverse
+    key = (trace.structure(), dtype, interpreted())
     function = _compiled.get(key)
     fresh = function is None
     if fresh:
-        function = _compiled[key] = load_module(text, "t").step
-    launch = Kernel(function, buffers, trace.scalars, dtype)
-    if fresh and not interpreted():
-        function.warmup(*launch.buffers, launch.scalars, launch.n, BLOCK=BLOCK, num_warps=NUM_WARPS,
-                        enable_fp_fusion=False, grid=launch.grid)
+        function = _compiled[key] = load_module(source(trace, dtype), "t").step
+    launch = Kernel(function, buffers, trace.scalars)
+    if fresh and launch.n and not interpreted():
+        launch._launch(warmup=True)
     return launch
