@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
+# Triton's interpreter runs the generated CUDA kernels on the CPU in the tests (a ~190 MB wheel)
+TRITON ?= triton==3.6.0
 SHARED_DATA := $(abspath ../shared/data)
 export DESCENTLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
@@ -22,7 +24,12 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(PY) -m descentlab run --suite talk-quick --workers 2 --db results/talk-quick.sqlite --out results/talk-quick --report
 
-test: $(VENV)/.installed
+# Only the tests need Triton on a CPU machine: they run the generated CUDA kernels in its interpreter.
+$(VENV)/.triton: $(VENV)/.installed
+	$(PY) -m pip install -q $(TRITON) || echo "Triton could not be installed: its kernel tests are skipped"
+	touch $@
+
+test: $(VENV)/.installed $(VENV)/.triton
 	$(PY) -m ruff check src tests bench docs
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 

@@ -43,3 +43,14 @@ def run(optimizers_and_params, steps, seed=1, start=0):
 
 def max_relative_difference(params_a, params_b) -> float:
     return max(relative_difference(a, b) for a, b in zip(params_a, params_b))
+
+
+def max_scaled_difference(params_a, params_b) -> float:
+    """The largest difference relative to the tensor's scale, taken as at least 1 (the start's scale).
+
+    For random shapes: a one-coordinate tensor whose value FTRL has just pulled to near zero
+    (``|z|`` just above ``l1``) makes a relative difference ill-conditioned, the cancellation
+    amplifying one rounding of ``z``; against the parameters' scale it is a rounding again.
+    """
+    return max(((a - b).abs().max() / b.abs().max().clamp(min=1)).item() if b.numel() else 0.0
+               for a, b in zip(params_a, params_b))

@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+import torch
+
 from descentlab import optim
 from descentlab.demo import run_demo
 
@@ -82,7 +85,20 @@ def test_bench_step_rejects_unknown_names():
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert "--optimizers: unknown optimizer 'adamw'; choose from sgd," in done.stderr
-    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--cases", "c"],
+    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--cases", "z"],
                           capture_output=True, text=True)
     assert done.returncode == 2
-    assert "--cases: unknown case 'c'; choose from ['a', 'b']" in done.stderr
+    assert "--cases: unknown case 'z'; choose from ['a', 'b', 'c', 'd']" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--device", "tpu"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--device: expected cpu or cuda, got 'tpu'" in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_bench_step_on_cuda_without_a_gpu_says_so_in_one_line():
+    done = subprocess.run([sys.executable, "-m", "descentlab", "bench", "step", "--device", "cuda"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"descentlab bench step: no CUDA device here: torch "
+                                                f"{torch.__version__} sees none"]

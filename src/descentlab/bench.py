@@ -207,8 +207,9 @@ def _contenders(contestant: Contestant, total: int, tensors: int, device: torch.
 
 
 def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 15, warmup: int = 3,
-            device: torch.device = torch.device("cpu")) -> Row:
+            device: torch.device | str = "cpu") -> Row:
     """Interleaved median step times of every path of one optimizer on one case."""
+    device = torch.device(device)
     total, tensors = CASES[case]
     contenders = _contenders(contestant, total, tensors, device)
     bursts = {}

@@ -11,7 +11,7 @@ launch, and a step makes no host-device sync.
 
 Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors, which is how
 the test suite checks them without a GPU. The interpreter has no ``libdevice``, so there ``x**y``
-is spelled ``exp2(y·log2 x)``; on a GPU it is libdevice's ``pow``. Compiled kernels are cached by
+is spelled ``exp2(y·log2 x)``, in float64; on a GPU it is libdevice's ``pow``. Compiled kernels are cached by
 Triton (``~/.triton/cache``), their sources by :mod:`.kernel_cache`.
 """
 
@@ -42,7 +42,8 @@ SPELLING = {
 }
 # float32's / and sqrt are approximate in Triton; these are the correctly rounded ones
 FLOAT32_SPELLING = {"div": "tl.div_rn({0}, {1})", "sqrt": "tl.sqrt_rn({0})"}
-INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}))"}
+# the interpreter has no libdevice: x**y as exp2(y·log2 x), in float64 so that it rounds like pow
+INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}.to(tl.float64))).to({0}.dtype)"}
 
 
 def spelling(dtype: torch.dtype) -> dict[str, str]:
