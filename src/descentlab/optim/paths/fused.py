@@ -17,8 +17,9 @@ device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod
 What real use throws at it, and what happens:
 
 - a gradient that is not the buffer's view (``zero_grad()`` set it to None and backward made a
-  new one, or the user assigned it): copied in with one ``_foreach_copy_`` and ``p.grad`` is
-  re-pointed to the view, so in-place accumulation (``zero_grad(set_to_none=False)``) stays free;
+  new one, or the user assigned it): copied in with one ``_foreach_copy_``; a gradient object
+  seen again on the next step is re-pointed to the view, so in-place accumulation
+  (``zero_grad(set_to_none=False)``) stays free, while new ones every step are only copied;
 - ``clip_grad_norm_`` before ``step()``: it scales the gradients in place, i.e. the views;
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import operator
 import os
+from itertools import repeat
 
 import torch
 
@@ -42,6 +44,7 @@ from descentlab.optim.paths.trace import SymbolicState, Trace
 from descentlab.rules import as_real
 
 _GRAD = operator.attrgetter("grad")
+_SPARSE = operator.attrgetter("is_sparse")
 HALF = (torch.bfloat16, torch.float16)
 # One C++ loop over a list's data pointers (CUDA builds of torch; cudagraph trees use it to check
 # their inputs the same way); elsewhere a map over data_ptr, some 30 times slower per tensor.
@@ -124,6 +127,8 @@ class FlatGroup:
         self.arrays: dict[str, torch.Tensor] = {}
         self.scalars: dict[str, torch.Tensor] = {}
         self.keys: list[frozenset] = [frozenset()] * len(self.params)
+        self.initialized: tuple | None = None  # the settings of the last step that created nothing
+        self.last_fresh: list[int] = []  # ids of the last step's gradients that were not the buffer's views
         self.adopt(state, range(len(self.params)))
 
     def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
@@ -179,10 +184,13 @@ class FlatGroup:
         ):
             return None
         present, sparse, stale, fresh = [], [], [], []
-        if all(map(operator.is_, map(_GRAD, params), self.grad_views)):
+        grads = list(map(_GRAD, params))
+        if all(map(operator.is_, grads, self.grad_views)):
             present = self.indices
+        elif not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+            present, stale, fresh = self.indices, self.indices, grads  # zero_grad() and backward: all new
         else:
-            for i, (grad, view) in enumerate(zip(map(_GRAD, params), self.grad_views)):
+            for i, (grad, view) in enumerate(zip(grads, self.grad_views)):
                 if grad is None:
                     continue
                 if grad is view:
@@ -194,9 +202,16 @@ class FlatGroup:
                     fresh.append(grad)
                     present.append(i)
         if stale:
-            torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
-            for i in stale:
-                self.params[i].grad = self.grad_views[i]
+            torch._foreach_copy_([self.grad_views[i] for i in stale] if stale is not self.indices else self.grad_views,
+                                 fresh)
+            # Gradients kept from step to step (zero_grad(set_to_none=False), or assigned once)
+            # become views of the buffer, so that backward accumulates into it; new ones every
+            # step (zero_grad() sets None) are only copied: re-pointing them would be undone.
+            kept = list(map(id, fresh))
+            if kept == self.last_fresh:
+                for i in stale:
+                    self.params[i].grad = self.grad_views[i]
+            self.last_fresh = kept
 
         clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
         grad_flat, negate = self.grad, hp.maximize
@@ -229,8 +244,13 @@ class FlatGroup:
 
     def _initialize(self, state: dict, present: list[int], hp, undo: list) -> None:
         """Create the state the chain's ``initialize`` would create (new parameters, new options)."""
-        missing = []
         key_sets = {self.keys[0]} if self.uniform_keys else {self.keys[i] for i in present}
+        # what initialize reads: the keys held and the hyperparameters (params aside); a step
+        # with the same ones as the last finds nothing missing again
+        settings = (frozenset(key_sets), tuple(value for name, value in hp.items() if name != "params"))
+        if settings == self.initialized:
+            return
+        missing = []
         for keys in key_sets:
             probe = dict.fromkeys(keys)
             self.chain.initialize(self.params[present[0]], probe, hp)
@@ -242,6 +262,8 @@ class FlatGroup:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
         if missing:
             self.adopt(state, missing)
+        else:
+            self.initialized = settings
 
     def _restorer(self, state: dict, indices: list[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -279,21 +301,26 @@ class FlatGroup:
 
     def _plan_run(self, state: dict, start: int, end: int, grad_flat, negate: bool, hp):
         """Trace and compile the step of ``params[start:end]``; return what runs it."""
-        steps = self.scalars["step"][start:end]
+        whole = start == 0 and end == len(self.params)  # the usual case: no slicing at all
+        scalars = self.scalars if whole else {key: values[start:end] for key, values in self.scalars.items()}
+        steps = scalars["step"]
         step, lr = step_and_lr(steps[0].item(), hp)
 
         trace = Trace()
         p, g = trace.array("p"), trace.array("g")
         if negate:
             g = -g
-        slices = {key: values[start:end] for key, values in self.scalars.items() if key != "step"}
-        symbolic = SymbolicState(trace, slices, self.keys[start])
+        symbolic = SymbolicState(trace, {key: values for key, values in scalars.items() if key != "step"},
+                                 self.keys[start])
         self.chain.update(p, g, symbolic, hp, lr, step)
 
-        a, b = self.offsets[start], self.offsets[end]
         buffers = {"p": self.param, "g": grad_flat}
         buffers.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
-        kernel = self.kernels.kernel(trace, [buffers[argument][a:b] for argument in trace.arguments()], self.dtype)
+        buffers = [buffers[argument] for argument in trace.arguments()]
+        if not whole:
+            a, b = self.offsets[start], self.offsets[end]
+            buffers = [buffer[a:b] for buffer in buffers]
+        kernel = self.kernels.kernel(trace, buffers, self.dtype)
 
         def run() -> None:
             steps.add_(1)

@@ -55,7 +55,9 @@ class Trace:
     def emit(self, operation: str, operands) -> str:
         name = f"t{self._count}"
         self._count += 1
-        self.operations.append((name, operation, tuple(self.operand(x) for x in operands)))
+        # this runs for every operation of every step: Var operands without a method call
+        names = tuple([x.name if type(x) is Var else self.operand(x) for x in operands])
+        self.operations.append((name, operation, names))
         return name
 
     def array(self, argument: str) -> Var:
