@@ -16,10 +16,11 @@ device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod
 
 What real use throws at it, and what happens:
 
-- a gradient that is not the buffer's view (``zero_grad()`` set it to None and backward made a
-  new one, or the user assigned it): copied in with one ``_foreach_copy_``; a gradient object
-  seen again on the next step is re-pointed to the view, so in-place accumulation
-  (``zero_grad(set_to_none=False)``) stays free, while new ones every step are only copied;
+- gradients that are not the buffer's views (``zero_grad()`` set them to None and backward made
+  new ones, or the user assigned them): new ones every step are concatenated into a fresh flat
+  gradient for that step (one call); tensors seen again on the next step (kept by
+  ``zero_grad(set_to_none=False)``) are copied in with one ``_foreach_copy_`` and ``p.grad`` is
+  re-pointed to the view, so that in-place accumulation is free from then on;
 - ``clip_grad_norm_`` before ``step()``: it scales the gradients in place, i.e. the views;
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
@@ -46,15 +47,6 @@ from descentlab.rules import as_real
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 HALF = (torch.bfloat16, torch.float16)
-# One C++ loop over a list's data pointers (CUDA builds of torch; cudagraph trees use it to check
-# their inputs the same way); elsewhere a map over data_ptr, some 30 times slower per tensor.
-_POINTERS_EQUAL = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
-
-
-def _same_pointers(tensors: list[torch.Tensor], pointers: list[int], indices: list[int]) -> bool:
-    if _POINTERS_EQUAL is not None:
-        return _POINTERS_EQUAL(tensors, pointers, indices)
-    return list(map(torch.Tensor.data_ptr, tensors)) == pointers
 
 
 def backend(device: torch.device):
@@ -128,7 +120,7 @@ class FlatGroup:
         self.scalars: dict[str, torch.Tensor] = {}
         self.keys: list[frozenset] = [frozenset()] * len(self.params)
         self.initialized: tuple | None = None  # the settings of the last step that created nothing
-        self.last_fresh: list[int] = []  # ids of the last step's gradients that were not the buffer's views
+        self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
         self.adopt(state, range(len(self.params)))
 
     def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
@@ -180,15 +172,23 @@ class FlatGroup:
         if not (
             len(params) == len(self.params)
             and all(map(operator.is_, params, self.params))
-            and _same_pointers(params, self.data_ptrs, self.indices)
+            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
         ):
             return None
         present, sparse, stale, fresh = [], [], [], []
+        source = self.grad  # where the kernel reads the gradients
         grads = list(map(_GRAD, params))
         if all(map(operator.is_, grads, self.grad_views)):
             present = self.indices
         elif not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
-            present, stale, fresh = self.indices, self.indices, grads  # zero_grad() and backward: all new
+            present = self.indices  # zero_grad() and backward: every gradient is new
+            kept = list(map(id, grads))
+            if kept == self.last_fresh:  # the same tensors as last step: adopted (below)
+                stale, fresh = self.indices, grads
+            else:  # new ones every step: one concatenation, no copies per tensor
+                flat = torch._utils._flatten_dense_tensors(grads)
+                source = torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
+            self.last_fresh = kept
         else:
             for i, (grad, view) in enumerate(zip(grads, self.grad_views)):
                 if grad is None:
@@ -202,19 +202,13 @@ class FlatGroup:
                     fresh.append(grad)
                     present.append(i)
         if stale:
-            torch._foreach_copy_([self.grad_views[i] for i in stale] if stale is not self.indices else self.grad_views,
-                                 fresh)
-            # Gradients kept from step to step (zero_grad(set_to_none=False), or assigned once)
-            # become views of the buffer, so that backward accumulates into it; new ones every
-            # step (zero_grad() sets None) are only copied: re-pointing them would be undone.
-            kept = list(map(id, fresh))
-            if kept == self.last_fresh:
-                for i in stale:
-                    self.params[i].grad = self.grad_views[i]
-            self.last_fresh = kept
+            # copied in, and p.grad becomes the buffer's view, so that backward accumulates into it
+            torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
+            for i in stale:
+                self.params[i].grad = self.grad_views[i]
 
         clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
-        grad_flat, negate = self.grad, hp.maximize
+        grad_flat, negate = source, hp.maximize
         if clipping:  # clipping needs every gradient of the group, sparse ones included
             negate = False
             indices = sorted(present + sparse)
