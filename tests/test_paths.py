@@ -382,3 +382,28 @@ def test_parameters_sharing_memory_are_not_flattened_apart():
     assert optimizer.path(optimizer.param_groups[0]) == "reference"
     with pytest.raises(ValueError, match=r"params\[0\] and params\[1\] share memory"):
         optim.SGD(shared, lr=0.1, fused=True)
+
+
+def test_without_triton_the_fused_path_steps_aside_and_says_why():
+    script = textwrap.dedent(
+        """
+        import os, sys
+        sys.modules["triton"] = None  # import triton now raises ImportError
+        os.environ["DESCENTLAB_FUSED_BACKEND"] = "triton"  # CPU tensors stand in for a GPU's
+        import torch
+        from descentlab import optim
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = optim.Adam([p], lr=0.1)
+        p.grad = torch.ones(3)
+        opt.step()
+        print(opt.path(opt.param_groups[0]))
+        try:
+            optim.Adam([p], fused=True)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    path, message = out.splitlines()
+    assert path == "reference"  # on a GPU: foreach
+    assert message.startswith("`fused=True` cannot step this group: triton cannot be imported")

@@ -253,3 +253,4 @@ def test_cuda_half_precision_parameters(dtype):
     reference.step()
     assert fused.state[half[0]]["exp_avg"].dtype == torch.float32
     assert torch.equal(half[0], wide[0].to(dtype))
+
