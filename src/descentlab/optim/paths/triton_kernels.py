@@ -68,7 +68,7 @@ def unavailable_reason() -> str | None:
     try:
         import triton  # noqa: F401
     except ImportError as error:
-        return f"triton cannot be imported ({error}); install it with `pip install triton`"
+        return f"triton cannot be imported ({error}); install it with `pip install 'descentlab[cuda]'`"
     return None
 
 
@@ -95,14 +95,19 @@ class Kernel:
         self.n = buffers[0].numel()
         self.grid = (max(1, -(-self.n // BLOCK)),)
         self.arguments = (*buffers, self.n, *scalars)
+        self.device = buffers[0].device
 
     def __call__(self) -> None:
-        if self.n:
-            if interpreted():
-                with np.errstate(all="ignore"):  # inf and NaN arise silently, as in torch
-                    self._launch()
-            else:
+        if not self.n:
+            return
+        if interpreted():
+            with np.errstate(all="ignore"):  # inf and NaN arise silently, as in torch
                 self._launch()
+        elif self.device.index is not None and self.device.index != torch.cuda.current_device():
+            with torch.cuda.device(self.device):  # Triton launches on the current device
+                self._launch()
+        else:
+            self._launch()
 
     def _launch(self, warmup: bool = False) -> None:
         launcher = self.function.warmup if warmup else self.function[self.grid]
