@@ -407,3 +407,39 @@ def test_without_triton_the_fused_path_steps_aside_and_says_why():
     path, message = out.splitlines()
     assert path == "reference"  # on a GPU: foreach
     assert message.startswith("`fused=True` cannot step this group: triton cannot be imported")
+
+
+@needs_fused
+def test_a_parameter_shrunk_in_place_is_seen_and_its_group_rebuilt():
+    """``p.data = p.data[:2]`` keeps the data pointer; the new gradient's shape gives it away."""
+    fused_params = [torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(4))]
+    reference_params = clone_params(fused_params)
+    optimizers = [optim.SGD(fused_params, lr=1.0, fused=True), optim.SGD(reference_params, lr=1.0, fused=False)]
+    for params, optimizer in zip((fused_params, reference_params), optimizers):
+        for p in params:
+            p.grad = torch.ones(4)
+        optimizer.step()
+        params[0].data = params[0].data[:2]
+        params[0].grad, params[1].grad = torch.full((2,), 1.0), torch.full((4,), 2.0)
+        optimizer.step()
+    assert [p.tolist() for p in fused_params] == [p.tolist() for p in reference_params]
+    assert fused_params[1].tolist() == [-3.0] * 4
+
+
+@needs_fused
+def test_a_kernel_that_fails_when_launched_moves_no_step_count(monkeypatch):
+    params = make_params(torch.float64, [(3, 2), (4,)])
+    optimizer = optim.Nadam(params, fused=True)
+    run([(optimizer, params)], steps=2)
+    before = {key: value.clone() for key, value in optimizer.state[params[0]].items()}
+
+    def fail(self):
+        raise RuntimeError("launch failed")
+
+    monkeypatch.setattr(_kernels.Kernel, "__call__", fail)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    with pytest.raises(RuntimeError, match="launch failed"):
+        optimizer.step()
+    after = optimizer.state[params[0]]
+    assert all(torch.equal(before[key], after[key]) for key in before)

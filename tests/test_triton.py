@@ -254,3 +254,28 @@ def test_cuda_half_precision_parameters(dtype):
     assert fused.state[half[0]]["exp_avg"].dtype == torch.float32
     assert torch.equal(half[0], wide[0].to(dtype))
 
+
+
+def test_half_precision_state_goes_back_to_the_parameters_dtype_off_the_fused_path(interpreted):
+    params = [torch.nn.Parameter(torch.randn(5, 3).to(torch.bfloat16)) for _ in range(2)]
+    optimizer = optim.Adam(params, lr=0.01, fused=True)
+    run([(optimizer, params)], steps=2)
+    assert optimizer.state[params[0]]["exp_avg"].dtype == torch.float32
+    optimizer.param_groups[0].update(fused=None, foreach=True)
+    run([(optimizer, params)], steps=2)
+    assert optimizer.path(optimizer.param_groups[0]) == "foreach"
+    assert all(optimizer.state[p]["exp_avg"].dtype == torch.bfloat16 for p in params)
+    assert optimizer.state[params[0]]["step"].item() == 4
+
+
+def test_a_sparse_gradient_in_a_half_precision_fused_group_is_refused_before_anything_moves(interpreted):
+    params = [torch.nn.Parameter(torch.randn(5, 3).to(torch.bfloat16)) for _ in range(2)]
+    optimizer = optim.Adam(params, lr=0.01, fused=True)
+    run([(optimizer, params)], steps=1)
+    before = [p.detach().clone() for p in params]
+    params[0].grad = torch.ones(5, 3, dtype=torch.bfloat16).to_sparse(1)
+    params[1].grad = torch.ones(5, 3, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="use fused=False for a group with sparse gradients"):
+        optimizer.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, before))
+    assert all(optimizer.state[p]["step"].item() == 1 for p in params)

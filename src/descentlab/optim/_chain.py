@@ -209,10 +209,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     hyperparameters (torch accepts a Tensor ``lr`` and ``betas``) are read as numbers at every step.
 
     A step is planned for every group before anything changes: hyperparameters read, paths chosen,
-    gradients gathered and clipped, fused kernels traced and compiled (state the rules create for a
-    first step is taken back if planning fails). Only then are steps counted and parameters and
-    state updated, by arithmetic on operands that agree in dtype, device and shape. An error in a
-    step therefore leaves the parameters and the state as they were.
+    gradients gathered and clipped, fused kernels traced (and, on CUDA, compiled; numba compiles on
+    the first call, before any count moves), and the state the rules create for a first step taken
+    back if planning fails. Only then are kernels run and steps counted and parameters and state
+    updated, by arithmetic on operands that agree in dtype, device and shape. An error in a step
+    therefore leaves the parameters and the state as they were.
 
     Three paths run this step (:mod:`descentlab.optim.paths`, one module each behind one
     interface, :class:`descentlab.optim.contract.Path`), chosen per param group with torch's
@@ -337,7 +338,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         if path == "fused":
             flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
             return flat.plan(self.chain, params, self.state, hp, undo)
-        self._flat.pop(index, None)
+        flat = self._flat.pop(index, None)
+        if flat is not None and flat.state_dtype != flat.dtype:
+            flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
         return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
     def path(self, group: dict) -> str:

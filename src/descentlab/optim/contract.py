@@ -4,14 +4,16 @@ A rule is written once, for tensors, and runs unchanged on three kinds of value:
 (the reference path), a ``TensorList`` (the foreach path: one ``torch._foreach_*`` call per
 operation) and a tracer ``Var`` (the fused path: each operation becomes a line of a generated
 kernel). That works only if a rule confines itself to what all three implement, which is
-:class:`TensorLike` below; ``tests/test_api.py`` checks that each of the three has every method
-with the same parameters.
+:class:`TensorLike` below; ``tests/test_contract.py`` checks that each of the three has every
+method with the same parameters.
 
 What a rule may rely on:
 
-- ``init(param, state, hp)`` runs before every step of a parameter (it must be idempotent: create
-  missing entries, leave existing ones); full-shaped entries are shaped like the parameter (the
-  real view of a complex one), 0-d entries are CPU tensors (declared in ``scalar_state``);
+- ``init(param, state, hp)`` runs before a step of a parameter (the fused path skips it while the
+  state's keys and the hyperparameters other than ``lr`` are those of its last call, so ``init``
+  may not read ``lr``); it must be idempotent: create missing entries, leave existing ones.
+  Full-shaped entries are shaped like the parameter (the real view of a complex one), 0-d entries
+  are CPU tensors (declared in ``scalar_state``);
 - ``__call__(u, g, state, hp, step)`` returns the next update from the current update ``u`` and
   the gradient ``g``, neither of which it may modify in place; it may modify its own state entries
   in place and create new ones by item assignment (``state[key] = u.clone()``);
@@ -100,7 +102,8 @@ class Path(Protocol):
     """A way to run a chain over a param group's parameters (:mod:`descentlab.optim.paths`).
 
     ``plan`` reads the gradients, clips them, creates the state a first step needs (registering in
-    ``undo`` what takes it back) and compiles what it must, changing nothing else; it returns the
+    ``undo`` what takes it back) and traces what it must; no parameter, step count or state value
+    changes (the fused path may move gradients into its buffer, values kept). It returns the
     function that applies the step, or None if it cannot step these parameters (the fused path,
     when they left its buffers). The reference and foreach paths are modules with this function;
     the fused path is a ``FlatGroup`` per param group.

@@ -25,8 +25,12 @@ What real use throws at it, and what happens:
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
 - sparse gradients: the reference lazy path on that parameter, whose state is then re-adopted;
-- bfloat16 or float16 parameters (CUDA): their state is float32, in ``state_dict`` too (torch's
-  ``load_state_dict`` casts it to the parameter's dtype, and adopting casts it back up);
+- bfloat16 or float16 parameters (CUDA): their full-shaped state is float32, in ``state_dict`` too
+  (torch's ``load_state_dict`` casts it to the parameter's dtype, and adopting casts it back up;
+  0-d state keeps the dtype it is loaded with, as in torch); a group that leaves the fused path
+  gets its state back in the parameters' dtype, and sparse gradients in such a group are refused;
+- a parameter whose shape changed in place (its data pointer kept): seen by its new gradient's
+  shape, and the group is rebuilt;
 - ``add_param_group``: a new group, flattened on its first step; ``load_state_dict``, pickling, a
   parameter whose storage changed (``model.to(...)``): the group is rebuilt from ``self.state``.
 """
@@ -46,6 +50,7 @@ from descentlab.rules import as_real
 
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
+_SHAPE = operator.attrgetter("shape")
 HALF = (torch.bfloat16, torch.float16)
 
 
@@ -114,6 +119,7 @@ class FlatGroup:
                 view.copy_(p)
                 p.data = view
         self.data_ptrs = [p.data_ptr() for p in self.params]
+        self.shapes = [p.shape for p in self.params]
         self.indices = list(range(len(self.params)))
         self.grad_views = self._views(self.grad)
         self.arrays: dict[str, torch.Tensor] = {}
@@ -154,6 +160,15 @@ class FlatGroup:
         self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
         self.uniform_scalars = None  # unknown until _runs looks
 
+    def release(self, state: dict, undo: list) -> None:
+        """Give the parameters' full-shaped state back in their own dtype (the group leaves the fused path)."""
+        undo.append(self._restorer(state, range(len(self.params))))
+        for p in self.params:
+            entries = state[p]
+            for key, value in entries.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.dtype != p.dtype:
+                    entries[key] = value.to(p.dtype)
+
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
             self.arrays[key] = torch.zeros_like(self.param, dtype=self.state_dtype)
@@ -181,6 +196,8 @@ class FlatGroup:
         if all(map(operator.is_, grads, self.grad_views)):
             present = self.indices
         elif not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+            if list(map(_SHAPE, grads)) != self.shapes:
+                return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
             present = self.indices  # zero_grad() and backward: every gradient is new
             kept = list(map(id, grads))
             if kept == self.last_fresh:  # the same tensors as last step: adopted (below)
@@ -197,10 +214,17 @@ class FlatGroup:
                     present.append(i)
                 elif grad.is_sparse:
                     sparse.append(i)
+                elif grad.shape != self.shapes[i]:
+                    return None  # a parameter changed shape in place: rebuild
                 else:
                     stale.append(i)
                     fresh.append(grad)
                     present.append(i)
+        if sparse and self.state_dtype != self.dtype:
+            raise RuntimeError(
+                f"the fused path keeps float32 state for {self.dtype} parameters, which the sparse (lazy) "
+                "path cannot step; use fused=False for a group with sparse gradients"
+            )
         if stale:
             # copied in, and p.grad becomes the buffer's view, so that backward accumulates into it
             torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
@@ -239,9 +263,10 @@ class FlatGroup:
     def _initialize(self, state: dict, present: list[int], hp, undo: list) -> None:
         """Create the state the chain's ``initialize`` would create (new parameters, new options)."""
         key_sets = {self.keys[0]} if self.uniform_keys else {self.keys[i] for i in present}
-        # what initialize reads: the keys held and the hyperparameters (params aside); a step
-        # with the same ones as the last finds nothing missing again
-        settings = (frozenset(key_sets), tuple(value for name, value in hp.items() if name != "params"))
+        # what initialize reads: the keys held and the hyperparameters (not the parameters, nor
+        # the learning rate, which a scheduler changes every step: the contract says init may not
+        # read it); a step with the same ones as the last finds nothing missing again
+        settings = (frozenset(key_sets), tuple(value for name, value in hp.items() if name not in ("params", "lr")))
         if settings == self.initialized:
             return
         missing = []
@@ -317,9 +342,9 @@ class FlatGroup:
         kernel = self.kernels.kernel(trace, buffers, self.dtype)
 
         def run() -> None:
+            kernel()  # first: if the launch fails, the step counts have not moved either
             steps.add_(1)
             symbolic.commit()
-            kernel()
             for key in symbolic.created:
                 for i in range(start, end):
                     state[self.params[i]][key] = self._view(self.arrays[key], i)

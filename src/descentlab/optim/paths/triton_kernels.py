@@ -121,8 +121,9 @@ _compiled: dict[tuple, object] = {}
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
     """The Triton kernel of ``trace`` over ``buffers``, compiled (or read from Triton's cache) now.
 
-    Compiling when the kernel is planned, not when it is launched, keeps a step all-or-nothing:
-    a kernel that fails to compile fails the step before anything has changed.
+    Compiling when a kernel is first planned, not when it is launched, lets a kernel that fails to
+    compile fail the step before anything has changed. (A later launch that Triton specializes
+    anew, for a slice of other alignment, compiles at launch, before any count moves.)
     """
     # the source is written only on a miss (this runs every step); an interpreted function must
     # not serve a GPU, nor the reverse
