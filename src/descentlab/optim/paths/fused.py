@@ -157,6 +157,10 @@ class FlatGroup:
                 slot.copy_(value)
                 entries[key] = slot
             self.keys[i] = frozenset(entries)
+        self._keys_changed()
+
+    def _keys_changed(self) -> None:
+        """After ``self.keys`` changed: whether every parameter holds the same keys, and forget the scalars' check."""
         self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
         self.uniform_scalars = None  # unknown until _runs looks
 
@@ -177,9 +181,9 @@ class FlatGroup:
     def plan(self, chain, params: list[torch.Tensor], state: dict, hp, undo: list):
         """Plan one step of every parameter of the group that has a gradient; return what applies it.
 
-        Planning traces and compiles the kernels and creates the state a first step needs (with
-        an action in ``undo`` that takes it back); the step counts, state and parameters change
-        only when the returned function runs. Returns None, having changed nothing, if ``params``
+        Planning traces the kernels (Triton compiles a new one here) and creates the state a first
+        step needs (with an action in ``undo`` that takes it back); the step counts, state and
+        parameters change only when the returned function runs. Returns None, having changed nothing, if ``params``
         are no longer exactly this group's parameters living in its buffer (the caller then
         rebuilds the group).
         """
@@ -275,14 +279,13 @@ class FlatGroup:
             self.chain.initialize(self.params[present[0]], probe, hp)
             if len(probe) > len(keys):
                 missing += [i for i in present if self.keys[i] == keys]
-        if missing:
-            undo.append(self._restorer(state, missing))
+        if not missing:
+            self.initialized = settings
+            return
+        undo.append(self._restorer(state, missing))
         for i in missing:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
-        if missing:
-            self.adopt(state, missing)
-        else:
-            self.initialized = settings
+        self.adopt(state, missing)
 
     def _restorer(self, state: dict, indices: list[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -293,8 +296,7 @@ class FlatGroup:
                 state[self.params[i]].clear()
                 state[self.params[i]].update(entries)
                 self.keys[i] = keys
-            self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
-            self.uniform_scalars = None
+            self._keys_changed()
 
         return restore
 
@@ -319,7 +321,7 @@ class FlatGroup:
         return runs
 
     def _plan_run(self, state: dict, start: int, end: int, grad_flat, negate: bool, hp):
-        """Trace and compile the step of ``params[start:end]``; return what runs it."""
+        """Trace the step of ``params[start:end]`` and get its kernel; return what runs it."""
         whole = start == 0 and end == len(self.params)  # the usual case: no slicing at all
         scalars = self.scalars if whole else {key: values[start:end] for key, values in self.scalars.items()}
         steps = scalars["step"]
@@ -350,6 +352,6 @@ class FlatGroup:
                     state[self.params[i]][key] = self._view(self.arrays[key], i)
                     self.keys[i] = self.keys[i] | {key}
             if symbolic.created:
-                self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
+                self._keys_changed()
 
         return run

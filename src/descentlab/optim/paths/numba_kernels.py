@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.trace import Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace
 
 # arcp (x/y as x·(1/y)) only: no nnan/ninf, so NaN and inf propagate as in torch (the lab
 # detects divergence by them), and no contraction into FMAs, so equal inputs round equally.
@@ -28,18 +28,9 @@ PARALLEL_MIN_ELEMENTS = 1 << 16
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the parameters' real view
 
 SPELLING = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1})",
-    "neg": "(-{0})",
-    "axpy": "({0} + {1} * {2})",
-    "addcmul": "({0} + {1} * {2} * {3})",
-    "lerp_near": "({0} + {2} * ({1} - {0}))",
-    "lerp_far": "({1} - ({1} - {0}) * {2})",
+    **ARITHMETIC,
     "sqrt": "np.sqrt({0})",
     "abs": "abs({0})",
-    "square": "({0} * {0})",
     "pow": "({0} ** {1})",
     "clamp": "({1} if {0} < {1} else ({2} if {0} > {2} else {0}))",
     "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",

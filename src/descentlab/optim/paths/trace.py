@@ -28,6 +28,19 @@ OPERATIONS = {
     "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "axpy": 3, "addcmul": 4,
     "lerp_near": 3, "lerp_far": 3, "sqrt": 1, "abs": 1, "square": 1, "pow": 2, "clamp": 3, "maximum": 2,
 }
+# the operations every backend writes as Python arithmetic; each adds the functions it spells its own way
+ARITHMETIC = {
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "neg": "(-{0})",
+    "axpy": "({0} + {1} * {2})",
+    "addcmul": "({0} + {1} * {2} * {3})",
+    "lerp_near": "({0} + {2} * ({1} - {0}))",
+    "lerp_far": "({1} - ({1} - {0}) * {2})",
+    "square": "({0} * {0})",
+}
 
 
 class Trace:

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.numba_kernels import SPELLING as PYTHON_SPELLING
-from descentlab.optim.paths.trace import Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace
 
 BLOCK = 2048
 NUM_WARPS = 8
@@ -33,7 +32,7 @@ COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloa
            torch.float16: "tl.float32"}
 
 SPELLING = {
-    **PYTHON_SPELLING,  # + - * / and the lerps read the same in Triton
+    **ARITHMETIC,
     "sqrt": "tl.sqrt({0})",  # correctly rounded in float64
     "abs": "tl.abs({0})",
     "pow": "libdevice.pow({0}, {1})",
