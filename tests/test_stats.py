@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -127,3 +128,31 @@ def test_winning_everywhere_means_beating_every_other_optimizer():
     (row,) = [r for r in verdict.judge(_summary({"mnist_mlp": level, "mnist_logreg": ahead}, goal="max"))
               if r["claim"] == verdict.NO_BEST]
     assert row["everywhere"] == [] and row["unbeaten"] == ["a"] and row["outcome"] == "inconclusive"
+
+
+def test_each_lab_optimizer_is_grouped_by_the_norm_its_rules_divide_by():
+    from descentlab.lab.spec import OPTIMIZERS
+
+    expected = {"adadelta": "L2", "adagrad": "L2", "adam": "L2", "adamw": "L2", "amsgrad": "L2", "ftrl": "L2",
+                "nadam": "L2", "rmsprop": "L2", "adamax": "L∞", "nadamax": "L∞",
+                "sgd": None, "momentum": None, "nesterov": None}
+    assert {name: verdict.norm(name) for name in OPTIMIZERS} == expected
+    assert verdict.L2_ADAPTATION == {name for name, norm in expected.items() if norm == "L2"}
+    assert verdict.ADAPTATION == {name for name, norm in expected.items() if norm}
+
+
+def _word2vec_duel(summary):
+    (row,) = [r for r in verdict.judge(summary) if r["claim"] == "L2 adaptation wins on word2vec"]
+    return row["outcome"], row["evidence"][0]["ours"], row["evidence"][0]["theirs"]
+
+
+def test_word2vec_verdict_turns_on_adagrad_being_l2_adaptation(monkeypatch):
+    # Adagrad best, momentum second, Adam third: with Adagrad in the L2 group the group's champion
+    # beats momentum; without it, Adam meets Adagrad and loses
+    word2vec = [_row("adagrad", [3.0, 3.1, 3.05], 3.0, 1), _row("momentum", [3.5, 3.6, 3.55], 3.5, 2),
+                _row("adam", [4.0, 4.1, 4.05], 4.0, 3)]
+    summary = _summary({"word2vec": word2vec})
+    assert _word2vec_duel(summary) == ("reproduced", "adagrad", "momentum")
+    claims = tuple(dataclasses.replace(c, group=c.group - {"adagrad"}) for c in verdict.CLAIMS)
+    monkeypatch.setattr(verdict, "CLAIMS", claims)
+    assert _word2vec_duel(summary) == ("not reproduced", "adam", "adagrad")

@@ -17,20 +17,41 @@ least one of two or more tasks, not reproduced when one optimizer significantly 
 other on every task, inconclusive otherwise.
 A diverged seed scores the worst value. Claims whose problems or groups are not in the study
 are not tested.
+
+The groups are read from each optimizer's rules, as the talk defines them: *L2 adaptation* divides
+by an L2 norm of past gradients (Adagrad's sum of g², the EMA of g² of RMSprop, Adam, AMSGrad,
+AdamW and Nadam, Adadelta's ratio of RMS values, FTRL's per-coordinate rate from the same sum),
+*adaptation* by any norm (the L∞ family too: Adamax and Nadamax, an EMA-max of |g|).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import torch
+
 from descentlab.lab import stats
+from descentlab.lab.spec import OPTIMIZERS
+from descentlab.rules.adaptation import L2
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
-# The talk's groups, by the adaptation each lab optimizer uses (DESIGN.md §2):
-L2_ADAPTATION = frozenset({"rmsprop", "adam", "amsgrad", "nadam", "adamw"})  # an EMA of g²
-ADAPTATION = L2_ADAPTATION | {"adagrad", "adadelta", "adamax", "nadamax", "ftrl"}  # any per-coordinate scaling
+
+@functools.cache
+def norm(optimizer: str) -> str | None:
+    """The norm of past gradients the lab optimizer divides by, read from its chain of rules:
+    ``"L2"`` (a sum or an EMA of g², Adadelta's ratio), ``"L∞"`` (an EMA-max of |g|), or None."""
+    cls, fixed = OPTIMIZERS[optimizer]
+    chain = cls([torch.zeros(1)], **fixed).chain
+    return next((rule.norm for rule in chain.stateful if getattr(rule, "norm", None)), None)
+
+
+# The talk's groups, by its own definitions: "L2 adaptation" divides by an L2 norm of past
+# gradients (Adagrad's slide: "by the L2 norm of all previous gradients"), "adaptation" by any norm.
+L2_ADAPTATION = frozenset(name for name in OPTIMIZERS if norm(name) == L2)
+ADAPTATION = frozenset(name for name in OPTIMIZERS if norm(name) is not None)
 
 
 @dataclass(frozen=True)

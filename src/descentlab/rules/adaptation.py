@@ -23,6 +23,9 @@ from torch import Tensor
 from descentlab.rules import Hyper, filled_state, maximum_, zeros_state
 
 EPS_PLACEMENTS = ("outside", "inside", "hat")
+# The norm of past gradients a rule divides by, as the talk names the families: Adagrad divides
+# "by the L2 norm of all previous gradients", Adamax "uses infinity norm rather than L2".
+L2, LINF = "L2", "L∞"
 
 
 class SumSquares:
@@ -36,6 +39,8 @@ class SumSquares:
     References:
         Duchi, Hazan & Singer, "Adaptive Subgradient Methods" (JMLR 2011).
     """
+
+    norm = L2  # the root of a sum of g²
 
     def __init__(self, eps_placement: str = "outside") -> None:
         self.eps_placement = eps_placement
@@ -69,6 +74,8 @@ class EMASquares:
         Tieleman & Hinton, Lecture 6.5 (2012); Graves (2013) for the centered form;
         Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond" (2018) for AMSGrad.
     """
+
+    norm = L2  # the root of an EMA of g²
 
     def __init__(self, bias_correction: bool, eps_placement: str = "outside") -> None:
         self.bias_correction = bias_correction
@@ -117,6 +124,8 @@ class EMAMaxAbs:
         Kingma & Ba (2015), section 7.1.
     """
 
+    norm = LINF  # a decayed max of |g|
+
     def __init__(self, eps_placement: str = "inside") -> None:
         self.eps_placement = eps_placement
 
@@ -147,6 +156,8 @@ class DeltaRatio:
     References:
         Zeiler, "ADADELTA: An Adaptive Learning Rate Method" (2012).
     """
+
+    norm = L2  # the root of an EMA of g² (the ratio's denominator)
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         zeros_state(state, "square_avg", param)

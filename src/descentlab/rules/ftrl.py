@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from descentlab.rules import Hyper, filled_state, zeros_state
+from descentlab.rules.adaptation import L2
 
 
 class FTRLProximal:
@@ -32,6 +33,8 @@ class FTRLProximal:
     References:
         McMahan et al., "Ad Click Prediction: a View from the Trenches" (KDD 2013).
     """
+
+    norm = L2  # the per-coordinate rate lr / n^(−lr_power) with n = n₀ + Σg²: Adagrad's sum
 
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         filled_state(state, "accumulator", param, hp.initial_accumulator_value)
