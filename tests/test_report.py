@@ -8,6 +8,7 @@ import html.parser
 import io
 import os
 import pathlib
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -16,8 +17,8 @@ import sys
 import pytest
 from PIL import Image, ImageStat
 
-from descentlab.lab import Study, run_study
-from descentlab.report import frames, trajectories, write_report
+from descentlab.lab import OPTIMIZERS, Study, run_study
+from descentlab.report import frames, style, trajectories, write_report
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,19 @@ def test_run_with_report_writes_the_page(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith(f"report: {out / 'report.html'}")
     assert (out / "report.html").stat().st_size > 0
+
+
+def test_a_report_draws_every_lab_optimizer_in_its_own_colour(tmp_path):
+    # a race on a surface draws every path with Pillow, which takes only a colour it can parse
+    db = str(tmp_path / "all.sqlite")
+    study = Study(problems=["beale"], optimizers=list(OPTIMIZERS), grid=2, span=1.0, seeds=1, steps=10, name="all")
+    with open(os.devnull, "w") as quiet:
+        run_study(study, db=db, progress_stream=quiet)
+    text = pathlib.Path(write_report(db, out=str(tmp_path))).read_text(encoding="utf-8")
+    colours = [style.colour(name) for name in OPTIMIZERS]
+    assert len(set(colours)) == len(OPTIMIZERS) and all(re.fullmatch("#[0-9a-f]{6}", c) for c in colours)
+    assert all(f'<i style="background:{style.colour(name)}"></i>{name}<' in text for name in OPTIMIZERS)
+    assert "data:image/gif" in text
 
 
 def test_the_report_of_an_unfinished_study_says_what_is_missing(tiny_store, tmp_path):

@@ -16,19 +16,23 @@ from PIL import Image
 from descentlab.lab.spec import OPTIMIZERS
 
 # One colour per lab optimizer, by name, so that a colour means the same optimizer in every
-# figure of every report: tab10, then two more that stay apart from it.
-_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf", "#000000", "#b8860b"]
-PALETTE = dict(zip(OPTIMIZERS, _COLOURS))
+# figure of every report: tab10, two more that stay apart from it, then tab20b one shade of each
+# of its five hues at a time. Drawn for every name of the lab's vocabulary, so that a new
+# optimizer has its colour (and 40 is the most this can give: more names fail the strict zip).
+_TAB20B = matplotlib.colormaps["tab20b"].colors
+_COLOURS = [*map(matplotlib.colors.to_hex, matplotlib.colormaps["tab10"].colors), "#000000", "#b8860b",
+            *(matplotlib.colors.to_hex(_TAB20B[i]) for i in sorted(range(20), key=lambda i: (i % 4, i)))
+            ][: len(OPTIMIZERS)]
+PALETTE = dict(zip(OPTIMIZERS, _COLOURS, strict=True))
 MINIMUM = "#ffd700"  # the surfaces' minima
 DPI = 100
 
 
 def colour(optimizer: str) -> str:
-    """The optimizer's colour; a name outside the lab's vocabulary gets a stable one of tab20."""
+    """The optimizer's colour (``#rrggbb``); a name outside the lab's vocabulary gets a stable one of tab20."""
     if optimizer in PALETTE:
         return PALETTE[optimizer]
-    return matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20)
+    return matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20))
 
 
 def figure(width: float, height: float, columns: int = 1):
