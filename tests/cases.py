@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from adabelief_pytorch import AdaBelief
 
 from descentlab import optim
 
@@ -138,6 +139,24 @@ TORCH_CASES = [
     ),
 ]
 
+# Algorithms torch lacks, against their authors' own packages (``torch_cls``; real parameters and
+# float hyperparameters only, as those packages take)
+AUTHORS_CASES = [
+    _case(
+        "adabelief", optim.AdaBelief,
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-10, weight_decay=0.01),
+        dict(lr=0.01, momentum_rule="ema", adaptation_rule="belief", betas=(0.8, 0.99), eps=1e-10, weight_decay=0.01),
+        AdaBelief, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-10, weight_decay=0.01, weight_decouple=False,
+                        rectify=False, print_change_log=False),
+    ),
+    _case(
+        "adabelief_amsgrad", optim.AdaBelief,
+        dict(lr=0.01, amsgrad=True),
+        dict(lr=0.01, momentum_rule="ema", adaptation_rule="belief", eps=1e-16, amsgrad=True),
+        AdaBelief, dict(lr=0.01, amsgrad=True, weight_decouple=False, rectify=False, print_change_log=False),
+    ),
+]
+
 OTHER_CASES = [
     _case(
         "nadamax", optim.Nadamax,
@@ -188,8 +207,8 @@ KERAS_FLAVOR_CASES = [
     _case(
         f"keras_{c.id}", c.cls, {**c.kwargs, "flavor": "keras"}, {**c.composed, "flavor": "keras"} if c.composed else {}
     )
-    for c in TORCH_CASES + OTHER_CASES
+    for c in TORCH_CASES + AUTHORS_CASES + OTHER_CASES
 ]
 
-ALL_CASES = TORCH_CASES + OTHER_CASES + KERAS_FLAVOR_CASES
+ALL_CASES = TORCH_CASES + AUTHORS_CASES + OTHER_CASES + KERAS_FLAVOR_CASES
 LATTICE_CASES = [c for c in ALL_CASES if c.composed]

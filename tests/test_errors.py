@@ -71,7 +71,8 @@ INVALID = [
     ),
     (
         lambda: optim.Composed(_p(), adaptation_rule="adam"),
-        r"`adaptation_rule` must be one of \('none', 'sum', 'ema', 'max', 'delta'\)\. Received: adaptation_rule='adam'",
+        r"`adaptation_rule` must be one of \('none', 'sum', 'ema', 'max', 'delta', 'belief'\)\. "
+        r"Received: adaptation_rule='adam'",
     ),
     (lambda: optim.Composed(_p(), order="sideways"), r"`order` must be one of .* Received: order='sideways'"),
     (
@@ -84,7 +85,16 @@ INVALID = [
     ),
     (
         lambda: optim.Composed(_p(), adaptation_rule="max", amsgrad=True),
-        r"`amsgrad` needs adaptation_rule='ema'\. Received: amsgrad=True, adaptation_rule='max'",
+        r"`amsgrad` needs adaptation_rule in \('ema', 'belief'\)\. Received: amsgrad=True, adaptation_rule='max'",
+    ),
+    (
+        lambda: optim.Composed(_p(), adaptation_rule="max", centered=True),
+        r"`centered` needs adaptation_rule='ema'\. Received: centered=True, adaptation_rule='max'",
+    ),
+    (
+        lambda: optim.Composed(_p(), momentum_rule="heavy_ball", adaptation_rule="belief"),
+        r"adaptation_rule='belief' reads the momentum's m, so it needs momentum_rule in \('ema', 'nesterov_ema'\) "
+        r"first\. Received: momentum_rule='heavy_ball', order='momentum_first'",
     ),
     (
         lambda: optim.Adam([torch.zeros(2, dtype=torch.int64)]),

@@ -14,8 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cases import ALL_CASES, TORCH_CASES
+from cases import ALL_CASES, AUTHORS_CASES, TORCH_CASES
 from descentlab import optim
+from descentlab.optim import lattice
 from descentlab.optim.paths import numba_kernels as _kernels
 from helpers import clone_params, make_params, max_relative_difference, max_scaled_difference, random_gradients, run
 
@@ -75,6 +76,13 @@ def _against_torch(case, dtype, path, kwargs, torch_kwargs, steps=50):
 
 def _fused_if_available(paths):
     return [pytest.param(path, marks=needs_fused) if path == "fused" else path for path in paths]
+
+
+@pytest.mark.parametrize("path", _fused_if_available(PATHS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("case", AUTHORS_CASES, ids=repr)
+def test_every_path_matches_the_authors_package(case, dtype, path):
+    assert _against_torch(case, dtype, path, case.kwargs, case.torch_kwargs) <= TORCH_TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("path", _fused_if_available(PATHS))
@@ -331,13 +339,21 @@ def test_fused_path_can_be_turned_off(tmp_path):
     ]
 
 
-LATTICE = [
+def _runs(momentum: str, adaptation: str, order: str) -> bool:
+    try:
+        lattice.check_point(momentum, adaptation, order, lattice.adaptation(adaptation).eps_for(momentum, "torch"))
+    except ValueError:
+        return False
+    return True
+
+
+LATTICE = [  # every point the lattice's entries allow
     (momentum, adaptation, order, flavor)
-    for momentum in ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
-    for adaptation in ("none", "sum", "ema", "max", "delta")
-    for order in ("momentum_first", "adaptation_first")
-    for flavor in ("torch", "keras")
-    if not (order == "adaptation_first" and "none" in (momentum, adaptation))
+    for momentum in optim.MOMENTUM_RULES
+    for adaptation in optim.ADAPTATION_RULES
+    for order in optim.ORDERS
+    for flavor in optim.FLAVORS
+    if not (order == "adaptation_first" and "none" in (momentum, adaptation)) and _runs(momentum, adaptation, order)
 ]
 
 

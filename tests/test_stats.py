@@ -134,7 +134,7 @@ def test_each_lab_optimizer_is_grouped_by_the_norm_its_rules_divide_by():
     from descentlab.lab.spec import OPTIMIZERS
 
     expected = {"adadelta": "L2", "adagrad": "L2", "adam": "L2", "adamw": "L2", "amsgrad": "L2", "ftrl": "L2",
-                "nadam": "L2", "rmsprop": "L2", "adamax": "L∞", "nadamax": "L∞",
+                "nadam": "L2", "rmsprop": "L2", "adabelief": "L2", "adamax": "L∞", "nadamax": "L∞",
                 "sgd": None, "momentum": None, "nesterov": None}
     assert {name: verdict.norm(name) for name in OPTIMIZERS} == expected
     assert verdict.L2_ADAPTATION == {name for name, norm in expected.items() if norm == "L2"}

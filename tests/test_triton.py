@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import test_paths
-from cases import ALL_CASES, TORCH_CASES
+from cases import ALL_CASES, AUTHORS_CASES, TORCH_CASES
 from descentlab import optim
 from descentlab.optim.paths import numba_kernels, triton_kernels
 from descentlab.optim.paths.trace import OPERATIONS, Trace
@@ -77,6 +77,12 @@ def test_triton_kernel_on_random_shapes(case, shapes, dtype, seed):
         patch.setenv("DESCENTLAB_FUSED_BACKEND", "triton")
         result = test_paths._trajectories(case, dtype, shapes, steps=5, seed=seed)
     assert max_scaled_difference(result["fused"], result["reference"]) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("case", AUTHORS_CASES, ids=repr)
+def test_triton_kernels_match_the_authors_package(case, interpreted):
+    error = test_paths._against_torch(case, torch.float64, "fused", case.kwargs, case.torch_kwargs, steps=20)
+    assert error <= test_paths.TORCH_TOLERANCE[torch.float64]
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=repr)

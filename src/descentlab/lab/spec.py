@@ -15,21 +15,16 @@ from dataclasses import asdict, dataclass
 from descentlab import __version__, optim
 from descentlab.optim._checks import resolve
 
-# The lab's optimizer vocabulary: a name is a class plus fixed hyperparameters.
+# The lab's optimizer vocabulary: a name is a class plus fixed hyperparameters. Every named
+# optimizer under its lowercase name, each followed by the variants the talk races.
+VARIANTS: dict[str, dict[str, dict]] = {
+    "sgd": {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}},
+    "adam": {"amsgrad": {"amsgrad": True}},
+}
 OPTIMIZERS: dict[str, tuple[type, dict]] = {
-    "sgd": (optim.SGD, {}),
-    "momentum": (optim.SGD, {"momentum": 0.9}),
-    "nesterov": (optim.SGD, {"momentum": 0.9, "nesterov": True}),
-    "adagrad": (optim.Adagrad, {}),
-    "adadelta": (optim.Adadelta, {}),
-    "rmsprop": (optim.RMSprop, {}),
-    "adam": (optim.Adam, {}),
-    "amsgrad": (optim.Adam, {"amsgrad": True}),
-    "adamw": (optim.AdamW, {}),
-    "adamax": (optim.Adamax, {}),
-    "nadam": (optim.Nadam, {}),
-    "nadamax": (optim.Nadamax, {}),
-    "ftrl": (optim.FTRL, {}),
+    name: (cls, fixed)
+    for cls in optim.NAMED.values()
+    for name, fixed in {cls.__name__.lower(): {}, **VARIANTS.get(cls.__name__.lower(), {})}.items()
 }
 
 

@@ -5,27 +5,19 @@ plus ``flavor="keras"`` for Keras 3's formulas, and :class:`Composed` for any ot
 lattice. See the README for the lattice and flavor tables.
 """
 
-from descentlab.optim._chain import ADAPTATION_RULES, MOMENTUM_RULES, ORDERS, ChainOptimizer
+from descentlab.optim import named
+from descentlab.optim._chain import ChainOptimizer
 from descentlab.optim._checks import FLAVORS, Flavored
 from descentlab.optim.composed import Composed
 from descentlab.optim.ftrl import FTRL
-from descentlab.optim.named import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Nadam, Nadamax, RMSprop
+from descentlab.optim.lattice import ADAPTATION_RULES, MOMENTUM_RULES, ORDERS
+from descentlab.optim.named import *  # noqa: F403 - every named optimizer: named.__all__
 
-NAMED = {
-    "SGD": SGD,
-    "Adagrad": Adagrad,
-    "Adadelta": Adadelta,
-    "RMSprop": RMSprop,
-    "Adam": Adam,
-    "AdamW": AdamW,
-    "Adamax": Adamax,
-    "Nadam": Nadam,
-    "Nadamax": Nadamax,
-    "FTRL": FTRL,
-}
+# Every named optimizer by its name (aliases such as NAdam left out), in named.__all__'s order
+NAMED = {name: getattr(named, name) for name in named.__all__ if getattr(named, name).__name__ == name}
+NAMED["FTRL"] = FTRL
 
 __all__ = [
-    "ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS",
-    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ChainOptimizer", "Composed", "FTRL",
-    "Flavored", "NAdam", "Nadam", "Nadamax", "RMSprop",
+    "ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",
+    "Flavored", *named.__all__,
 ]

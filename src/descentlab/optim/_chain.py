@@ -8,39 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from descentlab.optim import _checks
+from descentlab.optim import _checks, lattice
 from descentlab.optim.paths import foreach, reference
 from descentlab.optim.paths.fused import FlatGroup, ineligibility
 from descentlab.rules import Hyper, scalar_tensor
-from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
-from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
-
-MOMENTUM_RULES = ("none", "heavy_ball", "nesterov", "ema", "nesterov_ema")
-ADAPTATION_RULES = ("none", "sum", "ema", "max", "delta")
-ORDERS = ("momentum_first", "adaptation_first")
-EPS_PLACEMENTS_BY_ADAPTATION = {
-    "sum": ("outside", "inside"),
-    "ema": ("outside", "inside", "hat"),
-    "max": ("inside", "outside"),
-    "delta": ("inside",),
-}
-
-
-def default_eps_placement(momentum_rule: str, adaptation_rule: str, flavor: str) -> str | None:
-    """Where each framework puts ε (DESIGN.md §3); None when there is no adaptation."""
-    if adaptation_rule == "none":
-        return None
-    if adaptation_rule == "delta":
-        return "inside"
-    if flavor == "torch":
-        return "inside" if adaptation_rule == "max" else "outside"
-    if adaptation_rule == "max":
-        return "outside"
-    if adaptation_rule == "ema" and momentum_rule == "ema":
-        return "hat"  # Keras Adam / AMSGrad: ε-hat
-    if adaptation_rule == "ema" and momentum_rule == "nesterov_ema":
-        return "outside"  # Keras Nadam
-    return "inside"  # Keras Adagrad, RMSprop
+from descentlab.rules.momentum import HeavyBall
 
 
 class Subtract:
@@ -144,45 +116,17 @@ def _number(value):
 def build_chain(
     momentum_rule: str, adaptation_rule: str, order: str, eps_placement: str | None, flavor: str
 ) -> Chain:
-    """The chain for one point of the lattice, validated.
+    """The chain for one point of the lattice (:mod:`descentlab.optim.lattice`), validated.
 
     The EMA-of-g² adaptation is bias-corrected (Adam family, state ``exp_avg_sq``) when the
     momentum is an EMA, and not (RMSprop family, state ``square_avg``) otherwise. In the Keras
     flavor, a heavy-ball buffer holds lr-scaled updates (Keras SGD and RMSprop), so the learning
     rate is applied just before the momentum rule.
     """
-    _checks.check_choice("momentum_rule", momentum_rule, MOMENTUM_RULES)
-    _checks.check_choice("adaptation_rule", adaptation_rule, ADAPTATION_RULES)
-    _checks.check_choice("order", order, ORDERS)
-    if adaptation_rule == "none":
-        if eps_placement is not None:
-            raise ValueError(
-                "`eps_placement` needs an adaptation rule. "
-                f"Received: eps_placement={eps_placement!r}, adaptation_rule='none'"
-            )
-    else:
-        _checks.check_choice(
-            f"eps_placement (with adaptation_rule={adaptation_rule!r})",
-            eps_placement,
-            EPS_PLACEMENTS_BY_ADAPTATION[adaptation_rule],
-        )
-
-    ema_momentum = momentum_rule in ("ema", "nesterov_ema")
-    momentum = {
-        "none": None,
-        "heavy_ball": HeavyBall(),
-        "nesterov": HeavyBall(),
-        "ema": EMA(),
-        "nesterov_ema": ScheduledNesterovEMA(product_in_param_dtype=flavor == "keras"),
-    }[momentum_rule]
-    adaptation = {
-        "none": None,
-        "sum": lambda: SumSquares(eps_placement),
-        "ema": lambda: EMASquares(bias_correction=ema_momentum, eps_placement=eps_placement),
-        "max": lambda: EMAMaxAbs(eps_placement),
-        "delta": DeltaRatio,
-    }[adaptation_rule]
-    adaptation = adaptation() if adaptation else None
+    lattice.check_point(momentum_rule, adaptation_rule, order, eps_placement)
+    point = lattice.Point(momentum_rule, eps_placement, flavor)
+    momentum = lattice.momentum(momentum_rule).make(point)
+    adaptation = lattice.adaptation(adaptation_rule).make(point)
     ordered = [momentum, adaptation] if order == "momentum_first" else [adaptation, momentum]
     rules = [rule for rule in ordered if rule is not None]
     keras = flavor == "keras"
@@ -247,7 +191,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     ) -> None:
         flavor = defaults["flavor"]
         if eps_placement is None:
-            eps_placement = default_eps_placement(momentum_rule, adaptation_rule, flavor)
+            eps_placement = lattice.adaptation(adaptation_rule).eps_for(momentum_rule, flavor)
         self.chain = chain or build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
@@ -260,7 +204,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         try:
             _checks.check_params(group["params"])
-            _checks.check_group(group)
+            _checks.check_group(group, lattice.CHECKS)
             if self._momentum_in_unit_interval and "momentum" in group:
                 _checks.in_unit_interval("momentum", group["momentum"], closed=True)
             if group["flavor"] != self.defaults["flavor"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -96,21 +96,24 @@ def check_clipping(group: dict) -> None:
         )
 
 
-_NON_NEGATIVE = (
-    "lr", "eps", "lr_decay", "weight_decay", "momentum", "momentum_decay",
-    "initial_accumulator_value", "l1", "l2", "l2_shrinkage", "beta",
-)
-_UNIT_CLOSED = ("dampening", "alpha", "rho")
+# The hyperparameters every optimizer shares or that name no rule of the lattice (each rule's own
+# are checked by its entry in :mod:`descentlab.optim.lattice`)
+_NON_NEGATIVE = ("lr", "eps", "lr_decay", "weight_decay", "l1", "l2", "l2_shrinkage", "beta")
+_UNIT_CLOSED = ("alpha", "rho")
 
 
-def check_group(group: dict) -> None:
-    """Check every hyperparameter a param group holds; raise ``ValueError`` naming the first bad one."""
+def check_group(group: dict, checks: dict[str, Callable[[str, object], None]]) -> None:
+    """Check every hyperparameter a param group holds, with ``checks`` for the rules' own (by name);
+    raise ``ValueError`` naming the first bad one."""
     for name in _NON_NEGATIVE:
         if name in group:
             at_least(name, group[name])
     for name in _UNIT_CLOSED:
         if name in group:
             in_unit_interval(name, group[name], closed=True)
+    for name, check in checks.items():
+        if name in group:
+            check(name, group[name])
     if "betas" in group:
         check_betas(group["betas"])
     if "lr_power" in group:

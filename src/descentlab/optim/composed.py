@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from descentlab.optim import lattice
 from descentlab.optim._chain import ChainOptimizer, hyperparameters
 from descentlab.optim._checks import Flavored
 from descentlab.optim._docs import document
@@ -18,21 +19,15 @@ class Composed(ChainOptimizer):
 
         u = g → momentum_rule → adaptation_rule;   p ← p − lr·u
 
-    ``momentum_rule``:
-        ``"none"``; ``"heavy_ball"`` (torch's buffer, ``momentum``, ``dampening``);
-        ``"nesterov"`` (torch's form of NAG); ``"ema"`` (Adam's bias-corrected EMA, ``betas[0]``);
-        ``"nesterov_ema"`` (Nadam's scheduled Nesterov EMA, ``betas[0]``, ``momentum_decay``).
-    ``adaptation_rule``:
-        ``"none"``; ``"sum"`` (Adagrad's Σg², ``initial_accumulator_value``); ``"ema"`` (EMA of g²
-        with decay ``betas[1]``, ``centered``, ``amsgrad``; bias-corrected when the momentum is an
-        EMA); ``"max"`` (Adamax's EMA-max of |g|, ``betas[1]``); ``"delta"`` (Adadelta's ratio,
-        decay ``betas[1]``).
+    ``momentum_rule`` (:data:`descentlab.optim.lattice.MOMENTUM`):
+        {momentum_rules}
+    ``adaptation_rule`` (:data:`descentlab.optim.lattice.ADAPTATION`):
+        {adaptation_rules}
     Args:
         {params}
         lr: the learning rate (a float or a 1-element Tensor).
-        momentum_rule: one of ``"none"``, ``"heavy_ball"``, ``"nesterov"``, ``"ema"``,
-            ``"nesterov_ema"`` (above).
-        adaptation_rule: one of ``"none"``, ``"sum"``, ``"ema"``, ``"max"``, ``"delta"`` (above).
+        momentum_rule: one of the momentum rules above.
+        adaptation_rule: one of the adaptation rules above.
         order: ``"momentum_first"`` or ``"adaptation_first"``.
         eps_placement: where ε enters the denominator (``"outside"``, ``"inside"``, ``"hat"``; see
             :mod:`descentlab.rules.adaptation`); None is the flavor's choice for that point.
@@ -44,7 +39,7 @@ class Composed(ChainOptimizer):
         eps: ε ≥ 0 of the adaptation rules.
         initial_accumulator_value: Σ₀ ≥ 0 of ``sum``.
         centered: ``ema`` divides by the root of the variance estimate ``v − ḡ²``.
-        amsgrad: ``ema`` divides by the running maximum of its statistic.
+        amsgrad: divide by the running maximum of the adaptation statistic (rules that list it above).
         {shared}
 
     Every named optimizer is one point: ``Adam`` is ``Composed(momentum_rule="ema",
@@ -87,11 +82,7 @@ class Composed(ChainOptimizer):
         fused: bool | None = None,
         flavor: str = "torch",
     ) -> None:
-        for knob, value in (("centered", centered), ("amsgrad", amsgrad)):
-            if value and adaptation_rule != "ema":
-                raise ValueError(
-                    f"`{knob}` needs adaptation_rule='ema'. Received: {knob}=True, adaptation_rule={adaptation_rule!r}"
-                )
+        lattice.check_switches(adaptation_rule, {"centered": centered, "amsgrad": amsgrad})
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=momentum_rule == "nesterov", betas=betas,
             momentum_decay=momentum_decay, eps=eps, initial_accumulator_value=initial_accumulator_value,
@@ -104,3 +95,7 @@ class Composed(ChainOptimizer):
             params, hyperparameters(defaults), momentum_rule=momentum_rule, adaptation_rule=adaptation_rule,
             order=order, eps_placement=eps_placement,
         )
+
+
+for _kind in ("momentum_rule", "adaptation_rule"):  # the choices, from the lattice's entries
+    Composed.__doc__ = Composed.__doc__.replace(f"        {{{_kind}s}}", lattice.describe(_kind))

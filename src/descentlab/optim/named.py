@@ -16,6 +16,10 @@ from descentlab.optim._chain import ChainOptimizer, hyperparameters
 from descentlab.optim._checks import Flavored
 from descentlab.optim._docs import document
 
+# The named optimizers, in the order the lab lists them (optim.NAMED and the lab's names follow it)
+__all__ = ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam", "NAdam", "Nadamax",
+           "AdaBelief"]
+
 _NO_CENTERING = {"centered": False, "amsgrad": False}
 DECOUPLED = Flavored(torch=False, keras=True)
 EPS = Flavored(torch=1e-8, keras=1e-7)
@@ -279,6 +283,7 @@ class Adam(ChainOptimizer):
     """
 
     _fixed = {"centered": False}
+    _lattice = {"momentum_rule": "ema", "adaptation_rule": "ema"}
 
     def __init__(
         self,
@@ -305,7 +310,7 @@ class Adam(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults), momentum_rule="ema", adaptation_rule="ema")
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
@@ -515,3 +520,60 @@ class Nadamax(Nadam):
     """
 
     _lattice = {"momentum_rule": "nesterov_ema", "adaptation_rule": "max"}
+
+
+@document
+class AdaBelief(Adam):
+    """AdaBelief: Adam dividing by an EMA of (g − m)², how far gradients fall from their EMA.
+
+    Update rule::
+
+        m ← β1·m + (1 − β1)·g;   s ← β2·s + (1 − β2)·(g − m)² + ε     (AMSGrad: ŝ ← max(ŝ, s), use ŝ)
+        p ← p − lr·(m/(1 − β1ᵗ)) / (√(s/(1 − β2ᵗ)) + ε)
+
+    Composed spelling: ``Composed(momentum_rule="ema", adaptation_rule="belief")``.
+
+    Args:
+        {params}
+        lr: the learning rate (a float or a 1-element Tensor).
+        betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and s.
+        eps: ε ≥ 0, added to s at every step and to the denominator.
+        amsgrad: divide by the running maximum of s.
+        {shared}
+
+    Conventions:
+        The authors' ``adabelief_pytorch.AdaBelief`` (0.2.1) with ``rectify=False``; its
+        ``weight_decouple`` is ``decoupled_weight_decay`` (off in the torch flavor, like its
+        ``weight_decouple=False``). Neither torch nor Keras has AdaBelief; ``flavor="keras"`` only
+        decouples the weight decay and applies the learning rate as Keras does.
+
+    References:
+        Zhuang et al., "AdaBelief Optimizer" (NeurIPS 2020).
+    """
+
+    _lattice = {"momentum_rule": "ema", "adaptation_rule": "belief"}
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-16,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        decoupled_weight_decay: bool | Flavored = DECOUPLED,
+        lr_decay: float = 0.0,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        flavor: str = "torch",
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=decoupled_weight_decay,
+            lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
+            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+        )

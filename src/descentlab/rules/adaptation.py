@@ -110,6 +110,44 @@ class EMASquares:
         return u / (s.sqrt() / correction**0.5).add_(hp.eps)
 
 
+class EMABelief:
+    """AdaBelief: divide by the root of an EMA of ``(g − m)²``, the gradient's surprise given its EMA.
+
+    Update rule (``m`` the momentum rule's EMA of g, this step's, state ``exp_avg``; ``β2 = betas[1]``)::
+
+        s ← β2·s + (1 − β2)·(g − m)² + ε
+        amsgrad:   ŝ ← max(ŝ, s);   s = ŝ
+        out = u / (√(s / (1 − β2ᵗ)) + ε)
+
+    Where Adam's v measures how large gradients are, s measures how far they fall from where the
+    momentum expected them: steps are large where the gradient is predictable. ε enters twice, as
+    in the paper's algorithm and the authors' package: into ``s``, which keeps it, and into the
+    denominator. It reads ``m`` from the state, so an EMA momentum rule must run before it.
+
+    References:
+        Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+        Gradients" (NeurIPS 2020).
+    """
+
+    norm = L2  # the root of an EMA of squares, of g − m
+
+    def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
+        zeros_state(state, "exp_avg_var", param)
+        if hp.amsgrad:
+            zeros_state(state, "max_exp_avg_var", param)
+
+    def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
+        beta2 = hp.beta2
+        surprise = g - state["exp_avg"]
+        s = state["exp_avg_var"]
+        s.mul_(beta2).addcmul_(surprise, surprise, value=1 - beta2).add_(hp.eps)
+        if hp.amsgrad:
+            running_max = state["max_exp_avg_var"]
+            maximum_(running_max, s)
+            s = running_max
+        return u / (s.sqrt() / (1 - beta2**step) ** 0.5).add_(hp.eps)
+
+
 class EMAMaxAbs:
     """Adamax's L∞ adaptation: divide by an exponentially decayed running max of ``|g|``.
 
