@@ -155,5 +155,7 @@ CHECKS = {name: check for entry in (*MOMENTUM, *ADAPTATION) for name, check in e
 
 def describe(kind: str) -> str:
     """The choices of ``kind`` ("momentum_rule" or "adaptation_rule") for Composed's docstring."""
-    lines = (f'``"{entry.name}"``: {entry.doc}' for entry in _BY_NAME[kind].values())
+    lines = (f'``"{entry.name}"``: {entry.doc}' + (" State: " + ", ".join(f"``{k}``" for k in entry.state) + "."
+                                                    if entry.state else "")
+             for entry in _BY_NAME[kind].values())
     return "\n".join(textwrap.fill(line, 100, initial_indent=" " * 8, subsequent_indent=" " * 12) for line in lines)

@@ -9,7 +9,8 @@ An optimizer is a chain of rules followed by ``p ← p − lr·u`` (see :mod:`de
 - :mod:`.momentum`: heavy-ball / Nesterov (torch's buffer), EMA with bias correction,
   Dozat's scheduled Nesterov EMA;
 - :mod:`.adaptation`: Σg² (Adagrad), EMA g² (RMSprop/Adam, centered, AMSGrad), EMA-max |g|
-  (Adamax, L∞), Adadelta's ratio;
+  (Adamax, L∞), Adadelta's ratio, EMA (g − m)² (AdaBelief); :mod:`descentlab.optim.lattice`
+  lists them all, with what each declares;
 - :mod:`.ftrl`: FTRL-Proximal, which sets the parameter instead of stepping it;
 - :mod:`.clip`: clipnorm, global_clipnorm, clipvalue; :mod:`.decay`: Keras-2 time decay.
 """
