@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -71,7 +73,7 @@ INVALID = [
     ),
     (
         lambda: optim.Composed(_p(), adaptation_rule="adam"),
-        r"`adaptation_rule` must be one of \('none', 'sum', 'ema', 'max', 'delta', 'belief'\)\. "
+        rf"`adaptation_rule` must be one of {re.escape(str(optim.ADAPTATION_RULES))}\. "
         r"Received: adaptation_rule='adam'",
     ),
     (lambda: optim.Composed(_p(), order="sideways"), r"`order` must be one of .* Received: order='sideways'"),
