@@ -40,19 +40,10 @@ class Contender:
 
 def contenders() -> list[Contender]:
     """The named optimizers at their defaults, plus lattice points no library names."""
-    named = [
-        Contender("SGD", optim.SGD),
+    named = [Contender(name, cls) for name, cls in optim.NAMED.items()]
+    variants = [
         Contender("Momentum", optim.SGD, {"momentum": 0.9}),
         Contender("Nesterov", optim.SGD, {"momentum": 0.9, "nesterov": True}),
-        Contender("Adagrad", optim.Adagrad),
-        Contender("Adadelta", optim.Adadelta),
-        Contender("RMSprop", optim.RMSprop),
-        Contender("Adam", optim.Adam),
-        Contender("AdamW", optim.AdamW),
-        Contender("Adamax", optim.Adamax),
-        Contender("Nadam", optim.Nadam),
-        Contender("Nadamax", optim.Nadamax),
-        Contender("FTRL", optim.FTRL),
         Contender("Adam (keras flavor)", optim.Adam, {"flavor": "keras"}),
     ]
     lattice = [
@@ -61,7 +52,7 @@ def contenders() -> list[Contender]:
         Contender("RMSprop+EMA", optim.Composed,
                   {"momentum_rule": "ema", "adaptation_rule": "ema", "order": "adaptation_first"}),
     ]
-    return named + lattice
+    return named + variants + lattice
 
 
 def spirals(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
