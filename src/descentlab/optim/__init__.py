@@ -17,7 +17,6 @@ from descentlab.optim.named import *  # noqa: F403 - every named optimizer: name
 NAMED = {name: getattr(named, name) for name in named.__all__ if getattr(named, name).__name__ == name}
 NAMED["FTRL"] = FTRL
 
-__all__ = [
-    "ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",
-    "Flavored", *named.__all__,
-]
+__all__ = ["ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",
+           "Flavored"]
+__all__ += named.__all__  # the form type checkers read
