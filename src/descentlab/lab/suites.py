@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from descentlab.lab.spec import OPTIMIZERS
+
 TALK_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
 
 SUITES = {
@@ -25,8 +27,8 @@ SUITES = {
     "talk-quick": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley", "mnist_logreg", "mnist_mlp"],
                        optimizers=TALK_OPTIMIZERS, grid=5, span=2.0, seeds=3, extend=8,
                        problem_options={"beale@far": {"start": 1}}, problem_steps={"mnist_mlp": 150}),
-    # Every optimizer on every surface: the classic pictures, tuned.
+    # Every optimizer on every surface: the classic pictures, tuned. AdamW is left out: on a
+    # surface it is Adam pulled toward the origin by its default weight decay.
     "surfaces": dict(problems=["beale", "rosenbrock", "saddle", "valley", "rastrigin", "himmelblau"],
-                     optimizers=["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam",
-                                 "amsgrad", "adamax", "nadam", "nadamax", "ftrl"], grid=7, span=3.0, seeds=5),
+                     optimizers=[name for name in OPTIMIZERS if name != "adamw"], grid=7, span=3.0, seeds=5),
 }
