@@ -62,3 +62,16 @@ def test_the_default_eps_placement_is_each_frameworks():
         ("ema", "belief", "torch"): "outside", ("none", "none", "keras"): None,
     }
     assert {key: lattice.adaptation(key[1]).eps_for(key[0], key[2]) for key in expected} == expected
+
+
+@pytest.mark.parametrize("flavor", optim.FLAVORS)
+@pytest.mark.parametrize("name", list(optim.NAMED))
+def test_a_named_class_reports_the_chain_it_steps_with(name, flavor):
+    def shape(chain):
+        # each stage's type and settings; a final stage's rules are stages of their own in ``stateful``
+        settings = [{k: v for k, v in vars(rule).items() if k != "rules"} for rule in chain.stateful]
+        return [type(rule).__name__ for rule in chain.stateful], settings, chain.keras_rounding
+
+    cls = optim.NAMED[name]
+    built = cls([torch.nn.Parameter(torch.zeros(2))], flavor=flavor).chain
+    assert shape(cls.chain_for(flavor)) == shape(built)

@@ -30,8 +30,6 @@ import functools
 import math
 from dataclasses import dataclass
 
-import torch
-
 from descentlab.lab import stats
 from descentlab.lab.spec import OPTIMIZERS
 from descentlab.rules.adaptation import L2
@@ -43,8 +41,7 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 def norm(optimizer: str) -> str | None:
     """The norm of past gradients the lab optimizer divides by, read from its chain of rules:
     ``"L2"`` (a sum or an EMA of g², Adadelta's ratio), ``"L∞"`` (an EMA-max of |g|), or None."""
-    cls, fixed = OPTIMIZERS[optimizer]
-    chain = cls([torch.zeros(1)], **fixed).chain
+    chain = OPTIMIZERS[optimizer][0].chain_for("torch")  # the flavor moves ε, never the norm
     return next((rule.norm for rule in chain.stateful if getattr(rule, "norm", None)), None)
 
 

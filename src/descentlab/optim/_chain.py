@@ -170,13 +170,22 @@ class ChainOptimizer(torch.optim.Optimizer):
     foreach on other devices, and the reference otherwise. ``step`` and the other 0-d state live
     on the CPU, as torch keeps ``step``, so no path waits for the device during a step.
 
-    Subclasses pass their defaults (torch's names) and their place in the lattice. ``_aliases``
+    Subclasses pass their defaults (torch's names) and their place in the lattice (``_lattice``,
+    which :meth:`chain_for` reads too). ``_aliases``
     maps a subclass's hyperparameter names to the rules' vocabulary (RMSprop's ``alpha`` is the
     adaptation decay ``beta2``); ``_fixed`` holds knobs the subclass does not expose.
     """
 
     _aliases: dict[str, str] = {}
     _fixed: dict[str, object] = {}
+    _lattice: dict[str, str] = {}  # a named subclass's point: momentum_rule, adaptation_rule, order
+
+    @classmethod
+    def chain_for(cls, flavor: str) -> Chain:
+        """The chain a named subclass steps with in ``flavor``, without building an optimizer."""
+        point = {"momentum_rule": "none", "adaptation_rule": "none", "order": "momentum_first", **cls._lattice}
+        eps_placement = lattice.adaptation(point["adaptation_rule"]).eps_for(point["momentum_rule"], flavor)
+        return build_chain(**point, eps_placement=eps_placement, flavor=flavor)
 
     def __init__(
         self,

@@ -73,5 +73,9 @@ class FTRL(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        chain = Chain((), FTRLProximal(), keras_rounding=flavor == "keras")
-        super().__init__(params, hyperparameters(defaults), chain=chain)
+        super().__init__(params, hyperparameters(defaults), chain=self.chain_for(flavor))
+
+    @classmethod
+    def chain_for(cls, flavor: str) -> Chain:
+        """No rule, and the proximal step as the final stage (Keras's rounding of weight decay in its flavor)."""
+        return Chain((), FTRLProximal(), keras_rounding=flavor == "keras")

@@ -54,6 +54,8 @@ class SGD(ChainOptimizer):
         Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
     """
 
+    _lattice = {"momentum_rule": "heavy_ball"}
+
     def __init__(
         self,
         params,
@@ -79,7 +81,7 @@ class SGD(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults), momentum_rule="heavy_ball")
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
@@ -107,6 +109,8 @@ class Adagrad(ChainOptimizer):
         Duchi, Hazan & Singer (JMLR 2011).
     """
 
+    _lattice = {"adaptation_rule": "sum"}
+
     def __init__(
         self,
         params,
@@ -131,7 +135,7 @@ class Adagrad(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults), adaptation_rule="sum")
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
@@ -160,6 +164,7 @@ class Adadelta(ChainOptimizer):
     """
 
     _aliases = {"rho": "beta2"}
+    _lattice = {"adaptation_rule": "delta"}
 
     def __init__(
         self,
@@ -184,7 +189,7 @@ class Adadelta(ChainOptimizer):
             lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
             maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults), adaptation_rule="delta")
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
@@ -218,6 +223,7 @@ class RMSprop(ChainOptimizer):
 
     _aliases = {"alpha": "beta2"}
     _fixed = {"dampening": 0.0, "nesterov": False, "amsgrad": False}
+    _lattice = {"momentum_rule": "heavy_ball", "adaptation_rule": "ema", "order": "adaptation_first"}
 
     def __init__(
         self,
@@ -245,13 +251,7 @@ class RMSprop(ChainOptimizer):
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
             flavor=flavor,
         )
-        super().__init__(
-            params,
-            hyperparameters(defaults),
-            momentum_rule="heavy_ball",
-            adaptation_rule="ema",
-            order="adaptation_first",
-        )
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
@@ -402,6 +402,8 @@ class Adamax(ChainOptimizer):
         Kingma & Ba (ICLR 2015), section 7.1.
     """
 
+    _lattice = {"momentum_rule": "ema", "adaptation_rule": "max"}
+
     def __init__(
         self,
         params,
@@ -425,7 +427,7 @@ class Adamax(ChainOptimizer):
             lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
             maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
         )
-        super().__init__(params, hyperparameters(defaults), momentum_rule="ema", adaptation_rule="max")
+        super().__init__(params, hyperparameters(defaults), **self._lattice)
 
 
 @document
