@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from descentlab.optim import _checks
 from descentlab.optim.paths import foreach, reference
-from descentlab.optim.paths.fused import FlatGroup, ineligibility
+from descentlab.optim.paths.fused import FlatGroup, held_elsewhere, ineligibility
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.adaptation import DeltaRatio, EMAMaxAbs, EMASquares, SumSquares
 from descentlab.rules.momentum import EMA, HeavyBall, ScheduledNesterovEMA
@@ -252,6 +253,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
         self._flat: dict[int, FlatGroup] = {}
+        self._warned: set[int] = set()  # groups told that fused=True fell back to foreach
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -294,6 +296,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for key in scalar_keys & entries.keys():
                 if torch.is_tensor(entries[key]) and entries[key].device.type != "cpu":
                     entries[key] = entries[key].cpu()
+        self._warned = set()
         self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
     def _hyper(self, group: dict) -> Hyper:
@@ -334,28 +337,45 @@ class ChainOptimizer(torch.optim.Optimizer):
             apply = flat.plan(self.chain, params, self.state, hp, undo)
             if apply is not None:
                 return apply
+        flat = self._flat.pop(index, None)
+        if flat is not None and flat.state_dtype != flat.dtype:
+            flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
+        del flat  # its buffer would count as another holder of the parameters' storage
         path = self.path(group)
         if path == "fused":
             flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
             return flat.plan(self.chain, params, self.state, hp, undo)
-        flat = self._flat.pop(index, None)
-        if flat is not None and flat.state_dtype != flat.dtype:
-            flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
         return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
     def path(self, group: dict) -> str:
-        """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring)."""
+        """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring).
+
+        A group the fused kernels could step but whose parameters' storage someone else holds
+        (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place by the foreach
+        path; with ``fused=True`` a warning says why.
+        """
+        params = group["params"]
+        flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)
+        if flat is not None and group.get("foreach") is None and group.get("fused") is not False and flat.holds(params):
+            return "fused"  # already flattened (its buffer is the one other holder held_elsewhere would count)
         if group.get("fused"):
-            reason = ineligibility(group["params"])
+            reason = ineligibility(params)
             if reason:
                 raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
-            return "fused"
+            held = held_elsewhere(params)
+            if held is None:
+                return "fused"
+            if id(group) not in self._warned:
+                self._warned.add(id(group))
+                warnings.warn(f"`fused=True` steps this group with the foreach path, in place: {held}",
+                              RuntimeWarning, stacklevel=4)
+            return "foreach"
         if group.get("foreach"):
             return "foreach"
         if group.get("fused") is None and group.get("foreach") is None:
-            if ineligibility(group["params"]) is None:
-                return "fused"
-            if any(p.device.type != "cpu" for p in group["params"]):
+            if ineligibility(params) is None:
+                return "fused" if held_elsewhere(params) is None else "foreach"
+            if any(p.device.type != "cpu" for p in params):
                 return "foreach"
         return "reference"
 

@@ -1,0 +1,157 @@
+"""Parameters whose storage someone else holds are trained where they live, on every path.
+
+An alias taken before training, Hogwild's shared memory with forked workers, ZeRO's bucket views
+and FSDP2's DTensor shards (two gloo ranks, forked: seconds), each against torch.optim.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import warnings
+
+import pytest
+import torch
+
+from descentlab import optim
+from descentlab.optim.paths import numba_kernels as _kernels
+
+PATHS = {
+    "reference": dict(foreach=False, fused=False),
+    "foreach": dict(foreach=True),
+    "fused": dict(fused=True),
+    "default": {},
+}
+needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+
+
+def _paths():
+    unavailable = _kernels.unavailable_reason() is not None
+    skip = pytest.mark.skipif(unavailable, reason="fused path unavailable")
+    return [pytest.param(path, marks=[skip] if path == "fused" else []) for path in PATHS]
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_an_alias_taken_before_training_follows_the_weight(path):
+    model = torch.nn.Linear(3, 2)
+    alias = model.weight.detach()
+    optimizer = optim.Adam(model.parameters(), lr=0.1, **PATHS[path])
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.ones(4, 3)).sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fused=True says it steps in place
+            optimizer.step()
+    assert alias.data_ptr() == model.weight.data_ptr()
+    assert torch.equal(alias, model.weight.detach())
+    assert not torch.equal(alias, torch.zeros_like(alias))
+
+
+def test_fused_true_says_why_it_steps_a_shared_group_in_place():
+    if _kernels.unavailable_reason() is not None:
+        pytest.skip("fused path unavailable")
+    p = torch.nn.Parameter(torch.ones(3))
+    alias = p.detach()
+    optimizer = optim.SGD([p], lr=0.5, fused=True)
+    p.grad = torch.ones(3)
+    with pytest.warns(RuntimeWarning, match=r"foreach path, in place: params\[0\]'s storage has 1 other holder"):
+        optimizer.step()
+    assert alias.tolist() == [0.5] * 3
+
+
+def test_a_group_flattened_before_an_alias_keeps_its_buffer_across_a_rebuild():
+    """An alias made after flattening views the flat buffer: a rebuild (load_state_dict) must not move it."""
+    if _kernels.unavailable_reason() is not None:
+        pytest.skip("fused path unavailable")
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    optimizer = optim.SGD(params, lr=0.5)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert optimizer.path(optimizer.param_groups[0]) == "fused"
+    alias = params[1].detach()
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.step()
+    assert alias.tolist() == [0.0, 0.0] and params[1].data_ptr() == alias.data_ptr()
+
+
+def _hogwild_worker(model, kwargs):
+    optimizer = optim.SGD(model.parameters(), lr=0.1, **kwargs) if kwargs is not None else \
+        torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.ones(2, 3)).sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+
+
+@needs_fork
+@pytest.mark.parametrize("path", _paths())
+def test_hogwild_workers_train_the_shared_model(path):
+    context = multiprocessing.get_context("fork")
+    results = []
+    for kwargs in (None, PATHS[path]):  # torch.optim.SGD, then descentlab's
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        model.share_memory()
+        workers = [context.Process(target=_hogwild_worker, args=(model, kwargs)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+        results.append(model.weight.detach().clone())
+    # one worker after the other: the same arithmetic as torch's
+    assert torch.equal(results[1], results[0])
+    assert results[0].abs().max() > 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _zero_worker(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        results = {}
+        for name, kwargs in [("torch", None), *PATHS.items()]:
+            params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))]
+            if kwargs is None:
+                zero = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.Adam, lr=0.1,
+                                               parameters_as_bucket_view=True)
+            else:
+                zero = ZeroRedundancyOptimizer(params, optimizer_class=optim.Adam, lr=0.1,
+                                               parameters_as_bucket_view=True, **kwargs)
+            for _ in range(3):
+                zero.zero_grad()
+                (params[0].sum() + params[1].sum()).backward()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    zero.step()
+            results[name] = torch.stack([p.detach() for p in params])
+        torch.save(results, os.path.join(folder, f"zero{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@needs_fork
+def test_zero_with_bucket_views_trains_every_parameter_on_every_path(tmp_path):
+    pytest.importorskip("torch.distributed.optim")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is unavailable")
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_zero_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"zero{rank}.pt") for rank in range(2)]
+    for name in PATHS:
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+        assert torch.allclose(ranks[0][name], ranks[0]["torch"], rtol=0, atol=1e-7), name
+    assert torch.allclose(ranks[0]["torch"], torch.full((2, 4), 0.7), atol=1e-6)
