@@ -155,3 +155,42 @@ def test_zero_with_bucket_views_trains_every_parameter_on_every_path(tmp_path):
         assert torch.equal(ranks[0][name], ranks[1][name]), name
         assert torch.allclose(ranks[0][name], ranks[0]["torch"], rtol=0, atol=1e-7), name
     assert torch.allclose(ranks[0]["torch"], torch.full((2, 4), 0.7), atol=1e-6)
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_a_step_without_gradients_leaves_no_state_entries(path):
+    params = [torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))]
+    optimizer = optim.Adam(params, **PATHS[path])
+    optimizer.step()
+    assert optimizer.state_dict()["state"] == {}
+    params[1].grad = torch.ones(3)
+    optimizer.step()
+    assert list(optimizer.state_dict()["state"]) == [1]
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_ftrl_at_lr_zero_takes_no_step(path):
+    """torch.distributed.checkpoint initializes state with one step at lr = 0; warm-ups start there."""
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = optim.FTRL([p], lr=0.0, beta=0.1, l1=0.01, **PATHS[path])
+    p.grad = torch.tensor([0.5, 0.5])
+    optimizer.step()
+    assert p.tolist() == [1.0, -2.0]
+    assert optimizer.state[p]["step"].item() == 1 and optimizer.state[p]["linear"].tolist() == [0.0, 0.0]
+    optimizer.param_groups[0]["lr"] = 0.1
+    optimizer.step()
+    assert p.tolist() != [1.0, -2.0]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "Nadam", "RMSprop", "Adadelta", "Adamax", "SGD", "Adagrad"])
+def test_torch_switches_are_taken_at_the_values_honoured_and_refused_by_name_otherwise(name):
+    cls = optim.NAMED[name]
+    params = [torch.nn.Parameter(torch.ones(2))]
+    switches = ["differentiable"] if name in ("SGD", "Adagrad") else ["capturable", "differentiable"]
+    for switch in switches:
+        assert cls(params, **{switch: False}).param_groups[0][switch] is False
+        with pytest.raises(ValueError, match=rf"`{switch}` must be False.*Received: {switch}=True"):
+            cls(params, **{switch: True})
+    if name in ("SGD", "Adagrad"):
+        with pytest.raises(TypeError):  # torch's SGD and Adagrad have no `capturable` either
+            cls(params, capturable=False)

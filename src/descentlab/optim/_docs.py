@@ -31,7 +31,15 @@ SHARED = """weight_decay: the weight-decay coefficient λ (≥ 0). L2 regulariza
             default shown as ``Flavored(torch=…, keras=…)`` is the value each flavor uses."""
 
 
+CAPTURABLE = """capturable: torch's switch for stepping inside a CUDA graph; only False (the default) is
+            taken, since ``step`` lives on the CPU here so that a step never waits for the device."""
+
+DIFFERENTIABLE = """differentiable: torch's switch for differentiating through the step; only False (the
+            default) is taken: every path updates in place under ``no_grad``."""
+
+
 def document(cls: type) -> type:
     """Fill the shared argument docs into ``cls``'s docstring."""
-    cls.__doc__ = cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+                   .replace("{capturable}", CAPTURABLE).replace("{differentiable}", DIFFERENTIABLE))
     return cls

@@ -201,7 +201,10 @@ class FlatGroup:
         """Move the state of ``params[i]`` (each ``i`` in ``indices``) into the flat buffers."""
         for i in indices:
             p = self.params[i]
-            entries = state[p]
+            entries = state.get(p)
+            if not entries:  # not stepped yet: no entry, as in torch (state is a defaultdict)
+                self.keys[i] = frozenset()
+                continue
             for key, value in list(entries.items()):
                 if not torch.is_tensor(value):
                     continue
@@ -227,10 +230,9 @@ class FlatGroup:
         """Give the parameters' full-shaped state back in their own dtype (the group leaves the fused path)."""
         undo.append(self._restorer(state, range(len(self.params))))
         for p in self.params:
-            entries = state[p]
-            for key, value in entries.items():
+            for key, value in state.get(p, {}).items():
                 if torch.is_tensor(value) and value.shape == p.shape and value.dtype != p.dtype:
-                    entries[key] = value.to(p.dtype)
+                    state[p][key] = value.to(p.dtype)
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
@@ -355,12 +357,15 @@ class FlatGroup:
 
     def _restorer(self, state: dict, indices: list[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
-        saved = [(i, dict(state[self.params[i]]), self.keys[i]) for i in indices]
+        saved = [(i, dict(state.get(self.params[i], {})), self.keys[i]) for i in indices]
 
         def restore() -> None:
             for i, entries, keys in saved:
-                state[self.params[i]].clear()
-                state[self.params[i]].update(entries)
+                current = state[self.params[i]]
+                current.clear()
+                current.update(entries)
+                if not entries:  # as before: no entry at all
+                    del state[self.params[i]]
                 self.keys[i] = keys
             self._keys_changed()
 
