@@ -194,3 +194,89 @@ def test_torch_switches_are_taken_at_the_values_honoured_and_refused_by_name_oth
     if name in ("SGD", "Adagrad"):
         with pytest.raises(TypeError):  # torch's SGD and Adagrad have no `capturable` either
             cls(params, capturable=False)
+
+
+def _fsdp_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model)
+    return model
+
+
+def _fsdp_optimizer(model, kwargs):
+    no_decay = [model[1].weight]  # a group of one DTensor (the LayerNorm weight), as trainers make
+    decay = [p for p in model.parameters() if p is not model[1].weight]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if kwargs is None:
+        return torch.optim.Adam(groups, lr=0.01, weight_decay=0.1)
+    return optim.Adam(groups, lr=0.01, weight_decay=0.1, **kwargs)
+
+
+def _fsdp_train(model, optimizer, steps, first=0):
+    for step in range(first, first + steps):
+        x = torch.randn(5, 4, generator=torch.Generator().manual_seed(step))
+        model(x).square().sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+        optimizer.zero_grad()
+
+
+def _fsdp_worker(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        results = {}
+        for name, kwargs in [("torch", None), *PATHS.items()]:
+            model = _fsdp_model()
+            optimizer = _fsdp_optimizer(model, kwargs)
+            _fsdp_train(model, optimizer, 3)
+            results[name] = [p.full_tensor() for p in model.parameters()]
+        # the last (default path) optimizer through torch.distributed.checkpoint, into a fresh one
+        checkpoint = os.path.join(folder, "checkpoint")
+        dcp.save({"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)},
+                 checkpoint_id=checkpoint)
+        restored_model = _fsdp_model()
+        restored = _fsdp_optimizer(restored_model, {})
+        loaded = {"model": get_model_state_dict(restored_model),
+                  "optim": get_optimizer_state_dict(restored_model, restored)}  # a step at lr=0 makes state
+        dcp.load(loaded, checkpoint_id=checkpoint)
+        set_model_state_dict(restored_model, loaded["model"])
+        set_optimizer_state_dict(restored_model, restored, loaded["optim"])
+        _fsdp_train(model, optimizer, 2, first=3)
+        _fsdp_train(restored_model, restored, 2, first=3)
+        results["continued"] = [p.full_tensor() for p in model.parameters()]
+        results["restored"] = [p.full_tensor() for p in restored_model.parameters()]
+        torch.save(results, os.path.join(folder, f"fsdp{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@needs_fork
+def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(tmp_path):
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is unavailable")
+    pytest.importorskip("torch.distributed.fsdp")
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"fsdp{rank}.pt") for rank in range(2)]
+    for name in [*PATHS, "restored"]:
+        for mine, other in zip(ranks[0][name], ranks[1][name]):
+            assert torch.equal(mine, other), name
+    for name in PATHS:
+        for mine, expected in zip(ranks[0][name], ranks[0]["torch"]):
+            assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
+    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"]):
+        assert torch.equal(mine, expected)
