@@ -238,9 +238,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     with ``torch._foreach_*``; ``fused=True`` one generated kernel over flat buffers, numba on the
     CPU and Triton on CUDA. Both batched paths run the reference code itself on list or symbolic
     values, so they cannot drift from it. With neither switch set, the dispatcher takes the fused
-    path where it can (one device and dtype per group, contiguous, the backend importable),
-    foreach on other devices, and the reference otherwise. ``step`` and the other 0-d state live
-    on the CPU, as torch keeps ``step``, so no path waits for the device during a step.
+    path where it can (one device and dtype per group, contiguous, the backend importable, and
+    the optimizer the sole holder of the parameters' storage), foreach on other devices, and the
+    reference otherwise (or foreach, for small tensors whose storage is held elsewhere). ``step``
+    and the other 0-d state live on the CPU, as torch keeps ``step``, so no path waits for the
+    device during a step.
 
     Subclasses pass their defaults (torch's names) and their place in the lattice. ``_aliases``
     maps a subclass's hyperparameter names to the rules' vocabulary (RMSprop's ``alpha`` is the

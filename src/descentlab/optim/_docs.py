@@ -26,7 +26,8 @@ SHARED = """weight_decay: the weight-decay coefficient λ (≥ 0). L2 regulariza
         foreach: torch's switch. True: ``torch._foreach_*`` operations over the group's tensors;
             False (with ``fused`` unset): the per-tensor reference; None: the dispatcher chooses.
         fused: True: one compiled pass over flat buffers (refused, with the reason, for a group it
-            cannot take); False: never; None: the dispatcher chooses.
+            cannot take; stepped in place by another path, with a warning, for one whose storage
+            something else holds); False: never; None: the dispatcher chooses.
         flavor: ``"torch"`` (torch.optim's formulas and defaults) or ``"keras"`` (Keras 3's). A
             default shown as ``Flavored(torch=…, keras=…)`` is the value each flavor uses."""
 

@@ -9,6 +9,11 @@ whole group: no per-tensor cost, one pass over memory. A complex parameter's coo
 pairs of reals of its ``view_as_real`` (how torch steps it): the buffers are real, and the
 parameter, its gradient and its state are complex views of them.
 
+The move is made only where the optimizer provably holds the parameters' storage alone
+(:func:`held_elsewhere`, checked when a group is built or rebuilt): another holder (a ZeRO bucket,
+shared memory, an FSDP2 shard, a user's alias) would keep the old memory and silently stop seeing
+the updates. Such a group is stepped in place by another path instead (the optimizer's ``path``).
+
 The kernel is generated from the chain by tracing it (:mod:`.trace`) and compiled by the
 device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod:`.triton_kernels`).
 ``DESCENTLAB_FUSED_BACKEND=triton`` runs CPU tensors through Triton too, which with
@@ -20,7 +25,8 @@ What real use throws at it, and what happens:
   new ones, or the user assigned them): new ones every step are concatenated into a fresh flat
   gradient for that step (one call); tensors seen again on the next step (kept by
   ``zero_grad(set_to_none=False)``) are copied in with one ``_foreach_copy_`` and ``p.grad`` is
-  re-pointed to the view, so that in-place accumulation is free from then on;
+  re-pointed to the view, so that in-place accumulation is free from then on, unless something
+  else holds the gradient's storage (DDP's ``gradient_as_bucket_view``): then it is copied each step;
 - ``clip_grad_norm_`` before ``step()``: it scales the gradients in place, i.e. the views;
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
