@@ -285,3 +285,18 @@ def test_a_sparse_gradient_in_a_half_precision_fused_group_is_refused_before_any
         optimizer.step()
     assert all(torch.equal(p, q) for p, q in zip(params, before))
     assert all(optimizer.state[p]["step"].item() == 1 for p in params)
+
+
+def test_an_alias_taken_before_training_follows_the_weight_on_the_triton_path(interpreted):
+    """The storage check is the backend's too: an aliased group is stepped in place, not moved."""
+    model = torch.nn.Linear(3, 2)
+    alias = model.weight.detach()
+    optimizer = optim.Adam(model.parameters(), lr=0.1)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    assert optimizer.path(optimizer.param_groups[0]) != "fused"
+    assert alias.data_ptr() == model.weight.data_ptr() and torch.equal(alias, model.weight.detach())
+    del alias  # now the optimizer holds the storage alone: the next build flattens it
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.step()
+    assert optimizer.path(optimizer.param_groups[0]) == "fused"

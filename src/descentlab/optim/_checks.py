@@ -135,6 +135,10 @@ def check_paths(group: dict) -> None:
         value = group.get(name)
         if value is not None and not isinstance(value, bool):
             raise ValueError(f"`{name}` must be None, True or False. Received: {name}={value!r}")
+    for name in ("capturable", "differentiable"):  # torch's switches, taken at the values honoured
+        if group.get(name, False) is not False:
+            raise ValueError(f"`{name}` must be False: descentlab does not implement {name}=True. "
+                             f"Received: {name}={group[name]!r}")
     if group.get("foreach") and group.get("fused"):
         raise ValueError("`fused` and `foreach` cannot both be True. Received: foreach=True, fused=True")
 

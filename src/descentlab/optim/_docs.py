@@ -26,12 +26,21 @@ SHARED = """weight_decay: the weight-decay coefficient λ (≥ 0). L2 regulariza
         foreach: torch's switch. True: ``torch._foreach_*`` operations over the group's tensors;
             False (with ``fused`` unset): the per-tensor reference; None: the dispatcher chooses.
         fused: True: one compiled pass over flat buffers (refused, with the reason, for a group it
-            cannot take); False: never; None: the dispatcher chooses.
+            cannot take; stepped in place by another path, with a warning, for one whose storage
+            something else holds); False: never; None: the dispatcher chooses.
         flavor: ``"torch"`` (torch.optim's formulas and defaults) or ``"keras"`` (Keras 3's). A
             default shown as ``Flavored(torch=…, keras=…)`` is the value each flavor uses."""
 
 
+CAPTURABLE = """capturable: torch's switch for stepping inside a CUDA graph; only False (the default) is
+            taken, since ``step`` lives on the CPU here so that a step never waits for the device."""
+
+DIFFERENTIABLE = """differentiable: torch's switch for differentiating through the step; only False (the
+            default) is taken: every path updates in place under ``no_grad``."""
+
+
 def document(cls: type) -> type:
     """Fill the shared argument docs into ``cls``'s docstring."""
-    cls.__doc__ = cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+                   .replace("{capturable}", CAPTURABLE).replace("{differentiable}", DIFFERENTIABLE))
     return cls

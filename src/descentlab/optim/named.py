@@ -44,6 +44,7 @@ class SGD(ChainOptimizer):
         nesterov: Nesterov's momentum in torch's form; torch requires μ > 0 and τ = 0, Keras
             takes μ = 0 (then plain SGD).
         {shared}
+        {differentiable}
 
     Conventions:
         torch: as above. Keras 3 (``flavor="keras"``, lr default 0.01): ``m ← μ·m − lr·g;
@@ -65,6 +66,7 @@ class SGD(ChainOptimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -79,7 +81,7 @@ class SGD(ChainOptimizer):
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
             decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
-            flavor=flavor,
+            flavor=flavor, differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -101,6 +103,7 @@ class Adagrad(ChainOptimizer):
         initial_accumulator_value: Σ₀ ≥ 0.
         eps: ε ≥ 0, added to the denominator.
         {shared}
+        {differentiable}
 
     Conventions:
         Keras 3: ``p ← p − lr·g/√(Σ + ε)`` with Σ₀ = 0.1, ε = 1e-7, lr = 1e-3 (``flavor="keras"``).
@@ -120,6 +123,7 @@ class Adagrad(ChainOptimizer):
         initial_accumulator_value: float | Flavored = Flavored(torch=0.0, keras=0.1),
         eps: float | Flavored = Flavored(torch=1e-10, keras=1e-7),
         *,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -133,7 +137,7 @@ class Adagrad(ChainOptimizer):
             lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
             eps=eps, decoupled_weight_decay=decoupled_weight_decay, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
-            flavor=flavor,
+            flavor=flavor, differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -154,6 +158,8 @@ class Adadelta(ChainOptimizer):
         rho: ρ in [0, 1], the decay of both running averages.
         eps: ε ≥ 0, inside both roots.
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         Same formula in torch and Keras; Keras's defaults (``flavor="keras"``) are lr = 0.001,
@@ -174,6 +180,8 @@ class Adadelta(ChainOptimizer):
         eps: float | Flavored = Flavored(torch=1e-6, keras=1e-7),
         weight_decay: float = 0.0,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -187,7 +195,8 @@ class Adadelta(ChainOptimizer):
         defaults = dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
             lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
-            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor, capturable=capturable,
+            differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -212,6 +221,8 @@ class RMSprop(ChainOptimizer):
         momentum: μ ≥ 0, heavy-ball momentum on the adapted update; 0 keeps no buffer.
         centered: divide by the root of the variance estimate ``v − ḡ²`` instead of ``v``.
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         Keras 3 (``flavor="keras"``: ρ = 0.9, ε = 1e-7, lr = 1e-3): ``inc = lr·g/√(s + ε)``,
@@ -235,6 +246,8 @@ class RMSprop(ChainOptimizer):
         momentum: float = 0.0,
         centered: bool = False,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -249,7 +262,7 @@ class RMSprop(ChainOptimizer):
             lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
             decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
-            flavor=flavor,
+            flavor=flavor, capturable=capturable, differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -273,6 +286,8 @@ class Adam(ChainOptimizer):
         eps: ε ≥ 0, added to the denominator.
         amsgrad: divide by the running maximum of v (AMSGrad).
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         Keras 3 (``flavor="keras"``, ε = 1e-7) adds ε before the bias correction ("ε-hat"):
@@ -294,6 +309,8 @@ class Adam(ChainOptimizer):
         weight_decay: float | Flavored = 0.0,
         amsgrad: bool = False,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -308,7 +325,7 @@ class Adam(ChainOptimizer):
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
-            flavor=flavor,
+            flavor=flavor, capturable=capturable, differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -335,6 +352,8 @@ class AdamW(Adam):
         eps: ε ≥ 0, added to the denominator.
         amsgrad: divide by the running maximum of v (AMSGrad).
         {shared}
+        {capturable}
+        {differentiable}
 
     ``decoupled_weight_decay`` is always on: AdamW takes no such argument, and a checkpoint
     loaded into it keeps the decay decoupled, as torch's ``AdamW`` does.
@@ -356,6 +375,8 @@ class AdamW(Adam):
         weight_decay: float | Flavored = Flavored(torch=1e-2, keras=4e-3),
         amsgrad: bool = False,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -368,7 +389,7 @@ class AdamW(Adam):
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True, lr_decay=lr_decay,
             clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize,
-            foreach=foreach, fused=fused, flavor=flavor,
+            foreach=foreach, fused=fused, flavor=flavor, capturable=capturable, differentiable=differentiable,
         )
 
     def __setstate__(self, state: dict) -> None:
@@ -393,6 +414,8 @@ class Adamax(ChainOptimizer):
         betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and u.
         eps: ε ≥ 0 (inside the max in torch, added to it in Keras).
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         Keras 3 (``flavor="keras"``: lr = 1e-3, ε = 1e-7): ``u ← max(β2·u, |g|)``, divide by
@@ -412,6 +435,8 @@ class Adamax(ChainOptimizer):
         eps: float | Flavored = EPS,
         weight_decay: float = 0.0,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -425,7 +450,8 @@ class Adamax(ChainOptimizer):
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
             lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
-            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
+            maximize=maximize, foreach=foreach, fused=fused, flavor=flavor, capturable=capturable,
+            differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -449,6 +475,8 @@ class Nadam(ChainOptimizer):
         eps: ε ≥ 0, added to the denominator.
         momentum_decay: ψ ≥ 0, how fast μ_t warms up to β1.
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         Keras 3 fixes ψ = 1 (μ_t = β1(1 − ½·0.96ᵗ), reaching β1 within ~100 steps) and ε = 1e-7,
@@ -472,6 +500,8 @@ class Nadam(ChainOptimizer):
         momentum_decay: float | Flavored = Flavored(torch=4e-3, keras=1.0),
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -485,7 +515,7 @@ class Nadam(ChainOptimizer):
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay, lr_decay=lr_decay, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, clipvalue=clipvalue, maximize=maximize, foreach=foreach, fused=fused,
-            flavor=flavor,
+            flavor=flavor, capturable=capturable, differentiable=differentiable,
         )
         super().__init__(params, hyperparameters(defaults), **self._lattice)
 
@@ -512,6 +542,8 @@ class Nadamax(Nadam):
         eps: ε ≥ 0 (inside the max in the torch flavor, added to it in the Keras one).
         momentum_decay: ψ ≥ 0, how fast μ_t warms up to β1.
         {shared}
+        {capturable}
+        {differentiable}
 
     Conventions:
         In no major library. ``flavor="torch"`` takes torch's NAdam schedule (ψ = 4e-3) and

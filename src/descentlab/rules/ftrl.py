@@ -28,7 +28,10 @@ class FTRLProximal:
     Conventions:
         torch has no FTRL; this matches ``keras.optimizers.Ftrl`` (state ``accumulator`` and
         ``linear``, Keras's names), whichever ``flavor`` is chosen. Note that the shrinkage term
-        enters ``z`` but, as in Keras, not the accumulator.
+        enters ``z`` but, as in Keras, not the accumulator. At ``lr = 0`` (a warm-up's first step,
+        torch's ``torch.distributed.checkpoint`` state initialization) the step divides by zero:
+        here it leaves the parameter and the state as they are (only ``step`` counts it), where
+        Keras writes NaN.
 
     References:
         McMahan et al., "Ad Click Prediction: a View from the Trenches" (KDD 2013).
@@ -44,6 +47,8 @@ class FTRLProximal:
 
     def apply(self, param: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: int) -> None:
         """Write the new parameter value in place (the chain's final stage; ``u`` is the gradient)."""
+        if not isinstance(lr, Tensor) and lr == 0:
+            return  # the proximal step is undefined at lr = 0: no step (see Conventions)
         power = -hp.lr_power
         l1 = hp.l1
         l2 = hp.l2 + hp.beta / (2.0 * lr)

@@ -9,6 +9,11 @@ whole group: no per-tensor cost, one pass over memory. A complex parameter's coo
 pairs of reals of its ``view_as_real`` (how torch steps it): the buffers are real, and the
 parameter, its gradient and its state are complex views of them.
 
+The move is made only where the optimizer provably holds the parameters' storage alone
+(:func:`held_elsewhere`, checked when a group is built or rebuilt): another holder (a ZeRO bucket,
+shared memory, an FSDP2 shard, a user's alias) would keep the old memory and silently stop seeing
+the updates. Such a group is stepped in place by another path instead (the optimizer's ``path``).
+
 The kernel is generated from the chain by tracing it (:mod:`.trace`) and compiled by the
 device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod:`.triton_kernels`).
 ``DESCENTLAB_FUSED_BACKEND=triton`` runs CPU tensors through Triton too, which with
@@ -20,7 +25,8 @@ What real use throws at it, and what happens:
   new ones, or the user assigned them): new ones every step are concatenated into a fresh flat
   gradient for that step (one call); tensors seen again on the next step (kept by
   ``zero_grad(set_to_none=False)``) are copied in with one ``_foreach_copy_`` and ``p.grad`` is
-  re-pointed to the view, so that in-place accumulation is free from then on;
+  re-pointed to the view, so that in-place accumulation is free from then on, unless something
+  else holds the gradient's storage (DDP's ``gradient_as_bucket_view``): then it is copied each step;
 - ``clip_grad_norm_`` before ``step()``: it scales the gradients in place, i.e. the views;
 - parameters without a gradient: skipped, their step count unchanged, as in torch; the group is
   then stepped in runs of consecutive parameters that agree on step count, state keys and 0-d state;
@@ -85,13 +91,72 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
             return f"params[{i}] is not a contiguous dense tensor"
+    dtensor = _dtensor_type()
+    local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
-        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(params) if p.numel()
+        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(local) if p.numel()
     )
     for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
         if start < end:  # flattening would give each its own copy and break the sharing
             return f"params[{min(i, j)}] and params[{max(i, j)}] share memory"
     return None
+
+
+def _holders(storage: torch.UntypedStorage) -> int:
+    """How many tensors hold ``storage`` (the Python storage object asking is not counted)."""
+    return torch._C._storage_Use_Count(storage._cdata) - 1
+
+
+def _dtensor_type():
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.tensor import DTensor
+
+    return DTensor
+
+
+def held_elsewhere(params: list[torch.Tensor]) -> str | None:
+    """Why moving these parameters into a flat buffer could take storage from another holder, or None.
+
+    Checked when a group is built or rebuilt. A parameter is moved only when the optimizer is
+    provably its storage's sole holder: the storage is not in shared memory (Hogwild's
+    ``share_memory()``), no tensor other than this group's parameters holds it (torch counts them:
+    a ZeRO bucket, an FSDP flat parameter, a DeepSpeed partition or a user's alias is one: each
+    is a tensor). A parameter that views a bigger storage nobody else holds (an unpickled
+    parameter, or one left in this optimizer's flat buffer by a rebuild) is movable: nobody else
+    can see the rest. Only a raw pointer (a CUDA graph captured before the first step) escapes the
+    count, whether or not the parameter is all of its storage. Aliases made later see the flat
+    buffer's views and stay correct.
+    """
+    dtensor = _dtensor_type()
+    storages: dict[int, list] = {}
+    for i, p in enumerate(params):
+        if dtensor is not None and isinstance(p, dtensor):
+            return (
+                f"params[{i}] is a DTensor: its local shard is a view of storage its owner keeps (FSDP2 "
+                "all-gathers from its own padded shard buffer), so it cannot be moved into a flat buffer"
+            )
+        storage = p.untyped_storage()
+        if storage.is_shared():
+            return f"params[{i}] is in shared memory (share_memory(): other processes hold it)"
+        if not p.numel():
+            continue  # nothing to take away
+        entry = storages.setdefault(storage.data_ptr(), [i, _holders(storage), 0])
+        entry[2] += 1
+    for first, holders, ours in storages.values():
+        if holders > ours:
+            return (
+                f"params[{first}]'s storage has {holders - ours} other holder(s) (a view, an alias, a bucket "
+                "or a flat parameter), which would stop seeing the updates if it were moved"
+            )
+    return None
+
+
+def sole_holder(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` alone holds its storage, all of it, outside shared memory (a gradient we may re-point)."""
+    storage = tensor.untyped_storage()
+    return (not storage.is_shared() and storage.nbytes() == tensor.numel() * tensor.element_size()
+            and _holders(storage) == 1)
 
 
 class FlatGroup:
@@ -142,7 +207,10 @@ class FlatGroup:
         """Move the state of ``params[i]`` (each ``i`` in ``indices``) into the flat buffers."""
         for i in indices:
             p = self.params[i]
-            entries = state[p]
+            entries = state.get(p)
+            if not entries:  # not stepped yet: no entry, as in torch (state is a defaultdict)
+                self.keys[i] = frozenset()
+                continue
             for key, value in list(entries.items()):
                 if not torch.is_tensor(value):
                     continue
@@ -168,15 +236,23 @@ class FlatGroup:
         """Give the parameters' full-shaped state back in their own dtype (the group leaves the fused path)."""
         undo.append(self._restorer(state, range(len(self.params))))
         for p in self.params:
-            entries = state[p]
-            for key, value in entries.items():
+            for key, value in state.get(p, {}).items():
                 if torch.is_tensor(value) and value.shape == p.shape and value.dtype != p.dtype:
-                    entries[key] = value.to(p.dtype)
+                    state[p][key] = value.to(p.dtype)
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
             self.arrays[key] = torch.zeros_like(self.param, dtype=self.state_dtype)
         return self.arrays[key]
+
+    def holds(self, params: list[torch.Tensor]) -> bool:
+        """Whether ``params`` are exactly this group's parameters, still living in its buffer."""
+        # map() over C functions: this check runs every step, for every parameter
+        return (
+            len(params) == len(self.params)
+            and all(map(operator.is_, params, self.params))
+            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
+        )
 
     def plan(self, chain, params: list[torch.Tensor], state: dict, hp, undo: list):
         """Plan one step of every parameter of the group that has a gradient; return what applies it.
@@ -187,12 +263,7 @@ class FlatGroup:
         are no longer exactly this group's parameters living in its buffer (the caller then
         rebuilds the group).
         """
-        # map() over C functions: this check runs every step, for every parameter
-        if not (
-            len(params) == len(self.params)
-            and all(map(operator.is_, params, self.params))
-            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
-        ):
+        if not self.holds(params):
             return None
         present, sparse, stale, fresh = [], [], [], []
         source = self.grad  # where the kernel reads the gradients
@@ -204,7 +275,8 @@ class FlatGroup:
                 return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
             present = self.indices  # zero_grad() and backward: every gradient is new
             kept = list(map(id, grads))
-            if kept == self.last_fresh:  # the same tensors as last step: adopted (below)
+            # the same tensors as last step, and nobody else's (a DDP bucket view is DDP's): adopted (below)
+            if kept == self.last_fresh and all(map(sole_holder, grads)):
                 stale, fresh = self.indices, grads
             else:  # new ones every step: one concatenation, no copies per tensor
                 flat = torch._utils._flatten_dense_tensors(grads)
@@ -230,10 +302,12 @@ class FlatGroup:
                 "path cannot step; use fused=False for a group with sparse gradients"
             )
         if stale:
-            # copied in, and p.grad becomes the buffer's view, so that backward accumulates into it
+            # copied in, and p.grad becomes the buffer's view, so that backward accumulates into it,
+            # unless another holder of the gradient's storage would stop seeing it
             torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
-            for i in stale:
-                self.params[i].grad = self.grad_views[i]
+            for i, grad in zip(stale, fresh):
+                if sole_holder(grad):
+                    self.params[i].grad = self.grad_views[i]
 
         clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
         grad_flat, negate = source, hp.maximize
@@ -289,12 +363,15 @@ class FlatGroup:
 
     def _restorer(self, state: dict, indices: list[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
-        saved = [(i, dict(state[self.params[i]]), self.keys[i]) for i in indices]
+        saved = [(i, dict(state.get(self.params[i], {})), self.keys[i]) for i in indices]
 
         def restore() -> None:
             for i, entries, keys in saved:
-                state[self.params[i]].clear()
-                state[self.params[i]].update(entries)
+                current = state[self.params[i]]
+                current.clear()
+                current.update(entries)
+                if not entries:  # as before: no entry at all
+                    del state[self.params[i]]
                 self.keys[i] = keys
             self._keys_changed()
 

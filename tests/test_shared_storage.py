@@ -1,0 +1,283 @@
+"""Parameters whose storage someone else holds are trained where they live, on every path.
+
+An alias taken before training, Hogwild's shared memory with forked workers, ZeRO's bucket views
+and FSDP2's DTensor shards (two gloo ranks, forked: seconds), each against torch.optim.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import warnings
+
+import pytest
+import torch
+
+from descentlab import optim
+from descentlab.optim.paths import numba_kernels as _kernels
+
+PATHS = {
+    "reference": dict(foreach=False, fused=False),
+    "foreach": dict(foreach=True),
+    "fused": dict(fused=True),
+    "default": {},
+}
+needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+
+
+def _paths():
+    unavailable = _kernels.unavailable_reason() is not None
+    skip = pytest.mark.skipif(unavailable, reason="fused path unavailable")
+    return [pytest.param(path, marks=[skip] if path == "fused" else []) for path in PATHS]
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_an_alias_taken_before_training_follows_the_weight(path):
+    model = torch.nn.Linear(3, 2)
+    alias = model.weight.detach()
+    optimizer = optim.Adam(model.parameters(), lr=0.1, **PATHS[path])
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.ones(4, 3)).sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fused=True says it steps in place
+            optimizer.step()
+    assert alias.data_ptr() == model.weight.data_ptr()
+    assert torch.equal(alias, model.weight.detach())
+    assert not torch.equal(alias, torch.zeros_like(alias))
+
+
+def test_fused_true_says_why_it_steps_a_shared_group_in_place():
+    if _kernels.unavailable_reason() is not None:
+        pytest.skip("fused path unavailable")
+    p = torch.nn.Parameter(torch.ones(3))
+    alias = p.detach()
+    optimizer = optim.SGD([p], lr=0.5, fused=True)
+    p.grad = torch.ones(3)
+    message = r"(foreach|reference) path, in place: params\[0\]'s storage has 1 other holder"
+    with pytest.warns(RuntimeWarning, match=message):
+        optimizer.step()
+    assert alias.tolist() == [0.5] * 3
+
+
+def test_a_group_flattened_before_an_alias_keeps_its_buffer_across_a_rebuild():
+    """An alias made after flattening views the flat buffer: a rebuild (load_state_dict) must not move it."""
+    if _kernels.unavailable_reason() is not None:
+        pytest.skip("fused path unavailable")
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    optimizer = optim.SGD(params, lr=0.5)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert optimizer.path(optimizer.param_groups[0]) == "fused"
+    alias = params[1].detach()
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.step()
+    assert alias.tolist() == [0.0, 0.0] and params[1].data_ptr() == alias.data_ptr()
+
+
+def _hogwild_worker(model, kwargs):
+    optimizer = optim.SGD(model.parameters(), lr=0.1, **kwargs) if kwargs is not None else \
+        torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.ones(2, 3)).sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+
+
+@needs_fork
+@pytest.mark.parametrize("path", _paths())
+def test_hogwild_workers_train_the_shared_model(path):
+    context = multiprocessing.get_context("fork")
+    results = []
+    for kwargs in (None, PATHS[path]):  # torch.optim.SGD, then descentlab's
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        model.share_memory()
+        workers = [context.Process(target=_hogwild_worker, args=(model, kwargs)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+        results.append(model.weight.detach().clone())
+    # one worker after the other: the same arithmetic as torch's
+    assert torch.equal(results[1], results[0])
+    assert results[0].abs().max() > 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _zero_worker(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        results = {}
+        for name, kwargs in [("torch", None), *PATHS.items()]:
+            params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))]
+            if kwargs is None:
+                zero = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.Adam, lr=0.1,
+                                               parameters_as_bucket_view=True)
+            else:
+                zero = ZeroRedundancyOptimizer(params, optimizer_class=optim.Adam, lr=0.1,
+                                               parameters_as_bucket_view=True, **kwargs)
+            for _ in range(3):
+                zero.zero_grad()
+                (params[0].sum() + params[1].sum()).backward()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    zero.step()
+            results[name] = torch.stack([p.detach() for p in params])
+        torch.save(results, os.path.join(folder, f"zero{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@needs_fork
+def test_zero_with_bucket_views_trains_every_parameter_on_every_path(tmp_path):
+    pytest.importorskip("torch.distributed.optim")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is unavailable")
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_zero_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"zero{rank}.pt") for rank in range(2)]
+    for name in PATHS:
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+        assert torch.allclose(ranks[0][name], ranks[0]["torch"], rtol=0, atol=1e-7), name
+    assert torch.allclose(ranks[0]["torch"], torch.full((2, 4), 0.7), atol=1e-6)
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_a_step_without_gradients_leaves_no_state_entries(path):
+    params = [torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))]
+    optimizer = optim.Adam(params, **PATHS[path])
+    optimizer.step()
+    assert optimizer.state_dict()["state"] == {}
+    params[1].grad = torch.ones(3)
+    optimizer.step()
+    assert list(optimizer.state_dict()["state"]) == [1]
+
+
+@pytest.mark.parametrize("path", _paths())
+def test_ftrl_at_lr_zero_takes_no_step(path):
+    """torch.distributed.checkpoint initializes state with one step at lr = 0; warm-ups start there."""
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = optim.FTRL([p], lr=0.0, beta=0.1, l1=0.01, **PATHS[path])
+    p.grad = torch.tensor([0.5, 0.5])
+    optimizer.step()
+    assert p.tolist() == [1.0, -2.0]
+    assert optimizer.state[p]["step"].item() == 1 and optimizer.state[p]["linear"].tolist() == [0.0, 0.0]
+    optimizer.param_groups[0]["lr"] = 0.1
+    optimizer.step()
+    assert p.tolist() != [1.0, -2.0]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "Nadam", "RMSprop", "Adadelta", "Adamax", "SGD", "Adagrad"])
+def test_torch_switches_are_taken_at_the_values_honoured_and_refused_by_name_otherwise(name):
+    cls = optim.NAMED[name]
+    params = [torch.nn.Parameter(torch.ones(2))]
+    switches = ["differentiable"] if name in ("SGD", "Adagrad") else ["capturable", "differentiable"]
+    for switch in switches:
+        assert cls(params, **{switch: False}).param_groups[0][switch] is False
+        with pytest.raises(ValueError, match=rf"`{switch}` must be False.*Received: {switch}=True"):
+            cls(params, **{switch: True})
+    if name in ("SGD", "Adagrad"):
+        with pytest.raises(TypeError):  # torch's SGD and Adagrad have no `capturable` either
+            cls(params, capturable=False)
+
+
+def _fsdp_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model)
+    return model
+
+
+def _fsdp_optimizer(model, kwargs):
+    no_decay = [model[1].weight]  # a group of one DTensor (the LayerNorm weight), as trainers make
+    decay = [p for p in model.parameters() if p is not model[1].weight]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if kwargs is None:
+        return torch.optim.Adam(groups, lr=0.01, weight_decay=0.1)
+    return optim.Adam(groups, lr=0.01, weight_decay=0.1, **kwargs)
+
+
+def _fsdp_train(model, optimizer, steps, first=0):
+    for step in range(first, first + steps):
+        x = torch.randn(5, 4, generator=torch.Generator().manual_seed(step))
+        model(x).square().sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+        optimizer.zero_grad()
+
+
+def _fsdp_worker(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        results = {}
+        for name, kwargs in [("torch", None), *PATHS.items()]:
+            model = _fsdp_model()
+            optimizer = _fsdp_optimizer(model, kwargs)
+            _fsdp_train(model, optimizer, 3)
+            results[name] = [p.full_tensor() for p in model.parameters()]
+        # the last (default path) optimizer through torch.distributed.checkpoint, into a fresh one
+        checkpoint = os.path.join(folder, "checkpoint")
+        dcp.save({"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)},
+                 checkpoint_id=checkpoint)
+        restored_model = _fsdp_model()
+        restored = _fsdp_optimizer(restored_model, {})
+        loaded = {"model": get_model_state_dict(restored_model),
+                  "optim": get_optimizer_state_dict(restored_model, restored)}  # a step at lr=0 makes state
+        dcp.load(loaded, checkpoint_id=checkpoint)
+        set_model_state_dict(restored_model, loaded["model"])
+        set_optimizer_state_dict(restored_model, restored, loaded["optim"])
+        _fsdp_train(model, optimizer, 2, first=3)
+        _fsdp_train(restored_model, restored, 2, first=3)
+        results["continued"] = [p.full_tensor() for p in model.parameters()]
+        results["restored"] = [p.full_tensor() for p in restored_model.parameters()]
+        torch.save(results, os.path.join(folder, f"fsdp{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@needs_fork
+def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(tmp_path):
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is unavailable")
+    pytest.importorskip("torch.distributed.fsdp")
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"fsdp{rank}.pt") for rank in range(2)]
+    for name in [*PATHS, "restored"]:
+        for mine, other in zip(ranks[0][name], ranks[1][name]):
+            assert torch.equal(mine, other), name
+    for name in PATHS:
+        for mine, expected in zip(ranks[0][name], ranks[0]["torch"]):
+            assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
+    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"]):
+        assert torch.equal(mine, expected)
