@@ -1,4 +1,5 @@
-"""The look every figure shares: one fixed colour per optimizer, the Agg backend, PNG encoding."""
+"""The look every figure shares: one fixed colour per optimizer (its clipped variants in shades of
+it), the Agg backend, PNG encoding."""
 
 from __future__ import annotations
 
@@ -22,12 +23,25 @@ _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 PALETTE = dict(zip(OPTIMIZERS, _COLOURS))
 MINIMUM = "#ffd700"  # the surfaces' minima
 DPI = 100
+# A clipped variant (``momentum+clipnorm=1``) is drawn in its base optimizer's colour mixed with
+# black (norm clipping) or white (value clipping): related to its base, and apart from the others.
+SHADES = {"clipnorm": "#000000", "global_clipnorm": "#000000", "clipvalue": "#ffffff"}
+SHADE = 0.45  # the share of black or white
+
+
+def _mix(colour: str, other: str, share: float) -> str:
+    a, b = matplotlib.colors.to_rgb(colour), matplotlib.colors.to_rgb(other)
+    return matplotlib.colors.to_hex([(1 - share) * x + share * y for x, y in zip(a, b)])
 
 
 def colour(optimizer: str) -> str:
     """The optimizer's colour; a name outside the lab's vocabulary gets a stable one of tab20."""
     if optimizer in PALETTE:
         return PALETTE[optimizer]
+    base, _, variant = optimizer.partition("+")
+    option = variant.partition("=")[0]
+    if base in PALETTE and option in SHADES:
+        return _mix(PALETTE[base], SHADES[option], SHADE)
     return matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20)
 
 
@@ -47,7 +61,8 @@ def png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     image = Image.open(buffer).convert("RGB")
-    exact = [*_COLOURS, MINIMUM, "#000000", "#ffffff"]
+    shades = {_mix(c, shade, SHADE) for c in PALETTE.values() for shade in set(SHADES.values())}
+    exact = [*_COLOURS, *sorted(shades), MINIMUM, "#000000", "#ffffff"]
     adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette()
     palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
                        np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
