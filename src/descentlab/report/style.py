@@ -51,6 +51,18 @@ def figure(width: float, height: float, columns: int = 1):
     return fig, list(axes[0])
 
 
+def fit_legend(fig, legend) -> None:
+    """Widen ``fig`` until ``legend``, drawn right of the axes, fits; the axes keep their size in inches
+    (a clipped variant's name, ``momentum+clipvalue=0.5``, is longer than the rest)."""
+    fig.canvas.draw()
+    needed = legend.get_window_extent().x1 / fig.dpi + 0.1
+    width, height = fig.get_size_inches()
+    if needed > width:
+        params = fig.subplotpars
+        fig.set_size_inches(needed, height)
+        fig.subplots_adjust(left=params.left * width / needed, right=params.right * width / needed)
+
+
 def png(fig) -> bytes:
     """The figure as PNG bytes, at its own size and dpi (the race player relies on that), then closed.
 
