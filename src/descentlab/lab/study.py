@@ -26,6 +26,9 @@ class Study:
     apart (``{"lstm_lm": 300}``). A run whose loss is NaN/inf or exceeds
     ``divergence_factor`` × its first loss is stopped and recorded as diverged: the worst score.
 
+    An optimizer is a lab name (``"momentum"``) or a clipped variant of one
+    (``"momentum+clipnorm=1"``, see :func:`descentlab.lab.spec.parse_optimizer`).
+
     A problem is named by a label: a registered problem (``"beale"``), or ``"name@tag"`` for a
     second instance of it, whose options ``problem_options["name@tag"]`` give
     (``{"beale@far": {"start": 1}}``).
