@@ -72,6 +72,8 @@ def list_optimizers(out=print) -> None:
     out("lab names (--optimizers): " + ", ".join(
         f"{name} ({cls.__name__}{''.join(f' {k}={v}' for k, v in fixed.items())}, lr {default_lr(name):g})"
         for name, (cls, fixed) in OPTIMIZERS.items()))
+    out("clipped variants: NAME+clipnorm=C, NAME+global_clipnorm=C or NAME+clipvalue=V "
+        "(e.g. momentum+clipnorm=1), each a contestant of its own on its base's lr grid")
 
 
 def list_suites(out=print) -> None:
@@ -240,8 +242,8 @@ def _migrate(args, parser) -> int:
 
 
 def _compare(args, parser) -> int:
-    from descentlab.lab import OPTIMIZERS
     from descentlab.lab.compare import compare, format_verdict, load_entry
+    from descentlab.lab.spec import check_optimizers
 
     try:
         arguments = load_entry(args.entry)
@@ -251,9 +253,10 @@ def _compare(args, parser) -> int:
     if args.batch_size is not None:
         options["batch_size"] = _chosen_batch_size(args.batch_size)
     if args.optimizers:
-        unknown = [n for n in _names(args.optimizers) if n not in OPTIMIZERS]
-        if unknown:
-            parser.error(f"--optimizers: unknown optimizer {unknown[0]!r}. Valid optimizers: {', '.join(OPTIMIZERS)}")
+        try:
+            check_optimizers(_names(args.optimizers))
+        except ValueError as error:
+            parser.error(f"--optimizers: {error}")
         options["optimizers"] = _names(args.optimizers)
     print(format_verdict(compare(**{**arguments, **options}, name=args.entry, db=args.db)))
     return 0

@@ -21,7 +21,7 @@ import torch
 
 from descentlab.lab import runner, stats
 from descentlab.lab.protocol import run_study
-from descentlab.lab.spec import OPTIMIZERS, check_names
+from descentlab.lab.spec import check_optimizers
 from descentlab.lab.study import Study
 from descentlab.problems.base import Problem, check_split, example_batches, first, mean_over_chunks, seeded
 
@@ -94,7 +94,7 @@ def compare(model_fn: Callable, loss_fn: Callable, train_data, val_data, optimiz
     winner alike: hold out a test split yourself for an unbiased final number.
     """
     optimizers = list(optimizers)
-    check_names("optimizer", optimizers, list(OPTIMIZERS))
+    check_optimizers(optimizers)
     if len(optimizers) < 2:
         raise ValueError(f"`optimizers` must name at least two optimizers. Received: optimizers={optimizers!r}")
     problem = UserProblem(name, model_fn, loss_fn, train_data, val_data, batch_size, budget)

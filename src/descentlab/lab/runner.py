@@ -21,6 +21,7 @@ import torch
 
 import descentlab
 from descentlab import problems
+from descentlab.optim._checks import CLIP_OPTIONS
 
 
 @functools.lru_cache(maxsize=16)
@@ -127,7 +128,7 @@ def population_groups(specs) -> list[list]:
     for spec in specs:
         if not problem_of(spec).population:
             continue
-        if any(spec.hyperparameters.get(k) for k in ("clipnorm", "global_clipnorm", "clipvalue")):
+        if any(spec.settings.get(k) for k in CLIP_OPTIONS):
             continue
         key = (spec.problem, json.dumps(spec.problem_options, sort_keys=True), spec.steps, spec.batch_size,
                spec.eval_every, spec.divergence_factor)

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from descentlab import __version__, optim
-from descentlab.optim._checks import resolve
+from descentlab.optim._checks import CLIP_OPTIONS, resolve
 
 # The lab's optimizer vocabulary: a name is a class plus fixed hyperparameters. Every named
 # optimizer under its lowercase name, each followed by the variants the talk races.
@@ -34,9 +34,46 @@ def check_names(kind: str, names: list[str], valid: list[str]) -> None:
         raise ValueError(f"Unknown {kind} {unknown[0]!r}. Valid {kind}s: {', '.join(valid)}")
 
 
+def parse_optimizer(name: str, kind: str = "optimizer") -> tuple[str, dict]:
+    """A lab name and its clipping: ``"momentum+clipnorm=1"`` → ``("momentum", {"clipnorm": 1.0})``.
+
+    A clipped variant is a name of :data:`OPTIMIZERS`, ``+``, and one of Keras's clipping options
+    (``clipnorm``, ``global_clipnorm``, ``clipvalue``) with a positive value. It is a contestant of
+    its own, tuned like any other, whose lr grid is its base optimizer's (so both try the same lrs).
+    """
+    base, plus, variant = name.partition("+")
+    check_names(kind, [base], list(OPTIMIZERS))
+    if not plus:
+        return base, {}
+    option, equals, value = variant.partition("=")
+    if option not in CLIP_OPTIONS or not equals:
+        raise ValueError(f"A clipped variant is NAME+OPTION=VALUE with OPTION one of {', '.join(CLIP_OPTIONS)}. "
+                         f"Received: {name!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"`{option}` must be a number. Received: {option}={value!r} in {name!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{option}` must be > 0 in a clipped variant. Received: {option}={value} in {name!r}")
+    return base, {option: number}
+
+
+def optimizer_of(name: str) -> tuple[type, dict]:
+    """The class and fixed hyperparameters behind a lab name, a clipped variant's clipping included."""
+    base, clipping = parse_optimizer(name)
+    cls, fixed = OPTIMIZERS[base]
+    return cls, {**fixed, **clipping}
+
+
+def check_optimizers(names: list[str], kind: str = "optimizer") -> None:
+    """Every name is a lab optimizer or a clipped variant of one (the first bad name is the error)."""
+    for name in names:
+        parse_optimizer(name, kind)
+
+
 def default_lr(optimizer: str, flavor: str = "torch") -> float:
-    """The optimizer's default learning rate: the centre of its grid."""
-    cls, fixed = OPTIMIZERS[optimizer]
+    """The optimizer's default learning rate: the centre of its grid (a clipped variant's is its base's)."""
+    cls, fixed = optimizer_of(optimizer)
     return float(fixed.get("lr", resolve(inspect.signature(cls).parameters["lr"].default, flavor)))
 
 
@@ -81,9 +118,13 @@ class TrialSpec:
     def lr(self) -> float:
         return self.hyperparameters["lr"]
 
+    @property
+    def settings(self) -> dict:
+        """Every hyperparameter the trial sets: the lab name's fixed ones (clipping included), then its own."""
+        return {**optimizer_of(self.optimizer)[1], **self.hyperparameters}
+
     def make_optimizer(self, params):
-        cls, fixed = OPTIMIZERS[self.optimizer]
-        return cls(params, **{**fixed, **self.hyperparameters})
+        return optimizer_of(self.optimizer)[0](params, **self.settings)
 
 
 def worst(goal: str) -> float:

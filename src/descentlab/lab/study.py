@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from descentlab import problems
-from descentlab.lab.spec import OPTIMIZERS, TrialSpec, _canonical, check_names, default_lr, grid_point
+from descentlab.lab.spec import TrialSpec, _canonical, check_names, check_optimizers, default_lr, grid_point
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Study:
     examples, each defaulting to the problem's own; ``problem_steps`` sets a problem's steps
     apart (``{"lstm_lm": 300}``). A run whose loss is NaN/inf or exceeds
     ``divergence_factor`` × its first loss is stopped and recorded as diverged: the worst score.
+
+    An optimizer is a lab name (``"momentum"``) or a clipped variant of one
+    (``"momentum+clipnorm=1"``, see :func:`descentlab.lab.spec.parse_optimizer`).
 
     A problem is named by a label: a registered problem (``"beale"``), or ``"name@tag"`` for a
     second instance of it, whose options ``problem_options["name@tag"]`` give
@@ -54,7 +57,7 @@ class Study:
                     problems.names() + list(USER_PROBLEMS))
         if len(set(self.problems)) != len(self.problems):
             raise ValueError(f"`problems` names a problem twice. Received: problems={self.problems!r}")
-        check_names("optimizer", self.optimizers, list(OPTIMIZERS))
+        check_optimizers(self.optimizers)
         for option, value, low in (("grid", self.grid, 1), ("seeds", self.seeds, 1), ("extend", self.extend, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{option}` must be an integer >= {low}. Received: {option}={value!r}")
@@ -74,7 +77,7 @@ class Study:
             raise ValueError(f"`span` must be > 0 for a grid of {self.grid} points. Received: span={self.span!r}")
         if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
             raise ValueError(f"`divergence_factor` must be > 1. Received: divergence_factor={self.divergence_factor!r}")
-        check_names("optimizer in search_space", list(self.search_space), list(OPTIMIZERS))
+        check_optimizers(list(self.search_space), "optimizer in search_space")
         for option in ("problem_options", "problem_steps"):
             unknown = [label for label in getattr(self, option) if label not in self.problems]
             if unknown:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from descentlab.lab.spec import OPTIMIZERS
 
 TALK_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
+# The talk's last slide: SGD(clipnorm=1.) and SGD(clipvalue=0.5), here on momentum, the optimizer
+# the LSTM claim is about; each variant a contestant tuned like the others.
+CLIPPED = ["momentum+clipnorm=1", "momentum+clipvalue=0.5"]
+# The cliff from its canonical start, jittered per seed so that its seeds differ: whether a step
+# lands on the wall's face depends on where the path starts.
+CLIFF_OPTIONS = {"cliff": {"jitter": 0.1}}
+LSTM_OPTIONS, LSTM_STEPS = {"lstm_lm": {"vocab_size": 2000}}, {"lstm_lm": 300}
 
 SUITES = {
     # A sub-minute smoke study: two surfaces (one vectorized population each) and the quadratic.
@@ -15,12 +22,17 @@ SUITES = {
     # The talk, reproduced: its pictures' surfaces from their canonical starts, and its three
     # real tasks (word2vec, MNIST, a word-level LSTM), every classic optimizer tuned by lr with
     # bracketing. Sized to run in about 20 minutes on 2 cores (README: "The talk, tested").
-    "talk": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley",
+    "talk": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley", "cliff",
                            "word2vec", "mnist_mlp", "mnist_logreg", "lstm_lm"],
-                 optimizers=TALK_OPTIMIZERS, grid=5, span=2.0, seeds=3, extend=8,
+                 optimizers=TALK_OPTIMIZERS + CLIPPED, grid=5, span=2.0, seeds=3, extend=8,
                  problem_options={"beale@far": {"start": 1}, "word2vec": {"corpus": "ptb"},
-                                  "lstm_lm": {"vocab_size": 2000}},
-                 problem_steps={"lstm_lm": 300}),
+                                  **CLIFF_OPTIONS, **LSTM_OPTIONS},
+                 problem_steps=LSTM_STEPS),
+    # The talk's clipping claims alone: the cliff and the LSTM, the talk's optimizers and their
+    # clipped momentum variants, as in `talk` (the same trials, so a store shares them).
+    "clipping": dict(problems=["cliff", "lstm_lm"], optimizers=TALK_OPTIMIZERS + CLIPPED, grid=5, span=2.0,
+                     seeds=3, extend=8, problem_options={**CLIFF_OPTIONS, **LSTM_OPTIONS},
+                     problem_steps=LSTM_STEPS),
     # The talk in under three minutes on 2 cores (`make run`): its pictures' surfaces and the two
     # MNIST tasks (the MLP on half its budget), every classic optimizer, with the talk's grid,
     # bracketing and seeds.

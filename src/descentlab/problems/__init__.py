@@ -3,7 +3,7 @@
 ``get(name, **options)`` builds a :class:`Problem`; ``names()`` lists them. The registry is an
 explicit table: each name maps to a constructor and its options (see each class's docstring).
 
-- surfaces: ``beale``, ``rosenbrock``, ``saddle``, ``valley``, ``rastrigin``, ``himmelblau``
+- surfaces: ``beale``, ``rosenbrock``, ``saddle``, ``valley``, ``rastrigin``, ``himmelblau``, ``cliff``
 - ``quadratic``: a noisy ill-conditioned quadratic with a known optimum
 - ``mnist_logreg``, ``mnist_mlp``: MNIST classification
 - ``word2vec``: skip-gram negative sampling on text8 or PTB (sparse embeddings)

@@ -1,4 +1,4 @@
-"""2-D test surfaces: the "sense of performance" pictures (Beale, Rosenbrock, saddle, valley, …).
+"""2-D test surfaces: the "sense of performance" pictures (Beale, Rosenbrock, saddle, valley, cliff, …).
 
 The parameters are one point (x, y); the loss is the surface. Every surface is vectorized: ``f``
 and its analytic ``grad`` take points of shape ``(..., 2)``, so the lab can run thousands of
@@ -105,6 +105,31 @@ def _himmelblau_grad(p):
     return torch.stack([4 * x * a + 2 * b, 2 * a + 4 * y * b], dim=-1)
 
 
+# The cliff: a gentle valley (the valley's condition number) with a wall across it. The wall is a
+# smoothstep, exactly flat on both sides, so the minimum (0, 0) and its value 0 are exact; its face
+# is 2·CLIFF_HALF_WIDTH wide and CLIFF_HEIGHT high, so its slope (up to 0.75·height/half-width =
+# 120) is a hundred times the valley's near it: a plain step there throws the iterate far down
+# the valley, where the gentle slope brings it back slowly.
+CLIFF_HEIGHT, CLIFF_AT, CLIFF_HALF_WIDTH = 40.0, 1.0, 0.25
+
+
+def _cliff_step(x):
+    """The wall's height as a share of ``CLIFF_HEIGHT`` and its x-derivative (smoothstep 3t² − 2t³)."""
+    t = ((x - CLIFF_AT + CLIFF_HALF_WIDTH) / (2 * CLIFF_HALF_WIDTH)).clamp(0, 1)
+    return t * t * (3 - 2 * t), 6 * t * (1 - t) / (2 * CLIFF_HALF_WIDTH)
+
+
+def _cliff(p):
+    x, y = _xy(p)
+    return _valley(p) + CLIFF_HEIGHT * _cliff_step(x)[0]
+
+
+def _cliff_grad(p):
+    x, _ = _xy(p)
+    wall = torch.stack([CLIFF_HEIGHT * _cliff_step(x)[1], torch.zeros_like(x)], dim=-1)
+    return _valley_grad(p) + wall
+
+
 SURFACES = {
     s.name: s
     for s in (
@@ -124,6 +149,11 @@ SURFACES = {
                 ((0.0, 0.0), (-1.0, -1.0)),
                 ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
                 note="four global minima"),
+        Surface("cliff", f"½·(x²/{VALLEY_CONDITION:g} + y²) + {CLIFF_HEIGHT:g}·S((x − {CLIFF_AT:g})/"
+                         f"{CLIFF_HALF_WIDTH:g})", _cliff, _cliff_grad, ((4.0, 1.0), (2.0, -0.5)), ((0.0, 0.0),),
+                note=f"a gentle valley with a wall {CLIFF_HEIGHT:g} high across it at x = {CLIFF_AT:g} (S: a "
+                     f"smoothstep from 0 at −1 to 1 at +1); the start is on the terrace in front of the wall, "
+                     f"whose face is about 100 times steeper than the valley: exploding gradients"),
     )
 }
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from descentlab.problems.surfaces import SURFACES
-from descentlab.report import curves, html, profiles, sensitivity, trajectories
+from descentlab.report import clipping, curves, html, profiles, sensitivity, trajectories
 from descentlab.report.frames import Frames, load
 
 
@@ -26,6 +26,7 @@ class ProblemFigures:
     sensitivity: bytes | None
     curves: bytes | None  # real problems (a surface's curves are its race)
     surface: SurfaceFigures | None  # surfaces, once the study has chosen their lrs
+    clipping: bytes | None = None  # surfaces with a clipped variant and its base: with and without clipping
 
 
 def figures(frames: Frames, label: str) -> ProblemFigures:
@@ -33,7 +34,7 @@ def figures(frames: Frames, label: str) -> ProblemFigures:
     table = frames.problems[label]
     if not table["rows"]:
         return ProblemFigures(None, None, None)
-    on_surface, surface = table["problem"] in SURFACES, None
+    on_surface, surface, clipped = table["problem"] in SURFACES, None, None
     if on_surface:
         chosen = [t for t in frames.chosen.get(label, {}).values() if t["status"] in ("done", "diverged")]
         if chosen:
@@ -41,8 +42,9 @@ def figures(frames: Frames, label: str) -> ProblemFigures:
             start = tuple(paths[0].points[0])  # every chosen trial is seed 0: one start
             race = trajectories.race(label, table["problem"], paths, start)
             surface = SurfaceFigures(trajectories.picture(label, table["problem"], paths, start), race, race.gif())
+            clipped = clipping.figure(frames, label)
     drawn = None if on_surface else curves.figure(label, table, frames.seed_curves.get(label, {}))
-    return ProblemFigures(sensitivity.figure(label, table), drawn, surface)
+    return ProblemFigures(sensitivity.figure(label, table), drawn, surface, clipped)
 
 
 def write_report(db: str, study_id: int | None = None, out: str | None = None) -> str:

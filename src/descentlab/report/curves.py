@@ -71,7 +71,7 @@ def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
         ax.set_xlabel(unit)
         ax.set_ylabel(f"validation {metric}")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", bbox_to_anchor=(2.27, 1.0), fontsize=8, frameon=False)
+    style.fit_legend(fig, axes[0].legend(loc="upper left", bbox_to_anchor=(2.27, 1.0), fontsize=8, frameon=False))
     count = max((len(c) for c in seeds.values()), default=0)
     fig.suptitle(f"{label}: validation {metric} ({table['goal']}imize) of each optimizer at its tuned lr, "
                  f"mean over {count} seeds with a 95% band; × a diverged seed; legend by test rank", fontsize=9)

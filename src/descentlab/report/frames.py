@@ -1,8 +1,9 @@
 """What the report draws, read from the store: the only module of the report that queries it.
 
 Bulk queries, tidy records: the study's summary (:func:`descentlab.lab.summarize`), every trial
-the study asked for, each optimizer's chosen trial, and the curves of the chosen configuration
-on every seed. No problem is rebuilt and no dataset is read.
+the study asked for, each optimizer's chosen trial, the curves of the chosen configuration on
+every seed, and on a surface where clipped variants ran, every seed-0 run of the lr grid (for
+the picture at one common lr). No problem is rebuilt and no dataset is read.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from descentlab import data
 from descentlab.lab.spec import worst
 from descentlab.lab.store import Store
 from descentlab.lab.summary import summarize
+from descentlab.lab.verdict import base
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Frames:
     trials: list[dict]
     chosen: dict[str, dict[str, dict]]  # label → optimizer → its chosen (seed-0, tuned) trial, with its curve
     seed_curves: dict[str, dict[str, list[SeedCurve]]]  # label → optimizer → chosen configuration's seeds
+    grid_runs: dict[str, dict[str, list[dict]]]  # surface label → optimizer → its seed-0 lr grid, with curves
 
     @property
     def study(self) -> dict:
@@ -65,8 +68,12 @@ def load(path: str, study_id: int | None = None) -> Frames:
                                             and t["optimizer"] == row["optimizer"] and t["seed"] < seeds
                                             and t["hyperparameters"] == row["hyperparameters"]]
                 for label, table in summary["problems"].items() for row in table["rows"]}
+        clipped = {label for label, table in summary["problems"].items()
+                   if table["population"] and any(base(r["optimizer"]) != r["optimizer"] for r in table["rows"])}
+        grid = [t for t in trials if t["label"] in clipped and t["seed"] == 0 and t["phase"] in ("tune", "extend")]
         curves = store.curves(sorted({t["key"] for group in runs.values() for t in group}
-                                     | {t["key"] for mine in chosen.values() for t in mine.values()}))
+                                     | {t["key"] for mine in chosen.values() for t in mine.values()}
+                                     | {t["key"] for t in grid}))
     finally:
         store.close()
     chosen = {label: {optimizer: {**t, "curve": curves[t["key"]]} for optimizer, t in mine.items()}
@@ -78,7 +85,10 @@ def load(path: str, study_id: int | None = None) -> Frames:
             SeedCurve(t["seed"], [(p["step"], p["wall"], _value(p, info["metric"], info["goal"]))
                                   for p in curves[t["key"]]], t["diverged_at"])
             for t in sorted(group, key=lambda t: t["seed"])]
-    return Frames(path, summary, trials, chosen, seed_curves)
+    grid_runs: dict[str, dict[str, list[dict]]] = {}
+    for t in grid:
+        grid_runs.setdefault(t["label"], {}).setdefault(t["optimizer"], []).append({**t, "curve": curves[t["key"]]})
+    return Frames(path, summary, trials, chosen, seed_curves, grid_runs)
 
 
 def _value(point: dict, metric: str, goal: str) -> float:

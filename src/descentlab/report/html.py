@@ -183,6 +183,13 @@ def _problem(frames: Frames, label: str, figures) -> str:
     tuning = _tuning(spec, table["metric"])
     if figures.surface is not None:
         parts.append(_surface(label, table, figures.surface, tuning))
+    if figures.clipping is not None:
+        parts.append(_figure(figures.clipping, f"{label} with and without clipping",
+                             "With and without clipping, seed 0 replayed from the store: left, each at its own "
+                             "tuned lr; right, all at the tuned lr of the best clipped variant (by validation; "
+                             "each at the nearest lr of its grid), where the paths differ only by the clipping. "
+                             "The verdict's row “clipping deals with exploding gradients” pairs the "
+                             "same two contestants on every seed."))
     if figures.curves is not None:
         parts.append(_figure(figures.curves, f"{label} training curves",
                              "Validation metric on the problem's fixed validation subset, every "

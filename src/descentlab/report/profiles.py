@@ -35,7 +35,7 @@ def figure(profile: dict) -> bytes | None:
     for name in ranked:
         axes[1].plot([], [], color=style.colour(name), linewidth=1.5,
                      label=f"{name}: {profile['steps']['scores'][name]:.2f} / {seconds.get(name, math.nan):.2f}")
-    axes[1].legend(title="score B (steps / seconds)", loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
-                   title_fontsize=8, frameon=False)
+    style.fit_legend(fig, axes[1].legend(title="score B (steps / seconds)", loc="upper left",
+                                         bbox_to_anchor=(1.02, 1.0), fontsize=8, title_fontsize=8, frameon=False))
     fig.suptitle("performance profile: higher and further left is better", fontsize=9)
     return style.png(fig)

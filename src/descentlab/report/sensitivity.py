@@ -47,6 +47,6 @@ def figure(label: str, table: dict) -> bytes:
     ax.plot([], [], linestyle="none", marker="o", color="grey", markerfacecolor="white", label="extension")
     ax.plot([], [], linestyle="none", marker="x", mew=2, color="grey", label="diverged (worst)")
     ax.plot([], [], linestyle="none", marker="o", markersize=13, markerfacecolor="none", color="grey", label="chosen")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    style.fit_legend(fig, ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False))
     ax.set_title(f"{label}: lr sensitivity ({goal}imize {table['metric']})", fontsize=9)
     return style.png(fig)

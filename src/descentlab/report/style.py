@@ -1,4 +1,5 @@
-"""The look every figure shares: one fixed colour per optimizer, the Agg backend, PNG encoding."""
+"""The look every figure shares: one fixed colour per optimizer (its clipped variants in shades of
+it), the Agg backend, PNG encoding."""
 
 from __future__ import annotations
 
@@ -26,12 +27,25 @@ _COLOURS = [*map(matplotlib.colors.to_hex, matplotlib.colormaps["tab10"].colors)
 PALETTE = dict(zip(OPTIMIZERS, _COLOURS, strict=True))
 MINIMUM = "#ffd700"  # the surfaces' minima
 DPI = 100
+# A clipped variant (``momentum+clipnorm=1``) is drawn in its base optimizer's colour mixed with
+# black (norm clipping) or white (value clipping): related to its base, and apart from the others.
+SHADES = {"clipnorm": "#000000", "global_clipnorm": "#000000", "clipvalue": "#ffffff"}
+SHADE = 0.45  # the share of black or white
+
+
+def _mix(colour: str, other: str, share: float) -> str:
+    a, b = matplotlib.colors.to_rgb(colour), matplotlib.colors.to_rgb(other)
+    return matplotlib.colors.to_hex([(1 - share) * x + share * y for x, y in zip(a, b)])
 
 
 def colour(optimizer: str) -> str:
     """The optimizer's colour (``#rrggbb``); a name outside the lab's vocabulary gets a stable one of tab20."""
     if optimizer in PALETTE:
         return PALETTE[optimizer]
+    base, _, variant = optimizer.partition("+")
+    option = variant.partition("=")[0]
+    if base in PALETTE and option in SHADES:
+        return _mix(PALETTE[base], SHADES[option], SHADE)
     return matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20))
 
 
@@ -39,6 +53,18 @@ def figure(width: float, height: float, columns: int = 1):
     """A figure of ``width`` × ``height`` inches with ``columns`` axes side by side."""
     fig, axes = plt.subplots(1, columns, figsize=(width, height), dpi=DPI, squeeze=False)
     return fig, list(axes[0])
+
+
+def fit_legend(fig, legend) -> None:
+    """Widen ``fig`` until ``legend``, drawn right of the axes, fits; the axes keep their size in inches
+    (a clipped variant's name, ``momentum+clipvalue=0.5``, is longer than the rest)."""
+    fig.canvas.draw()
+    needed = legend.get_window_extent().x1 / fig.dpi + 0.1
+    width, height = fig.get_size_inches()
+    if needed > width:
+        params = fig.subplotpars
+        fig.set_size_inches(needed, height)
+        fig.subplots_adjust(left=params.left * width / needed, right=params.right * width / needed)
 
 
 def png(fig) -> bytes:
@@ -51,7 +77,8 @@ def png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     image = Image.open(buffer).convert("RGB")
-    exact = [*_COLOURS, MINIMUM, "#000000", "#ffffff"]
+    shades = {_mix(c, shade, SHADE) for c in PALETTE.values() for shade in set(SHADES.values())}
+    exact = [*_COLOURS, *sorted(shades), MINIMUM, "#000000", "#ffffff"]
     adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette()
     palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
                        np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)

@@ -52,13 +52,16 @@ def replay(trials: list[dict], population: bool) -> list[Path]:
     """
     specs = [TrialSpec(t["problem"], t["problem_options"], t["optimizer"], t["hyperparameters"], t["seed"],
                        t["steps"], t["batch_size"], 1, t["divergence_factor"]) for t in trials]
-    if not population:
-        return [_path(trial, spec, runner.run_trial(spec)) for trial, spec in zip(trials, specs)]
-    paths = [_path(trial, spec, result) for trial, spec, result in zip(trials, specs, runner.run_population(specs))]
-    for index, (trial, spec) in enumerate(zip(trials, specs)):
-        if paths[index].deviation > 0:
+    paths: list[Path | None] = [None] * len(specs)
+    if population:  # a clipped trial is in no population group: it ran alone
+        index = {id(spec): i for i, spec in enumerate(specs)}
+        for group in runner.population_groups(specs):
+            for spec, result in zip(group, runner.run_population(group)):
+                paths[index[id(spec)]] = _path(trials[index[id(spec)]], spec, result)
+    for i, (trial, spec) in enumerate(zip(trials, specs)):
+        if paths[i] is None or paths[i].deviation > 0:
             alone = _path(trial, spec, runner.run_trial(spec))
-            paths[index] = min(paths[index], alone, key=lambda path: path.deviation)
+            paths[i] = alone if paths[i] is None else min(paths[i], alone, key=lambda path: path.deviation)
     return paths
 
 
@@ -123,9 +126,8 @@ def _label(path: Path) -> str:
     return f"{path.optimizer} (lr {path.lr:.3g})" + (", diverged" if path.status == "diverged" else "")
 
 
-def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool):
-    fig, (ax,) = style.figure(7.6, 4.8)
-    fig.subplots_adjust(left=0.09, right=0.68, bottom=0.11, top=0.92)
+def panel(ax, surface: str, paths: list[Path], box, start, drawn: bool = True) -> None:
+    """The surface in ``box`` with every path (or, not ``drawn``, only their legend entries)."""
     _surface(ax, surface, box, start)
     for path in paths:
         ax.plot(*(path.points.T if drawn else ([], [])), color=style.colour(path.optimizer), linewidth=1.6,
@@ -136,6 +138,12 @@ def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool
     if SURFACES[surface].minima:
         ax.plot([], [], marker="*", markersize=12, color=style.MINIMUM, markeredgecolor="black", linestyle="none",
                 label="minimum")
+
+
+def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool):
+    fig, (ax,) = style.figure(7.6, 4.8)
+    fig.subplots_adjust(left=0.09, right=0.68, bottom=0.11, top=0.92)
+    panel(ax, surface, paths, box, start, drawn)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{label}: {SURFACES[surface].formula}", fontsize=9)
     return fig, ax
