@@ -134,3 +134,14 @@ def _no_best(tables: dict) -> dict | None:
         result = INCONCLUSIVE
     return {"claim": NO_BEST, "outcome": result, "evidence": evidence, "everywhere": everywhere,
             "unbeaten": sorted(names - beaten), "problems": list(tables)}
+
+
+def duels(label: str, table: dict) -> list[dict]:
+    """One problem's optimizers by the same rule: its champion (best mean validation metric)
+    against each other optimizer, on the test metric, seed by seed. ``outcome`` REPRODUCED reads
+    "the champion beats it", NOT_REPRODUCED "it beats the champion", INCONCLUSIVE "no
+    significant difference"."""
+    champion = _champion(table["rows"], table["goal"])
+    if champion is None:
+        return []
+    return [_compare(label, table, champion, other) for other in table["rows"] if other is not champion]
