@@ -25,6 +25,7 @@ from descentlab.lab.protocol import run_study
 from descentlab.lab.spec import OPTIMIZERS
 from descentlab.lab.study import Study
 from descentlab.lab.tables import format_summary, interval, number
+from descentlab.optim._checks import resolve
 from descentlab.problems.base import Problem, check_batch_size, check_split, example_batches, first, seeded
 
 DEFAULT_OPTIMIZERS = ("nadam", "rmsprop", "momentum")  # the talk's advice: test these three
@@ -383,7 +384,7 @@ def _optimizers(optimizers) -> dict:
             if name in OPTIMIZERS:
                 _refuse("optimizers", name, f"a name no lab optimizer has (give {name!r} another name)")
             lr = inspect.signature(made).parameters.get("lr")
-            if lr is None or not isinstance(lr.default, (int, float)):
+            if lr is None or not isinstance(resolve(lr.default, "torch"), (int, float)):
                 _refuse(f"optimizers[{name!r}]", made, "a class or factory with a numeric default `lr` (the centre "
                                                        "of its lr grid)")
         named[name] = made
@@ -426,8 +427,9 @@ def verdict_line(duel: dict) -> str:
 
 def format_result(result: dict) -> str:
     """The lab's tables for the study, then the verdict lines."""
-    lines = [format_summary(result["summary"]), "", "verdict (95% interval of the paired test difference, "
-             "positive: the first named is better):"]
+    lines = [format_summary(result["summary"]), "", "verdict: the champion on validation against each other "
+             "optimizer, on the test split; [95% interval] of the paired difference, positive: the first named "
+             "is better"]
     lines += [f"  {line}" for line in result["verdict"]] or ["  (incomplete: no verdict yet)"]
     if not result["has_test"]:
         lines.append("note: no test split was given, so the test figures are on the validation split that also "
