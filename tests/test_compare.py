@@ -271,7 +271,8 @@ def test_a_killed_compare_resumes_without_rerunning_finished_trials(tmp_path):
     assert 2 <= len(before) < 8
     done = subprocess.run([*command, "--report"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "verdict:" in done.stdout and os.path.exists(tmp_path / "report.html")
+    heading = "the champion on validation against each other optimizer, on test"
+    assert heading in done.stdout and heading in (tmp_path / "report.html").read_text()
     store = Store(db)
     after = {t["key"]: t["finished"] for t in store.study_trials(1)}
     assert len(after) == 3 * 2 + 2  # 2 optimizers × 3 lrs, then one more seed each: nothing twice

@@ -24,7 +24,7 @@ from descentlab.lab import runner, verdict
 from descentlab.lab.protocol import run_study
 from descentlab.lab.spec import OPTIMIZERS
 from descentlab.lab.study import Study
-from descentlab.lab.tables import format_summary, interval, number
+from descentlab.lab.tables import duel_table, format_summary, render
 from descentlab.optim._checks import resolve
 from descentlab.problems.base import Problem, check_batch_size, check_split, example_batches, first, seeded
 
@@ -343,7 +343,7 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
         from descentlab.report import write_report
 
         written = write_report(db, summary["study"]["id"], out)
-    return {"summary": summary, "duels": duels, "verdict": [verdict_line(d) for d in duels],
+    return {"summary": summary, "duels": duels, "verdict": [verdict.sentence(d) for d in duels],
             "has_test": problem.has_test, "db": db, "study": summary["study"]["id"], "report": written}
 
 
@@ -413,24 +413,12 @@ def default_db() -> str:
     return os.path.join(folder, "descentlab.sqlite")
 
 
-def verdict_line(duel: dict) -> str:
-    """The lab's rule in words: a winner only when the paired interval excludes 0."""
-    ours, theirs = duel["ours"], duel["theirs"]
-    ci = f"{duel['metric']} difference {number(duel['difference'])} {interval(duel['difference_ci'])}, " \
-         f"{duel['wins']}/{duel['seeds']} seeds"
-    if duel["outcome"] == verdict.REPRODUCED:
-        return f"{ours} beats {theirs} ({ci})"
-    if duel["outcome"] == verdict.NOT_REPRODUCED:
-        return f"{theirs} beats {ours} ({ci}, in {ours}'s favour)"
-    return f"no significant difference between {ours} and {theirs} ({ci})"
-
-
 def format_result(result: dict) -> str:
     """The lab's tables for the study, then the verdict lines."""
-    lines = [format_summary(result["summary"]), "", "verdict: the champion on validation against each other "
-             "optimizer, on the test split; [95% interval] of the paired difference, positive: the first named "
-             "is better"]
-    lines += [f"  {line}" for line in result["verdict"]] or ["  (incomplete: no verdict yet)"]
+    (label, table), = result["summary"]["problems"].items()
+    duels = duel_table(label, table)
+    lines = [format_summary(result["summary"]), "",
+             render([duels]) if duels else "verdict: none yet, the study is incomplete"]
     if not result["has_test"]:
         lines.append("note: no test split was given, so the test figures are on the validation split that also "
                      "chose the lr: they are optimistic. Give `test` for an unbiased verdict.")

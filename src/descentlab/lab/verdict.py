@@ -145,3 +145,13 @@ def duels(label: str, table: dict) -> list[dict]:
     if champion is None:
         return []
     return [_compare(label, table, champion, other) for other in table["rows"] if other is not champion]
+
+
+def sentence(duel: dict) -> str:
+    """A duel in words: a winner only when the interval excludes 0."""
+    ours, theirs = duel["ours"], duel["theirs"]
+    if duel["outcome"] == REPRODUCED:
+        return f"{ours} beats {theirs}"
+    if duel["outcome"] == NOT_REPRODUCED:
+        return f"{theirs} beats {ours}"
+    return f"no significant difference between {ours} and {theirs}"
