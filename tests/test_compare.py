@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from descentlab import optim
+from descentlab import data, optim
 from descentlab.lab import Store
-from descentlab.lab.compare import UserProblem, compare, format_result
+from descentlab.lab.compare import UserProblem, compare, format_result, load_entry
 from lab_problems import FINISHED_TRIALS, wait_for
 
 QUIET = open(os.devnull, "w")  # noqa: SIM115 - one sink for every progress bar of the module
@@ -277,3 +277,18 @@ def test_a_killed_compare_resumes_without_rerunning_finished_trials(tmp_path):
     after = {t["key"]: t["finished"] for t in store.study_trials(1)}
     assert len(after) == 3 * 2 + 2  # 2 optimizers × 3 lrs, then one more seed each: nothing twice
     assert all(after[key] == stamp for key, stamp in before.items())  # kept, not rerun
+
+
+@pytest.mark.parametrize("entry", ["examples.char_transformer:setup", "examples.mnist_cnn:setup"])
+def test_the_examples_run_at_a_tiny_budget(entry, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        arguments = load_entry(entry)
+    except data.DataUnavailable as missing:
+        pytest.skip(f"the example's data are not here: {missing}")
+    arguments.update(optimizers=arguments["optimizers"][:2], eval_examples=32)
+    for split in ("valid", "test"):  # a tiny budget needs no whole split to judge it
+        if isinstance(arguments[split], torch.utils.data.Dataset):
+            arguments[split] = torch.utils.data.Subset(arguments[split], range(64))
+    result = compare(**arguments, db=str(tmp_path / "c.sqlite"), **{**FAST, "steps": 3})
+    assert result["summary"]["complete"] and len(result["verdict"]) == 1
