@@ -171,7 +171,7 @@ class UserProblem(Problem):
             self.metrics[metric] = tuple(entry)
         if select != "loss" and select not in self.metrics:
             _refuse("select", select, f"'loss' or a name in `metrics` ({', '.join(['loss', *self.metrics])})")
-        self.name, self.description = name, f"your model {name}"
+        self.name, self.description = name, "your model" if name == "model" else f"your model {name}"
         self.metric, self.metric_goal = select, "min" if select == "loss" else self.metrics[select][1]
         self.model_fn, self.loss_fn, self.step_fn, self.target_key = model_fn, loss_fn, step_fn, target_key
         self.default_batch_size, self.default_steps = check_batch_size(batch_size), steps
