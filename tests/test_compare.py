@@ -229,6 +229,31 @@ def test_mixed_precision_trains_and_is_part_of_the_key(amp, tmp_path):
     assert not {t["key"] for t in trials} & {t["key"] for t in store.study_trials(full["study"])}
 
 
+def test_the_device_path_gives_the_cpu_result_on_cpu_0():
+    """No GPU here: "cpu:0" takes every branch a GPU trial takes (the model and batches moved, a
+    built-in problem's evaluation through the hooks that move its inputs in and outputs back,
+    compare's own evaluation moving its batches) and must give the very same result as "cpu"."""
+    from descentlab.lab import TrialSpec, runner
+
+    results = {}
+    for device in ("cpu", "cpu:0"):
+        spec = TrialSpec("sparse_logreg", {}, "adagrad", {"lr": 0.1}, 0, 20, 64, 10, 10.0, device)
+        results[device] = runner.run_trial(spec)
+        assert results[device]["status"] == "done", results[device].get("error")
+    assert results["cpu"]["valid"] == results["cpu:0"]["valid"] and results["cpu"]["test"] == results["cpu:0"]["test"]
+    assert results["cpu:0"]["versions"]["device"] == "cpu:0 (cpu)"
+
+    train, valid, test = regression()
+    runner.register("user:dev", UserProblem("dev", Keyword, F.mse_loss, None, Pairs(train, True), Pairs(valid, True),
+                                            Pairs(test, True)))
+    try:
+        outcomes = [runner.run_trial(TrialSpec("user:dev", {}, "adam", {"lr": 0.01}, 0, 10, 16, 5, 10.0, device))
+                    for device in ("cpu", "cpu:0")]
+    finally:
+        runner.unregister("user:dev")
+    assert outcomes[0]["test"] == outcomes[1]["test"] and outcomes[0]["status"] == "done"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("form", ["tensors", "dict batches", "step_fn on tensor batches"])
 def test_compare_on_the_gpu_matches_the_protocol(form, tmp_path):

@@ -44,7 +44,7 @@ def check_amp(amp: object) -> str | None:
 def move(batch, device: str):
     """A batch (tensor, tuple, list or dict of them, nested) on ``device``; other values as they are."""
     if torch.is_tensor(batch):
-        if device == "cpu" or batch.device.type != "cpu":
+        if torch.device(device).type != "cuda" or batch.device.type != "cpu":
             return batch.to(device)
         return batch.pin_memory().to(device, non_blocking=True)
     if isinstance(batch, dict):

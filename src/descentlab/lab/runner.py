@@ -145,6 +145,8 @@ def _device_name(device: str) -> str:
     """The device as the record names it: the GPU's model beside its index."""
     if device == "cpu":
         return "cpu"
+    if torch.device(device).type != "cuda":
+        return f"{device} ({torch.device(device).type})"
     return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
 
 
