@@ -294,9 +294,10 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
     again resumes, and Ctrl-C (:class:`~descentlab.lab.protocol.Interrupted`) keeps every finished
     trial. ``report=True`` writes ``report.html`` into ``out`` (default: the store's folder).
 
-    Returns ``{"summary", "duels", "verdict", "has_test", "db", "study", "report"}``: the lab's
-    summary, the champion's paired comparisons (:func:`descentlab.lab.verdict.duels`), one verdict
-    line per pair, and the report's path (or None). :func:`format_result` prints it.
+    Returns ``{"summary", "duels", "verdict", "champion", "has_test", "db", "study", "report"}``:
+    the lab's summary, the champion's paired comparisons (:func:`descentlab.lab.verdict.duels`),
+    one verdict sentence per pair, the champion (best mean validation metric: the selection, not
+    a claim that it wins), and the report's path (or None). :func:`format_result` prints it.
     """
     options = _renamed(renamed, {"train": train, "valid": valid, "test": test, "steps": steps})
     train, valid, test, steps = options["train"], options["valid"], options["test"], options["steps"]
@@ -344,6 +345,7 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
 
         written = write_report(db, summary["study"]["id"], out)
     return {"summary": summary, "duels": duels, "verdict": [verdict.sentence(d) for d in duels],
+            "champion": duels[0]["ours"] if duels else None,
             "has_test": problem.has_test, "db": db, "study": summary["study"]["id"], "report": written}
 
 
@@ -426,6 +428,9 @@ def format_result(result: dict) -> str:
     if result["report"]:
         lines.append(f"report: {result['report']}")
     return "\n".join(lines)
+
+
+format_verdict = format_result  # its name before compare printed the lab's tables
 
 
 def load_function(entry: str, argument: str = "entry") -> Callable:
