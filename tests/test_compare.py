@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from descentlab import data, optim
 from descentlab.lab import Store
 from descentlab.lab.compare import UserProblem, compare, format_result, load_entry
+from descentlab.lab.spec import OPTIMIZERS
 from lab_problems import FINISHED_TRIALS, wait_for
 
 QUIET = open(os.devnull, "w")  # noqa: SIM115 - one sink for every progress bar of the module
@@ -147,6 +148,17 @@ def test_an_optimizer_against_its_own_copy_is_no_significant_difference(tmp_path
     (duel,) = result["duels"]
     assert duel["difference_ci"] == (0.0, 0.0)
     assert result["verdict"][0].startswith("no significant difference between")
+
+
+def test_a_torch_optimizer_class_races_as_a_baseline(tmp_path):
+    train, valid, test = regression()
+    result = compare(linear, F.mse_loss, train, valid, test, optimizers=["nadam", torch.optim.AdamW],
+                     search_space={"torch.optim.adamw.AdamW": {"weight_decay": [0.0, 0.1]}},
+                     db=str(tmp_path / "c.sqlite"), **FAST)
+    (table,) = result["summary"]["problems"].values()
+    (row,) = [r for r in table["rows"] if r["optimizer"] == "torch.optim.adamw.AdamW"]
+    assert row["lr"] in (1e-4, 1e-2) and row["hyperparameters"]["weight_decay"] in (0.0, 0.1)  # grid around 1e-3
+    assert "torch.optim.adamw.AdamW" not in OPTIMIZERS  # registered for the study only
 
 
 def test_a_planted_effect_is_a_win_with_an_interval_that_excludes_zero(tmp_path):
