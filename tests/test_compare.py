@@ -275,6 +275,16 @@ def test_compare_on_the_gpu_matches_the_protocol(form, tmp_path):
     assert result["summary"]["complete"] and all(t["versions"]["device"].startswith("cuda") for t in trials)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_built_in_problem_trains_on_the_gpu_as_on_the_cpu():
+    from descentlab.lab import TrialSpec, runner
+
+    results = [runner.run_trial(TrialSpec("sparse_logreg", {}, "adagrad", {"lr": 0.1}, 0, 50, 64, 25, 10.0, device))
+               for device in ("cpu", "cuda")]
+    assert results[1]["status"] == "done" and results[1]["versions"]["device"].startswith("cuda")
+    assert results[1]["test"]["loss"] == pytest.approx(results[0]["test"]["loss"], rel=1e-3)
+
+
 SETUP = """
 import time
 import torch
