@@ -213,7 +213,7 @@ def test_compare_finds_the_users_module_in_the_current_folder_and_reports_its_sy
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = _cli("compare", "--entry", "myexp:setup", "--budget", "10", "--seeds", "2", "--grid", "2",
                 "--optimizers", "sgd,adam", cwd=tmp_path, env=env)
-    assert done.returncode == 0 and "verdict:" in done.stdout, done.stderr
+    assert done.returncode == 0 and "verdict" in done.stdout, done.stderr
     (tmp_path / "broken.py").write_text("import torch\n\ndef setup(:\n    pass\n")
     done = _cli("compare", "--entry", "broken:setup", cwd=tmp_path, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""The lab: protocol, divergence, store, resume after SIGKILL, populations, executors, CLI, compare."""
+"""The lab: protocol, divergence, store, resume after SIGKILL, populations, executors, CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from descentlab.lab import Store, Study, TrialSpec, lr_grid, run_study, runner
-from descentlab.lab.compare import compare, format_verdict
 from lab_problems import FINISHED_TRIALS, Bowl, wait_for
 
 
@@ -215,49 +214,6 @@ def test_cli_bad_arguments_exit_2_with_a_message(arguments, message):
     done = subprocess.run([sys.executable, "-m", "descentlab", *arguments], capture_output=True, text=True)
     assert done.returncode == 2
     assert message in done.stderr
-
-
-def _regression(seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(300, 6, generator=gen)
-    targets = inputs @ torch.randn(6, 1, generator=gen) + 0.1 * torch.randn(300, 1, generator=gen)
-    return (inputs[:240], targets[:240]), (inputs[240:], targets[240:])
-
-
-def tiny_user_model():
-    """The entry point `descentlab compare --entry test_lab:tiny_user_model` loads."""
-    train, val = _regression()
-    return {"model_fn": lambda: torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)),
-            "loss_fn": torch.nn.functional.mse_loss, "train_data": train, "val_data": val}
-
-
-def test_compare_gives_a_verdict_on_a_user_model():
-    result = compare(**tiny_user_model(), optimizers=["sgd", "adam", "momentum"], budget=60, seeds=4, grid=3,
-                     progress_stream=open(os.devnull, "w"))
-    means = result["mean_valid_loss"]
-    assert result["winner"] == min(means, key=means.get)
-    assert result["runner_up"] == sorted(means, key=means.get)[1]
-    assert result["margin"] == pytest.approx(means[result["runner_up"]] - means[result["winner"]])
-    assert result["seeds"] == 4 and 0 <= result["wins"] <= 4
-    assert 0.0 <= result["confidence"] <= 1.0
-    text = format_verdict(result)
-    assert f"verdict: {result['winner']} wins on validation" in text and "/4 seeds" in text
-
-
-def test_compare_command_loads_an_entry_point(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "descentlab", "compare", "--entry", "test_lab:tiny_user_model",
-                           "--budget", "30", "--seeds", "3", "--grid", "2"], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    assert "verdict:" in done.stdout and "/3 seeds" in done.stdout
-
-
-def test_compare_rejects_bad_data():
-    with pytest.raises(ValueError, match="`train_data` must be a pair"):
-        compare(lambda: torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, [torch.ones(3, 2)],
-                (torch.ones(3, 2), torch.ones(3, 1)))
-    with pytest.raises(ValueError, match="Unknown optimizer 'lion'"):
-        compare(**tiny_user_model(), optimizers=["lion", "sgd"])
 
 
 def test_ray_executor_writes_into_the_same_store(tmp_path):
@@ -462,22 +418,6 @@ INSERT INTO study_trials VALUES (1, 'a', 'tune'), (1, 'b', 'tune'), (1, 'c', 'tu
 INSERT INTO curves VALUES ('b', 5, 0.1, 1.0, '{"excess_loss": 0.5}'), ('b', 10, 0.2, 0.5, '{"excess_loss": 0.1}');
 PRAGMA user_version = 1;
 """
-
-
-def test_a_compare_study_resumes_from_its_database(tmp_path):
-    db = str(tmp_path / "compare.sqlite")
-    quiet = open(os.devnull, "w")
-    first = compare(**tiny_user_model(), optimizers=["sgd", "adam"], budget=20, seeds=2, grid=2, db=db,
-                    name="mine", progress_stream=quiet)
-    trials = Store(db).count()
-    stamps = _counts(db)[1]
-    again = compare(**tiny_user_model(), optimizers=["sgd", "adam"], budget=20, seeds=2, grid=2, db=db,
-                    name="mine", progress_stream=quiet)
-    assert Store(db).count() == trials and _counts(db)[1] == stamps  # nothing rerun
-    assert again["mean_valid_loss"] == first["mean_valid_loss"]
-    other = compare(**{**tiny_user_model(), "val_data": _regression(seed=1)[1]}, optimizers=["sgd", "adam"],
-                    budget=20, seeds=2, grid=2, db=db, name="mine", progress_stream=quiet)
-    assert Store(db).count() > trials and other["mean_valid_loss"] != first["mean_valid_loss"]  # other data
 
 
 def test_the_eta_counts_down_while_a_trial_runs(monkeypatch):

@@ -122,6 +122,23 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
     run.add_argument("--report", action="store_true",
                      help="at the end, write report.html (into --out, or the store's folder)")
+    _add_device_arguments(run)
+
+
+def _add_device_arguments(command) -> None:
+    command.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu; auto: a GPU if "
+                                                         "one is visible)")
+    command.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 with a GradScaler)")
+
+
+def _device(args, parser) -> str:
+    """--device checked before any work: a GPU that is not there is one line and exit 2."""
+    from descentlab.lab import devices
+
+    try:
+        return devices.resolve(args.device)
+    except ValueError as error:
+        parser.error(f"--device: {error}")
 
 
 def _study_from(args, parser):
@@ -145,6 +162,7 @@ def _study_from(args, parser):
     if args.epochs is not None:
         spec.pop("steps", None)  # --epochs replaces a suite's step budget
     spec["name"] = args.name or args.suite or "study"
+    spec["device"], spec["amp"] = _device(args, parser), args.amp
     try:
         return Study(**spec)
     except ValueError as error:
@@ -242,14 +260,19 @@ def _migrate(args, parser) -> int:
 
 
 def _compare(args, parser) -> int:
-    from descentlab.lab.compare import compare, format_verdict, load_entry
+    from descentlab.lab.compare import compare, format_result, load_entry, load_function
     from descentlab.lab.spec import check_optimizers
 
     try:
         arguments = load_entry(args.entry)
     except (ValueError, ImportError) as error:
         parser.error(f"--entry: {error}")
-    options = {k: v for k, v in (("budget", args.budget), ("seeds", args.seeds), ("grid", args.grid)) if v is not None}
+    options = {"device": _device(args, parser), "amp": args.amp, "workers": args.workers, "executor": args.executor,
+               "address": args.address, "report": args.report, "out": args.out, "db": args.db, "entry": args.entry,
+               "name": args.name or args.entry}
+    for option in ("steps", "epochs", "seeds", "grid", "span", "extend", "eval_every", "eval_examples", "select"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     if args.batch_size is not None:
         options["batch_size"] = _chosen_batch_size(args.batch_size)
     if args.optimizers:
@@ -258,7 +281,20 @@ def _compare(args, parser) -> int:
         except ValueError as error:
             parser.error(f"--optimizers: {error}")
         options["optimizers"] = _names(args.optimizers)
-    print(format_verdict(compare(**{**arguments, **options}, name=args.entry, db=args.db)))
+    if args.test is not None:
+        try:
+            options["test"] = load_function(args.test, "test")()
+        except (ValueError, ImportError) as error:
+            parser.error(f"--test: {error}")
+    if args.epochs is not None:
+        arguments.pop("steps", None)
+    if args.out:
+        _check_writable(args.out, parser)
+    try:
+        result = compare(**{**arguments, **options})
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    print(format_result(result))
     return 0
 
 
@@ -317,13 +353,31 @@ def _main(argv: list[str]) -> int:
     migrating.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
     comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
     comparing.add_argument("--entry", required=True,
-                           help="module:function returning dict(model_fn=, loss_fn=, train_data=, val_data=)")
+                           help="module:function returning dict(model_fn=, loss_fn= or step_fn=, train=, valid=, "
+                                "test=, metrics=, select=...): the keyword arguments of descentlab.compare")
     comparing.add_argument("--optimizers", help="comma-separated lab names (default nadam,rmsprop,momentum)")
-    comparing.add_argument("--budget", type=_positive_int, help="steps per run (default 200)")
+    comparing.add_argument("--steps", "--budget", type=_positive_int, dest="steps", help="steps per run (default 200)")
+    comparing.add_argument("--epochs", type=_number, help="or: passes over the training split per run")
     comparing.add_argument("--seeds", type=_positive_int, help="seeds per optimizer (default 5)")
     comparing.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
+    comparing.add_argument("--span", type=_number, help="decades the lr grid spans (default 2)")
+    comparing.add_argument("--extend", type=_nonnegative_int, help="extra lr points allowed at a grid edge (default 8)")
     comparing.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
-    comparing.add_argument("--db", default=":memory:", help="keep the runs in this store (default: memory only)")
+    comparing.add_argument("--eval-every", type=_positive_int, help="steps between curve points (default steps/20)")
+    comparing.add_argument("--eval-examples", type=_positive_int,
+                           help="validation examples per curve point (default 1024; the end uses the whole split)")
+    comparing.add_argument("--select", help="the metric that selects the lr (default loss)")
+    comparing.add_argument("--test", help="module:function returning the test split (a Dataset, (inputs, targets) "
+                                          "or seed -> batches); default: the entry's own `test`")
+    comparing.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
+    comparing.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
+    comparing.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    comparing.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    comparing.add_argument("--name", help="the study's name in the store (default: the entry)")
+    comparing.add_argument("--out", help="folder for report.html (default: the store's folder)")
+    comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
+    _add_device_arguments(comparing)
+    comparing.set_defaults(device="auto")
     for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing):  # also after the subcommand
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -26,8 +26,12 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, counter=None, gpus: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
+    if gpus:  # one GPU per worker, round robin; set before torch starts CUDA in this process
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -63,15 +67,17 @@ class InProcess:
 
 
 class LocalPool:
-    """``workers`` spawned processes, each with its share of the cores."""
+    """``workers`` spawned processes, each with its share of the cores; with ``gpus`` > 0, worker
+    i sees GPU i mod ``gpus`` alone (as its ``cuda``), so several GPUs share one study."""
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, gpus: int = 0) -> None:
         self.capacity = workers
+        context = multiprocessing.get_context("spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(threads_per_worker(workers),),
+            max_workers=workers, mp_context=context,
+            initializer=_init_worker, initargs=(threads_per_worker(workers), context.Value("i", 0), gpus),
         )
 
     def submit(self, kind: str, specs: list):
@@ -90,11 +96,12 @@ class LocalPool:
 
 
 class RayExecutor:
-    """Trials as Ray tasks on the cluster at ``address`` (None: start a local Ray instance)."""
+    """Trials as Ray tasks on the cluster at ``address`` (None: start a local Ray instance); each
+    asks for ``gpus`` GPUs (a fraction lets several trials share one)."""
 
     name = "ray"
 
-    def __init__(self, address: str | None, workers: int) -> None:
+    def __init__(self, address: str | None, workers: int, gpus: float = 0.0) -> None:
         try:
             import ray
         except ImportError as error:
@@ -107,7 +114,8 @@ class RayExecutor:
             except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError…
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise RuntimeError(f"cannot start or reach {where}: {error}") from error
-        self.remote = ray.remote(num_cpus=1)(execute)
+        # a trial asks Ray for its share of a GPU; Ray sets CUDA_VISIBLE_DEVICES to the GPU it grants
+        self.remote = ray.remote(num_cpus=1, num_gpus=gpus)(execute)
         self.capacity = workers if address is None else max(workers, int(ray.cluster_resources().get("CPU", 1)))
         self.futures = {}
 
@@ -135,9 +143,20 @@ class RayExecutor:
                 self.ray.cancel(ref, force=True)
 
 
-def make(executor: str, workers: int, address: str | None = None):
+def make(executor: str, workers: int, address: str | None = None, device: str = "cpu"):
+    """The executor; for trials on ``device`` "cuda", local workers spread over the visible GPUs
+    and Ray trials each request one GPU (several workers on one GPU: give "cuda:0")."""
+    spread = device == "cuda"
     if executor == "ray":
-        return RayExecutor(address, workers)
+        return RayExecutor(address, workers, 1.0 if spread else 0.0)
     if executor != "local":
         raise ValueError(f"`executor` must be 'local' or 'ray'. Received: executor={executor!r}")
-    return InProcess() if workers == 1 else LocalPool(workers)
+    if workers == 1:
+        return InProcess()
+    return LocalPool(workers, _visible_gpus() if spread else 0)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()

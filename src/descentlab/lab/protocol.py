@@ -52,7 +52,7 @@ def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, exe
         with store.transaction():
             for label, problem in built.items():
                 store.describe(study_id, label, describe(problem, study, label))
-        pool = executors.make(executor, workers, address)
+        pool = executors.make(executor, workers, address, study.device)
         progress = Progress(progress_stream, capacity=workers)
         try:
             with Lease(db, owner), progress:

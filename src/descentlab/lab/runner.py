@@ -21,6 +21,7 @@ import torch
 
 import descentlab
 from descentlab import problems
+from descentlab.lab import devices
 from descentlab.optim._checks import CLIP_OPTIONS
 
 
@@ -45,6 +46,11 @@ def get_problem(name: str, options: dict):
     """The problem ``name`` with ``options``, built once per process (user problems by name)."""
     if name in USER_PROBLEMS:
         return USER_PROBLEMS[name]
+    if "entry" in options:  # a user problem in a worker process: rebuilt from its entry point
+        from descentlab.lab.compare import entry_problem
+
+        register(name, entry_problem(name, options))
+        return USER_PROBLEMS[name]
     return _problem(name, json.dumps(options, sort_keys=True))
 
 
@@ -66,11 +72,13 @@ def optimizer_config(optimizer, lr=None) -> dict:
 
 def record(status: str, seconds: float, curve: list | None = None, steps_done: int = 0, diverged_at: int | None = None,
            valid: dict | None = None, test: dict | None = None, problem=None, optimizer=None, lr: float | None = None,
-           error: BaseException | None = None) -> dict:
+           error: BaseException | None = None, where: dict | None = None) -> dict:
     """A trial's result as :meth:`Store.finish` writes it; every outcome (done, diverged, failed)
-    of every runner (one trial, a population, a lost worker) is built here."""
+    of every runner (one trial, a population, a lost worker) is built here. ``where``: the device
+    and precision a trial ran on other than the CPU in float32, kept with its versions."""
+    ran_on = {k: v for k, v in (where or {}).items() if v not in (None, "cpu")}
     result = {"status": status, "seconds": seconds, "steps_done": steps_done, "diverged_at": diverged_at,
-              "curve": curve or [], "valid": valid, "test": test, "versions": versions(),
+              "curve": curve or [], "valid": valid, "test": test, "versions": {**versions(), **ran_on},
               "threads": torch.get_num_threads(),
               "host": socket.gethostname(), "provenance": problem.provenance if problem is not None else None,
               "optimizer_config": optimizer_config(optimizer, lr) if optimizer is not None else None}
@@ -90,14 +98,22 @@ def run_trial(spec) -> dict:
 
 def _train(spec, started: float) -> dict:
     problem = problem_of(spec)
-    model = problem.model(spec.seed)
+    device, amp = spec.device, spec.amp
+    model = problem.model(spec.seed).to(device)
     optimizer = spec.make_optimizer(model.parameters())
+    scaler = devices.scaler(device, amp)
     batches = problem.batches("train", spec.batch_size, spec.seed)
     curve, losses = [], []
     limit = None
     diverged_at = None
+
+    def evaluate(split, examples=None):
+        with devices.evaluating(model, device, amp, hooks=not problem.handles_device):
+            return problem.evaluate(model, split, examples)
+
     for step in range(1, spec.steps + 1):
-        loss = problem.loss(model, next(batches))
+        with devices.autocast(device, amp):
+            loss = problem.loss(model, devices.move(next(batches), device))
         value = loss.item()
         if limit is None:
             limit = spec.divergence_factor * abs(value) if math.isfinite(value) else -math.inf
@@ -105,19 +121,34 @@ def _train(spec, started: float) -> dict:
             diverged_at = step
             break
         optimizer.zero_grad(set_to_none=False)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         losses.append(value)
         if step % spec.eval_every == 0 or step == spec.steps:
             curve.append({"step": step, "wall": time.perf_counter() - started, "train_loss": sum(losses) / len(losses),
-                          "valid": problem.evaluate(model, "valid", problem.curve_limit)})
+                          "valid": evaluate("valid", problem.curve_limit)})
             losses = []
+    where = {"device": _device_name(device), "amp": amp}
     if diverged_at is not None:
         return record("diverged", time.perf_counter() - started, curve, diverged_at - 1, diverged_at,
-                      problem=problem, optimizer=optimizer)
-    valid, test = problem.evaluate(model, "valid"), problem.evaluate(model, "test")
+                      problem=problem, optimizer=optimizer, where=where)
+    valid, test = evaluate("valid"), evaluate("test")
     return record("done", time.perf_counter() - started, curve, spec.steps, valid=valid, test=test,
-                  problem=problem, optimizer=optimizer)
+                  problem=problem, optimizer=optimizer, where=where)
+
+
+def _device_name(device: str) -> str:
+    """The device as the record names it: the GPU's model beside its index."""
+    if device == "cpu":
+        return "cpu"
+    if torch.device(device).type != "cuda":
+        return f"{device} ({torch.device(device).type})"
+    return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
 
 
 def population_groups(specs) -> list[list]:
@@ -129,6 +160,8 @@ def population_groups(specs) -> list[list]:
         if not problem_of(spec).population:
             continue
         if any(spec.settings.get(k) for k in CLIP_OPTIONS):
+            continue
+        if spec.device != "cpu" or spec.amp is not None:  # a population steps on the CPU in float32
             continue
         key = (spec.problem, json.dumps(spec.problem_options, sort_keys=True), spec.steps, spec.batch_size,
                spec.eval_every, spec.divergence_factor)

@@ -108,10 +108,16 @@ class TrialSpec:
     batch_size: int | None
     eval_every: int
     divergence_factor: float
+    device: str = "cpu"
+    amp: str | None = None  # mixed precision: "bf16" or "fp16"
 
     @property
     def key(self) -> str:
-        payload = json.dumps({**_canonical(asdict(self)), "version": __version__}, sort_keys=True)
+        fields = _canonical(asdict(self))
+        for name, default in (("device", "cpu"), ("amp", None)):  # CPU float32 trials keep their old keys
+            if fields[name] == default:
+                del fields[name]
+        payload = json.dumps({**fields, "version": __version__}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     @property

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from descentlab import problems
+from descentlab.lab import devices
 from descentlab.lab.spec import TrialSpec, _canonical, check_names, check_optimizers, default_lr, grid_point
 
 
@@ -49,6 +50,8 @@ class Study:
     search_space: dict = field(default_factory=dict)
     problem_options: dict = field(default_factory=dict)
     name: str = ""
+    device: str = "cpu"
+    amp: str | None = None
 
     def __post_init__(self) -> None:
         from descentlab.lab.runner import USER_PROBLEMS
@@ -58,6 +61,8 @@ class Study:
         if len(set(self.problems)) != len(self.problems):
             raise ValueError(f"`problems` names a problem twice. Received: problems={self.problems!r}")
         check_optimizers(self.optimizers)
+        self.device = devices.resolve(self.device)
+        devices.check_amp(self.amp)
         for option, value, low in (("grid", self.grid, 1), ("seeds", self.seeds, 1), ("extend", self.extend, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{option}` must be an integer >= {low}. Received: {option}={value!r}")
@@ -123,11 +128,15 @@ class Study:
         lr = grid_point(default_lr(optimizer), self.grid, self.span, index)
         return TrialSpec(self.problem_name(label), self.options(label), optimizer,
                          _canonical({"lr": lr, **configuration}), seed, steps, batch_size, eval_every,
-                         float(self.divergence_factor))
+                         float(self.divergence_factor), self.device, self.amp)
 
     def confirmation_trials(self, chosen: TrialSpec) -> list[TrialSpec]:
         """The chosen configuration on the other seeds (seed 0 is the tuning run itself)."""
         return [TrialSpec(**{**asdict(chosen), "seed": seed}) for seed in range(1, self.seeds)]
 
     def to_json(self) -> dict:
-        return _canonical(asdict(self))
+        spec = _canonical(asdict(self))
+        for name, default in (("device", "cpu"), ("amp", None)):  # CPU float32 studies keep their old spec
+            if spec[name] == default:
+                del spec[name]
+        return spec

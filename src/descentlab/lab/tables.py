@@ -145,6 +145,22 @@ def _duel(duel: dict) -> str:
             f"Δ {number(duel['difference'], 3)} {interval(duel['difference_ci'])}")
 
 
+def duel_table(label: str, table: dict) -> Table | None:
+    """One problem's verdict by the lab's rule: its champion on validation against each other
+    optimizer, on the test metric paired by seed (:func:`verdict.duels`)."""
+    from descentlab.lab import verdict
+
+    if not table.get("progress", {}).get("complete", True):
+        return None
+    rows = [[verdict.sentence(d), f"{number(d['difference'])} {interval(d['difference_ci'])}",
+             f"{d['wins']}/{d['seeds']}"] for d in verdict.duels(label, table)]
+    if not rows:
+        return None
+    return Table(f"{label}: the champion on validation against each other optimizer, on test",
+                 ["verdict", f"paired test {table['metric']} difference (95% CI)", "seeds won"], rows, {1, 2},
+                 ["a winner is named only when the interval excludes 0; positive: the champion is better"])
+
+
 def leaderboard_table(summary: dict) -> Table | None:
     """Each optimizer's rank on every ranked (complete) problem (by mean test metric, a lost seed
     ranking last) and its mean rank, best first."""

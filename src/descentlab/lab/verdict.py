@@ -188,3 +188,24 @@ def _no_best(tables: dict) -> dict | None:
         result = INCONCLUSIVE
     return {"claim": NO_BEST, "outcome": result, "evidence": evidence, "everywhere": everywhere,
             "unbeaten": sorted(names - beaten), "problems": list(tables)}
+
+
+def duels(label: str, table: dict) -> list[dict]:
+    """One problem's optimizers by the same rule: its champion (best mean validation metric)
+    against each other optimizer, on the test metric, seed by seed. ``outcome`` REPRODUCED reads
+    "the champion beats it", NOT_REPRODUCED "it beats the champion", INCONCLUSIVE "no
+    significant difference"."""
+    champion = _champion(table["rows"], table["goal"])
+    if champion is None:
+        return []
+    return [_compare(label, table, champion, other) for other in table["rows"] if other is not champion]
+
+
+def sentence(duel: dict) -> str:
+    """A duel in words: a winner only when the interval excludes 0."""
+    ours, theirs = duel["ours"], duel["theirs"]
+    if duel["outcome"] == REPRODUCED:
+        return f"{ours} beats {theirs}"
+    if duel["outcome"] == NOT_REPRODUCED:
+        return f"{theirs} beats {ours}"
+    return f"no significant difference between {ours} and {theirs}"

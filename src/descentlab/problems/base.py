@@ -64,7 +64,9 @@ class Problem:
     Capabilities a problem declares: ``population`` (its trials can run many at once as one
     tensor: :meth:`population_loss`, :meth:`population_grad`, :meth:`population_metrics`), and
     ``curve_limit`` (how many examples the lab evaluates at each curve point during training;
-    the final validation and test metrics always use the whole split).
+    the final validation and test metrics always use the whole split), and ``handles_device``
+    (``evaluate`` moves its batches to the model's device; otherwise the lab moves the model's
+    inputs and outputs across, see :mod:`descentlab.lab.devices`).
     """
 
     name: str = ""
@@ -76,6 +78,7 @@ class Problem:
     options: dict[str, Any] = {}
     population: bool = False
     curve_limit: int | None = None
+    handles_device: bool = False  # evaluate() moves its batches to the model's device itself
 
     @property
     def provenance(self) -> str:

@@ -176,6 +176,9 @@ def _problem(frames: Frames, label: str, figures) -> str:
               f"{table['steps']} steps of batch {batch}, validated every {table['eval_every']} steps. "
               f"Data: {_text(table['provenance'])}.</p>"),
              tables.render([tables.problem_table(label, table)], "html")]
+    duels = tables.duel_table(label, table)
+    if duels is not None:
+        parts.append(tables.render([duels], "html"))
     if figures.sensitivity is None:
         parts.append('<p class="warning">No figures: the study has not chosen this problem\'s learning rates '
                      "yet (it is unfinished; rerunning its command resumes it).</p>")
