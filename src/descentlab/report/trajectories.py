@@ -96,7 +96,7 @@ def window(surface: str, paths: list[Path], start: tuple[float, float]) -> tuple
     return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
-def _surface(ax, surface: str, box: tuple[float, float, float, float], start) -> None:
+def contours(ax, surface: str, box: tuple[float, float, float, float], start) -> None:
     """Filled contours on log-spaced levels (of the surface less its lowest value in the box), the
     start and the minima."""
     x0, x1, y0, y1 = box
@@ -126,7 +126,7 @@ def _label(path: Path) -> str:
 def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool):
     fig, (ax,) = style.figure(7.6, 4.8)
     fig.subplots_adjust(left=0.09, right=0.68, bottom=0.11, top=0.92)
-    _surface(ax, surface, box, start)
+    contours(ax, surface, box, start)
     for path in paths:
         ax.plot(*(path.points.T if drawn else ([], [])), color=style.colour(path.optimizer), linewidth=1.6,
                 label=_label(path))
