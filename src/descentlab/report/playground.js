@@ -6,7 +6,7 @@ document.querySelectorAll(".playground").forEach(function (root) {
   var data = JSON.parse(root.querySelector(".playground-data").textContent);
   var $ = function (selector) { return root.querySelector(selector); };
   var picker = $(".pg-view"), noise = $(".pg-noise"), time = $(".pg-time"), clock = $(".pg-clock");
-  var play = $(".pg-play"), stepButton = $(".pg-step"), canvas = $(".pg-stage canvas"), image = $(".pg-bg");
+  var play = $(".pg-play"), stepButton = $(".pg-step"), canvas = $(".pg-stage canvas"), image = new Image();
   var rows = $(".pg-rows"), call = $(".pg-call");
   var levels = data.levels, lossScale = data.loss[0], lossFloor = data.loss[1];
   var settings = {}, decoded = new Map(), variant = null, paths = null, timer = null, calling = null;
@@ -85,6 +85,7 @@ document.querySelectorAll(".playground").forEach(function (root) {
     if (!paths) return;
     var view = data.views[variant.view], k = +time.value, context = canvas.getContext("2d");
     context.clearRect(0, 0, canvas.width, canvas.height);
+    if (image.complete && image.naturalWidth) context.drawImage(image, 0, 0);
     context.save();
     context.beginPath(); context.rect(view.axes[0], view.axes[1], view.axes[2], view.axes[3]); context.clip();
     variant.optimizers.forEach(function (o) {
@@ -194,6 +195,7 @@ document.querySelectorAll(".playground").forEach(function (root) {
       || data.variants.find(function (v) { return v.view === picker.value; });
     noise.disabled = !data.variants.some(function (v) { return v.view === picker.value && v.noise > 0; });
     var view = data.views[variant.view];
+    image.onload = draw;
     image.src = "data:image/png;base64," + view.png;
     canvas.width = view.size[0]; canvas.height = view.size[1];
     time.max = variant.steps;

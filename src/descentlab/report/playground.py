@@ -29,8 +29,8 @@ from descentlab.lab.spec import OPTIMIZERS, TrialSpec, grid_point
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
 
-LEVELS = 1024  # quantization steps across the plot, per axis: about two per pixel
-MARGIN = 256  # levels kept beyond each edge; a path ends at its first point past them
+LEVELS = 512  # quantization steps across the plot, per axis: about one per pixel
+MARGIN = 128  # levels kept beyond each edge; a path ends at its first point past them
 LOSS_SCALE, LOSS_FLOOR = 100.0, 1e-8  # loss stored as round(asinh(loss / floor) * scale): 1% relative
 MOMENTA = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # momentum / β1 values of each slider
 NESTEROV_MOMENTA = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # torch's Nesterov needs momentum > 0
@@ -201,9 +201,9 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     specs = [setting.spec(s.optimizer, hp) for s in sliders for hp in s.settings()]
     snapshots = []
     results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
-    points = torch.stack(snapshots).numpy()  # (steps + 1, K, 2)
-    problem = runner.problem_of(specs[0])
-    losses = problem.surface.f(torch.from_numpy(points)).numpy()
+    points = torch.stack(snapshots).double()  # (steps + 1, K, 2)
+    losses = runner.problem_of(specs[0]).surface.f(points).numpy()
+    points = points.numpy()
     x0, x1, y0, y1 = setting.view.window
     finite = np.isfinite(points).all(axis=2)
     # far-off points are clipped before quantizing (no integer overflow); they end their path anyway
@@ -254,7 +254,7 @@ def python_call(optimizer: str) -> str:
         arguments.append("momentum={second}")
     call = f"optim.{cls.__name__}(model.parameters(), lr={{lr}}" + "".join(", " + a for a in arguments) + ")"
     return ("from descentlab import optim, problems\n"
-            "problem = problems.get({problem!r}, **{options})\n"
+            "problem = problems.get({problem}, **{options})\n"
             "model = problem.model(seed=0)\n"
             f"optimizer = {call}\n"
             "batches = problem.batches('train', {batch}, seed=0)\n"
@@ -265,28 +265,38 @@ def python_call(optimizer: str) -> str:
             "    path.append(model.xy.tolist())")
 
 
-def _variant(args) -> dict:
-    """One page variant (a view, with or without noise), computed: runs in a worker process."""
-    setting, optimizers, given = args
-    ranges = useful_range(setting, optimizers) if given is None else None
-    sliders = [slider(name, *ranges[name]) for name in optimizers] if given is None else given
-    encoded = compute(setting, sliders)
-    return {"view": setting.view.key, "noise": setting.options.get("noise", 0.0), "steps": setting.steps,
-            "problem": setting.view.surface, "options": setting.options,
-            "batch": setting.batch_size,
-            "optimizers": [{"name": s.optimizer, "lrs": [repr(lr) for lr in s.lrs], "second": s.second,
-                            "values": list(s.values), "initial": list(s.initial)} for s in sliders],
-            **encoded}
+@dataclass
+class Group:
+    """Page variants that share their sliders: one view with and without noise. Without given
+    ``sliders``, each optimizer's lr range is probed on the first setting (:func:`useful_range`),
+    so that toggling the noise keeps every slider's value."""
+
+    settings: list[Setting]
+    optimizers: list[str]
+    sliders: list[Slider] | None = None
 
 
-def build(variants: list[tuple[Setting, list[str], list[Slider] | None]], workers: int = 1) -> dict:
+def _compute_group(group: Group) -> list[dict]:
+    """The group's page variants, computed: runs in a worker process."""
+    sliders = group.sliders
+    if sliders is None:
+        ranges = useful_range(group.settings[0], group.optimizers)
+        sliders = [slider(name, *ranges[name]) for name in group.optimizers]
+    described = [{"name": s.optimizer, "lrs": [repr(lr) for lr in s.lrs], "second": s.second,
+                  "values": list(s.values), "initial": list(s.initial)} for s in sliders]
+    return [{"view": setting.view.key, "noise": setting.options.get("noise", 0.0), "steps": setting.steps,
+             "problem": setting.view.surface, "options": setting.options, "batch": setting.batch_size,
+             "optimizers": described, **compute(setting, sliders)} for setting in group.settings]
+
+
+def build(groups: list[Group], workers: int = 1) -> dict:
     """Every variant's page data, plus each view's background; ``workers`` processes compute them."""
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            computed = list(pool.map(_variant, variants))
+            computed = [v for variants in pool.map(_compute_group, groups) for v in variants]
     else:
-        computed = [_variant(v) for v in variants]
-    views = {setting.view.key: setting.view for setting, _, _ in variants}
+        computed = [v for group in groups for v in _compute_group(group)]
+    views = {setting.view.key: setting.view for group in groups for setting in group.settings}
     pictures = {}
     for key, view in views.items():
         png, size, axes = background(view)
@@ -299,16 +309,12 @@ def build(variants: list[tuple[Setting, list[str], list[Slider] | None]], worker
             "shown": [name for name in names if name in SHOWN] or names[:4]}
 
 
-def default_variants(steps: int = 200, noise: bool = True, optimizers: list[str] | None = None) -> list:
+def default_groups(steps: int = 200, noise: bool = True, optimizers: list[str] | None = None) -> list[Group]:
     """The default set: every view, noise-free and (``noise``) with gradient noise, every lab
     optimizer the population runner can run."""
     optimizers = optimizers or [name for name in OPTIMIZERS if playable(name)]
-    variants = []
-    for view in VIEWS:
-        for level in (0.0, NOISE) if noise else (0.0,):
-            setting = Setting(view, {"start": view.start, "noise": level, "jitter": 0.0}, steps, 1 if level else None)
-            variants.append((setting, optimizers, None))
-    return variants
+    return [Group([Setting(view, {"start": view.start, "noise": level, "jitter": 0.0}, steps, 1 if level else None)
+                   for level in ((0.0, NOISE) if noise else (0.0,))], optimizers) for view in VIEWS]
 
 
 def page(data: dict, title: str = "descentlab playground") -> str:
@@ -351,7 +357,7 @@ def write(out: str, steps: int = 200, noise: bool = True, optimizers: list[str] 
     """Write ``out/playground.html`` with the default set; return its path."""
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "playground.html")
-    text = page(build(default_variants(steps, noise, optimizers), workers))
+    text = page(build(default_groups(steps, noise, optimizers), workers))
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
