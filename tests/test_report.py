@@ -140,6 +140,9 @@ def test_the_page_works_in_headless_chromium(chromium, report, tmp_path):
                                  "i.getBoundingClientRect().height])))")
         assert len(sizes) == 6 and all(natural > 0 and width > 0 and height > 0 for natural, width, height in sizes)
         assert browser.evaluate("document.querySelector('.race').dataset.frame") == "0"
+        # the study's surface playground: its paths decode and draw
+        assert browser.evaluate("document.querySelector('.playground').playground.ready()")
+        assert browser.evaluate("document.querySelector('.playground [data-name=adam] .pg-lr').max") == "24"
         browser.evaluate("document.querySelector('.race button').click()")
         browser.evaluate("new Promise(done => setTimeout(done, 600))")
         frame = int(browser.evaluate("document.querySelector('.race').dataset.frame"))

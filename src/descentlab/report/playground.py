@@ -361,3 +361,49 @@ def write(out: str, steps: int = 200, noise: bool = True, optimizers: list[str] 
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def study_section(frames) -> str | None:
+    """The report's playground section (HTML) for a study with surfaces, or None without any."""
+    groups = study_groups(frames)
+    if not groups:
+        return None
+    return ('<h2 id="playground">Playground</h2><p>Each optimizer\'s path on the study\'s surfaces at every lr '
+            f"of a {LR_POINTS}-point log grid over the range the study tried (starting at the lr it chose) and, "
+            "where it has one, at several momentum (β1) values: recomputed for this page by the lab's population "
+            "runner from the study's stored trial specs (seed 0), not read from the store, which keeps only "
+            "the tried settings' curves.</p>" + section(build(groups)))
+
+
+def study_groups(frames) -> list[Group]:
+    """The playground of a stored study: each of its surfaces as the study ran it (options, steps,
+    batch, divergence factor, seed 0), each of its optimizers with a slider over the lrs the study
+    tried there (LR_POINTS at least, log-spaced), starting at the lr it chose."""
+    from descentlab.problems.surfaces import SURFACES as known
+
+    groups = []
+    for label, table in frames.problems.items():
+        trials = [t for t in frames.trials if t["label"] == label and t["seed"] == 0]
+        # as the report's other figures: none before the study has chosen the surface's lrs
+        if (table["problem"] not in known or not frames.chosen.get(label) or not trials
+                or not all(playable(t["optimizer"]) for t in trials)):
+            continue
+        first = trials[0]
+        start = first["problem_options"].get("start", 0)
+        window = next((v.window for v in VIEWS if v.surface == table["problem"] and v.start == start),
+                      None) or trajectories.window(table["problem"], [], known[table["problem"]].starts[start])
+        view = View(label, label, table["problem"], start, window)
+        setting = Setting(view, first["problem_options"], first["steps"], first["batch_size"],
+                          first["divergence_factor"])
+        sliders = []
+        for optimizer in frames.study["spec"]["optimizers"]:
+            lrs = [t["hyperparameters"]["lr"] for t in trials if t["optimizer"] == optimizer]
+            if not lrs:
+                continue
+            low, high = min(lrs), max(lrs)
+            if high <= low * 10:
+                low, high = low / 10, high * 10
+            chosen = frames.chosen.get(label, {}).get(optimizer)
+            sliders.append(slider(optimizer, low, high, LR_POINTS, chosen["hyperparameters"]["lr"] if chosen else None))
+        groups.append(Group([setting], [s.optimizer for s in sliders], sliders))
+    return groups
