@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import zlib
 
 import numpy as np
@@ -137,3 +138,24 @@ def test_the_page_in_headless_chromium(built, chromium, tmp_path):
         assert int(browser.evaluate(f"{root}.dataset.step")) == shown + 1
         assert "loss" in browser.evaluate(f"{root}.querySelector('[data-name=sgd] .pg-state').textContent")
         assert browser.errors() == []
+
+
+def test_the_command_writes_every_view_with_the_promised_sliders(tmp_path, capsys):
+    from descentlab import cli
+
+    out = tmp_path / "site"
+    assert cli.main(["playground", "--out", str(out), "--steps", "4", "--optimizers", "sgd,nesterov,adam"]) == 0
+    text = (out / "playground.html").read_text(encoding="utf-8")
+    assert f"wrote {out / 'playground.html'}" in capsys.readouterr().out
+    data = json.loads(text.split('class="playground-data">', 1)[1].split("</script>", 1)[0])
+    assert sorted(data["views"]) == sorted(view.key for view in VIEWS)
+    assert len(data["variants"]) == 2 * len(VIEWS) and {v["noise"] for v in data["variants"]} == {0.0, 1.0}
+    for variant in data["variants"]:
+        sliders = {o["name"]: o for o in variant["optimizers"]}
+        assert all(len(o["lrs"]) == playground.LR_POINTS for o in sliders.values())
+        assert sliders["sgd"]["values"] == [] and sliders["adam"]["second"] == "beta1"
+        assert len(sliders["adam"]["values"]) == len(sliders["nesterov"]["values"]) == 7
+        assert min(sliders["nesterov"]["values"]) > 0
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["playground", "--out", str(out), "--optimizers", "sgd,nope"])
+    assert stopped.value.code == 2 and "--optimizers" in capsys.readouterr().err

@@ -138,11 +138,11 @@ def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, ini
     return Slider(optimizer, lrs, second, values, (lr_index, value_index))
 
 
-def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[float, float]]:
-    """Each optimizer's lr range: LR_SPAN decades ending half a decade above the largest lr of a
-    coarse probe (PROBE_POINTS lrs over PROBE_SPAN decades around its default, at its own
-    momentum) that neither diverged nor left the plot; so the slider runs from crawling to
-    diverging."""
+def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[float, float, float | None]]:
+    """Each optimizer's lr range and first lr: LR_SPAN decades ending half a decade above the
+    largest lr of a coarse probe (PROBE_POINTS lrs over PROBE_SPAN decades around its default, at
+    its own momentum) that neither diverged nor left the plot, so that the slider runs from
+    crawling to diverging; first, the probe's lr with the lowest final loss."""
     from descentlab.lab.spec import default_lr
 
     specs = [setting.spec(name, {"lr": grid_point(default_lr(name), PROBE_POINTS, PROBE_SPAN, i)})
@@ -151,11 +151,12 @@ def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[flo
     x0, x1, y0, y1 = setting.view.window
     ranges = {}
     for name in optimizers:
-        stable = [spec.lr for spec, result in zip(specs, results) if spec.optimizer == name
-                  and result["status"] == "done"
+        stable = [(spec.lr, result["valid"]["loss"]) for spec, result in zip(specs, results)
+                  if spec.optimizer == name and result["status"] == "done"
                   and x0 <= result["valid"]["x"] <= x1 and y0 <= result["valid"]["y"] <= y1]
-        top = max(stable) * 10**0.5 if stable else default_lr(name) * 10 ** (LR_SPAN / 2)
-        ranges[name] = (top / 10**LR_SPAN, top)
+        top = max(stable)[0] * 10**0.5 if stable else default_lr(name) * 10 ** (LR_SPAN / 2)
+        best = min(stable, key=lambda pair: pair[1])[0] if stable else None
+        ranges[name] = (top / 10**LR_SPAN, top, best)
     return ranges
 
 
@@ -281,7 +282,7 @@ def _compute_group(group: Group) -> list[dict]:
     sliders = group.sliders
     if sliders is None:
         ranges = useful_range(group.settings[0], group.optimizers)
-        sliders = [slider(name, *ranges[name]) for name in group.optimizers]
+        sliders = [slider(name, *ranges[name][:2], initial_lr=ranges[name][2]) for name in group.optimizers]
     described = [{"name": s.optimizer, "lrs": [repr(lr) for lr in s.lrs], "second": s.second,
                   "values": list(s.values), "initial": list(s.initial)} for s in sliders]
     return [{"view": setting.view.key, "noise": setting.options.get("noise", 0.0), "steps": setting.steps,
