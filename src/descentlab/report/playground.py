@@ -16,16 +16,17 @@ import inspect
 import json
 import math
 import os
+import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 import torch
 
 from descentlab.lab import runner
-from descentlab.lab.spec import OPTIMIZERS, TrialSpec, grid_point
+from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
 
@@ -89,7 +90,6 @@ class Slider:
     second: str | None = None  # "momentum" or "beta1"
     values: tuple[float, ...] = ()
     initial: tuple[int, int] = (0, 0)  # the lr and momentum indices shown first
-    paths: list[dict] = field(default_factory=list)  # filled by compute
 
     def hyperparameters(self, value_index: int, lr: float) -> dict:
         if self.second is None:
@@ -143,8 +143,6 @@ def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[flo
     largest lr of a coarse probe (PROBE_POINTS lrs over PROBE_SPAN decades around its default, at
     its own momentum) that neither diverged nor left the plot, so that the slider runs from
     crawling to diverging; first, the probe's lr with the lowest final loss."""
-    from descentlab.lab.spec import default_lr
-
     specs = [setting.spec(name, {"lr": grid_point(default_lr(name), PROBE_POINTS, PROBE_SPAN, i)})
              for name in optimizers for i in range(PROBE_POINTS)]
     results = runner.run_population(specs)
@@ -336,10 +334,6 @@ def section(data: dict) -> str:
 
 def command(args, parser) -> int:
     """``descentlab playground``: check the arguments, write the page, say where and how big."""
-    import time
-
-    from descentlab.lab.spec import check_names
-
     names = [n for n in (args.optimizers or "").split(",") if n] or None
     if names:
         try:
@@ -380,31 +374,29 @@ def study_groups(frames) -> list[Group]:
     """The playground of a stored study: each of its surfaces as the study ran it (options, steps,
     batch, divergence factor, seed 0), each of its optimizers with a slider over the lrs the study
     tried there (LR_POINTS at least, log-spaced), starting at the lr it chose."""
-    from descentlab.problems.surfaces import SURFACES as known
-
     groups = []
     for label, table in frames.problems.items():
         trials = [t for t in frames.trials if t["label"] == label and t["seed"] == 0]
         # as the report's other figures: none before the study has chosen the surface's lrs
-        if (table["problem"] not in known or not frames.chosen.get(label) or not trials
-                or not all(playable(t["optimizer"]) for t in trials)):
+        if table["problem"] not in SURFACES or not frames.chosen.get(label) or not trials:
             continue
         first = trials[0]
         start = first["problem_options"].get("start", 0)
         window = next((v.window for v in VIEWS if v.surface == table["problem"] and v.start == start),
-                      None) or trajectories.window(table["problem"], [], known[table["problem"]].starts[start])
+                      None) or trajectories.window(table["problem"], [], SURFACES[table["problem"]].starts[start])
         view = View(label, label, table["problem"], start, window)
         setting = Setting(view, first["problem_options"], first["steps"], first["batch_size"],
                           first["divergence_factor"])
         sliders = []
         for optimizer in frames.study["spec"]["optimizers"]:
             lrs = [t["hyperparameters"]["lr"] for t in trials if t["optimizer"] == optimizer]
-            if not lrs:
+            if not lrs or not playable(optimizer):  # a clipped optimizer cannot run as a population
                 continue
             low, high = min(lrs), max(lrs)
             if high <= low * 10:
                 low, high = low / 10, high * 10
             chosen = frames.chosen.get(label, {}).get(optimizer)
             sliders.append(slider(optimizer, low, high, LR_POINTS, chosen["hyperparameters"]["lr"] if chosen else None))
-        groups.append(Group([setting], [s.optimizer for s in sliders], sliders))
+        if sliders:
+            groups.append(Group([setting], [s.optimizer for s in sliders], sliders))
     return groups
