@@ -24,6 +24,7 @@ from importlib import resources
 
 import numpy as np
 import torch
+from matplotlib.colors import to_hex
 
 from descentlab.lab import runner
 from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point
@@ -303,7 +304,7 @@ def build(groups: list[Group], workers: int = 1) -> dict:
                          "axes": axes, "window": list(view.window)}
     names = sorted({o["name"] for v in computed for o in v["optimizers"]}, key=list(OPTIMIZERS).index)
     return {"levels": LEVELS, "loss": [LOSS_SCALE, LOSS_FLOOR], "views": pictures, "variants": computed,
-            "colours": {name: style.colour(name) for name in names},
+            "colours": {name: to_hex(style.colour(name)) for name in names},  # CSS needs hex, not RGBA tuples
             "calls": {name: python_call(name) for name in names},
             "shown": [name for name in names if name in SHOWN] or names[:4]}
 
