@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -31,3 +33,18 @@ def shared_data():
     """Skip (with the reason) when the offline datasets are not available."""
     if not data_present("mnist", "t10k-images-idx3-ubyte"):
         pytest.skip("offline datasets not found: set DESCENTLAB_DATA to a folder with mnist/, ptb/, tinyshakespeare/")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system's Chromium, installed with apt-get when missing and we may (root)."""
+    binary = shutil.which("chromium")
+    if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        install = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True,
+                                 check=False, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        binary = shutil.which("chromium")
+        if binary is None:
+            pytest.skip(f"Chromium is not installed and apt-get could not install it: {install.stderr[-500:]}")
+    if binary is None:
+        pytest.skip("Chromium is not installed, and installing it (apt-get install chromium) needs root")
+    return binary

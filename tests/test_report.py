@@ -144,21 +144,6 @@ def test_a_replay_one_trial_at_a_time_matches_the_population_run(tiny_store):
         assert alone.points == pytest.approx(together.points, abs=1e-5)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The system's Chromium, installed with apt-get when missing and we may (root)."""
-    binary = shutil.which("chromium")
-    if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        install = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True,
-                                 check=False, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        binary = shutil.which("chromium")
-        if binary is None:
-            pytest.skip(f"Chromium is not installed and apt-get could not install it: {install.stderr[-500:]}")
-    if binary is None:
-        pytest.skip("Chromium is not installed, and installing it (apt-get install chromium) needs root")
-    return binary
-
-
 def test_the_page_works_in_headless_chromium(chromium, report, tmp_path):
     from browser import Chromium
 
@@ -169,6 +154,9 @@ def test_the_page_works_in_headless_chromium(chromium, report, tmp_path):
                                  "i.getBoundingClientRect().height])))")
         assert len(sizes) == 6 and all(natural > 0 and width > 0 and height > 0 for natural, width, height in sizes)
         assert browser.evaluate("document.querySelector('.race').dataset.frame") == "0"
+        # the study's surface playground: its paths decode and draw
+        assert browser.evaluate("document.querySelector('.playground').playground.ready()")
+        assert browser.evaluate("document.querySelector('.playground [data-name=adam] .pg-lr').max") == "24"
         browser.evaluate("document.querySelector('.race button').click()")
         browser.evaluate("new Promise(done => setTimeout(done, 600))")
         frame = int(browser.evaluate("document.querySelector('.race').dataset.frame"))

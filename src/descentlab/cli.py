@@ -1,5 +1,5 @@
-"""The ``descentlab`` command line: ``run``, ``show``, ``report``, ``migrate``, ``compare``, ``list``, ``demo``
-and ``bench step``.
+"""The ``descentlab`` command line: ``run``, ``show``, ``report``, ``migrate``, ``compare``, ``list``, ``demo``,
+``playground`` and ``bench step``.
 
 Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
 2 bad arguments (with a message naming the argument, and the valid names where there is a list).
@@ -378,11 +378,18 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
     _add_device_arguments(comparing)
     comparing.set_defaults(device="auto")
-    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing):  # also after the subcommand
+    playing = commands.add_parser("playground", help="write the interactive surface playground (one offline page)")
+    playing.add_argument("--out", required=True, help="folder for playground.html")
+    playing.add_argument("--steps", type=_positive_int, default=200, help="steps per path (default 200)")
+    playing.add_argument("--optimizers", help="comma-separated lab names (default: every one it can run)")
+    playing.add_argument("--no-noise", action="store_true", help="leave out the gradient-noise variants")
+    playing.add_argument("--workers", type=_positive_int, default=1, help="processes computing paths (default 1)")
+    # also after the subcommand
+    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing, playing):
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     parser = {"run": run, "show": show, "report": reporting, "compare": comparing, "migrate": migrating,
-              "bench": bench_step,
+              "bench": bench_step, "playground": playing,
               "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
@@ -404,6 +411,10 @@ def _main(argv: list[str]) -> int:
 
             print(f"descentlab {args.command}: {damaged(args.db, str(error))}", file=sys.stderr)
             return 1
+    if args.command == "playground":
+        from descentlab.report.playground import command
+
+        return command(args, parser)
     if args.command == "demo":
         from descentlab.demo import run_demo
 

@@ -174,13 +174,14 @@ def _configuration(spec) -> tuple:
     return spec.optimizer, json.dumps({k: v for k, v in spec.hyperparameters.items() if k != "lr"}, sort_keys=True)
 
 
-def run_population(specs: list) -> list[dict]:
+def run_population(specs: list, trace=None) -> list[dict]:
     """Run trials of one :func:`population_groups` group as one (K, 2) tensor, row k = trial k.
 
     Row k sees exactly what trial k would alone: its seed's start and gradient-noise stream,
     its learning rate (:meth:`ChainOptimizer.population_step`), its own divergence check. The
     surface and its gradient are evaluated once for all rows; each optimizer configuration steps
-    its contiguous block of rows (a view) with its own optimizer.
+    its contiguous block of rows (a view) with its own optimizer. ``trace(step, points)``, if
+    given, sees the (K, 2) points at the start (step 0) and after every step (a view: copy it).
     """
     started = time.perf_counter()
     first = specs[0]
@@ -206,6 +207,8 @@ def run_population(specs: list) -> list[dict]:
     curves = [[] for _ in range(k)]
     loss_sums = torch.zeros(k, dtype=points.dtype)
     loss_counts = torch.zeros(k, dtype=points.dtype)
+    if trace is not None:
+        trace(0, points)
     for step in range(1, first.steps + 1):
         noise = torch.stack([next(streams[seed]) for seed in seeds]).to(points.dtype)[row_seed]
         loss = problem.population_loss(points, noise)
@@ -220,6 +223,8 @@ def run_population(specs: list) -> list[dict]:
         for optimizer, rows, rows_lr in blocks:
             optimizer.population_step(rows, grad[offset : offset + rows.shape[0]], rows_lr)
             offset += rows.shape[0]
+        if trace is not None:
+            trace(step, points)
         loss_sums += torch.where(alive, loss, 0.0)
         loss_counts += alive.to(points.dtype)
         if step % first.eval_every == 0 or step == first.steps:

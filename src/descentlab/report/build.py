@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from descentlab.problems.surfaces import SURFACES
-from descentlab.report import clipping, curves, html, profiles, sensitivity, trajectories
+from descentlab.report import clipping, curves, html, playground, profiles, sensitivity, trajectories
 from descentlab.report.frames import Frames, load
 
 
@@ -52,7 +52,7 @@ def write_report(db: str, study_id: int | None = None, out: str | None = None) -
     ``out/report.html`` (default: the store's folder); return its path."""
     frames = load(db, study_id)
     page = html.page(frames, {label: figures(frames, label) for label in frames.problems},
-                     profiles.figure(frames.summary["profile"]))
+                     profiles.figure(frames.summary["profile"]), playground.study_section(frames))
     out = out or os.path.dirname(os.path.abspath(db))
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "report.html")

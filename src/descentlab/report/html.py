@@ -83,12 +83,14 @@ document.querySelectorAll(".race").forEach(function (race) {
 """
 
 
-def page(frames: Frames, figures: dict, profile: bytes | None) -> str:
-    """The whole page: ``figures`` maps each problem label to its :class:`ProblemFigures`."""
+def page(frames: Frames, figures: dict, profile: bytes | None, playground: str | None = None) -> str:
+    """The whole page: ``figures`` maps each problem label to its :class:`ProblemFigures`;
+    ``playground``: the surface playground's section, if the study has surfaces."""
     study = frames.study
     title = f"descentlab report: study {study['id']} ({study['name']})"
-    body = [f"<h1>{_text(title)}</h1>", _intro(frames), _contents(frames), _verdict(frames, profile)]
+    body = [f"<h1>{_text(title)}</h1>", _intro(frames), _contents(frames, bool(playground)), _verdict(frames, profile)]
     body += [_problem(frames, label, figures[label]) for label in frames.problems]
+    body += [playground] if playground else []
     body.append(_provenance(frames, figures))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_text(title)}</title>'
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body)
@@ -145,9 +147,10 @@ def _intro(frames: Frames) -> str:
             f'figure:</p><p class="key">{key}</p>')
 
 
-def _contents(frames: Frames) -> str:
+def _contents(frames: Frames, playground: bool = False) -> str:
     links = ['<a href="#verdict">verdict</a>']
     links += [f'<a href="#{_anchor(label)}">{_text(label)}</a>' for label in frames.problems]
+    links += ['<a href="#playground">playground</a>'] if playground else []
     links.append('<a href="#provenance">provenance</a>')
     return "<p>Contents: " + " · ".join(links) + "</p>"
 

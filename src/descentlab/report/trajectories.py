@@ -99,7 +99,7 @@ def window(surface: str, paths: list[Path], start: tuple[float, float]) -> tuple
     return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
-def _surface(ax, surface: str, box: tuple[float, float, float, float], start) -> None:
+def contours(ax, surface: str, box: tuple[float, float, float, float], start) -> None:
     """Filled contours on log-spaced levels (of the surface less its lowest value in the box), the
     start and the minima."""
     x0, x1, y0, y1 = box
@@ -128,7 +128,7 @@ def _label(path: Path) -> str:
 
 def panel(ax, surface: str, paths: list[Path], box, start, drawn: bool = True) -> None:
     """The surface in ``box`` with every path (or, not ``drawn``, only their legend entries)."""
-    _surface(ax, surface, box, start)
+    contours(ax, surface, box, start)
     for path in paths:
         ax.plot(*(path.points.T if drawn else ([], [])), color=style.colour(path.optimizer), linewidth=1.6,
                 label=_label(path))

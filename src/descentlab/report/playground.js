@@ -1,0 +1,242 @@
+// The surface playground: every path was computed by descentlab's population runner and comes with
+// the page (quantized, delta-coded varints, deflated, base64); this script inflates a variant when it
+// is first shown and draws the chosen setting of each ticked optimizer over the contour picture.
+document.querySelectorAll(".playground").forEach(function (root) {
+  if (root.dataset.ready) return;
+  var data = JSON.parse(root.querySelector(".playground-data").textContent);
+  var $ = function (selector) { return root.querySelector(selector); };
+  var picker = $(".pg-view"), noise = $(".pg-noise"), time = $(".pg-time"), clock = $(".pg-clock");
+  var play = $(".pg-play"), stepButton = $(".pg-step"), canvas = $(".pg-stage canvas"), image = new Image();
+  var rows = $(".pg-rows"), call = $(".pg-call");
+  var levels = data.levels, lossScale = data.loss[0], lossFloor = data.loss[1];
+  var settings = {}, decoded = new Map(), variant = null, paths = null, timer = null, calling = null;
+
+  Object.keys(data.views).forEach(function (key) {
+    var option = document.createElement("option");
+    option.value = key; option.textContent = data.views[key].title; picker.appendChild(option);
+  });
+
+  function inflate(text) {
+    var bytes = Uint8Array.from(atob(text), function (c) { return c.charCodeAt(0); });
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buffer) { return new Uint8Array(buffer); });
+  }
+
+  // zigzag varint deltas -> absolute integers: three streams (x, y, loss code), path after path
+  function decode(v) {
+    if (decoded.has(v)) return decoded.get(v);
+    var promise = inflate(v.data).then(function (bytes) {
+      var total = v.lengths.reduce(function (a, b) { return a + b; }, 0), at = 0;
+      var streams = [new Int32Array(total), new Int32Array(total), new Int32Array(total)];
+      streams.forEach(function (out) {
+        var i = 0;
+        v.lengths.forEach(function (length) {
+          var value = 0;
+          for (var j = 0; j < length; j++) {
+            var z = 0, shift = 0, b;
+            do { b = bytes[at++]; z += (b & 127) * Math.pow(2, shift); shift += 7; } while (b & 128);
+            value += (z % 2) ? -(z + 1) / 2 : z / 2;
+            out[i++] = value;
+          }
+        });
+      });
+      var starts = [], offset = 0;
+      v.lengths.forEach(function (length) { starts.push(offset); offset += length; });
+      return {x: streams[0], y: streams[1], loss: streams[2], starts: starts};
+    });
+    decoded.set(v, promise);
+    return promise;
+  }
+
+  function setting(name, optimizer) {
+    if (!settings[name]) settings[name] = {shown: data.shown.indexOf(name) >= 0, lr: optimizer.initial[0],
+                                           second: optimizer.initial[1]};
+    return settings[name];
+  }
+
+  // the index of an optimizer's current path among the variant's paths
+  function pathIndex(name) {
+    var index = 0;
+    for (var i = 0; i < variant.optimizers.length; i++) {
+      var o = variant.optimizers[i], count = o.lrs.length * Math.max(o.values.length, 1);
+      if (o.name === name) {
+        var s = setting(name, o);
+        return index + Math.min(s.second, Math.max(o.values.length - 1, 0)) * o.lrs.length
+               + Math.min(s.lr, o.lrs.length - 1);
+      }
+      index += count;
+    }
+    return -1;
+  }
+
+  function pixel(view, qx, qy) {
+    var a = view.axes;
+    return [a[0] + qx / levels * a[2], a[1] + a[3] - qy / levels * a[3]];
+  }
+
+  function coordinates(view, qx, qy) {
+    var w = view.window;
+    return [w[0] + qx / levels * (w[1] - w[0]), w[2] + qy / levels * (w[3] - w[2])];
+  }
+
+  function loss(code) { return lossFloor * Math.sinh(code / lossScale); }
+
+  function draw() {
+    if (!paths) return;
+    var view = data.views[variant.view], k = +time.value, context = canvas.getContext("2d");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    if (image.complete && image.naturalWidth) context.drawImage(image, 0, 0);
+    context.save();
+    context.beginPath(); context.rect(view.axes[0], view.axes[1], view.axes[2], view.axes[3]); context.clip();
+    variant.optimizers.forEach(function (o) {
+      var s = setting(o.name, o), row = rows.querySelector('[data-name="' + o.name + '"]');
+      var p = pathIndex(o.name), start = paths.starts[p], length = variant.lengths[p], end = variant.ends[p];
+      var last = Math.min(k, length - 1), colour = data.colours[o.name];
+      var state = row.querySelector(".pg-state");
+      var lossText = "loss " + loss(paths.loss[start + last]).toPrecision(3) + " at step " + last;
+      var stopped = end !== 0 && k >= length - 1;
+      state.innerHTML = "";
+      state.appendChild(document.createTextNode(lossText));
+      if (stopped) {
+        var bad = document.createElement("span");
+        bad.className = "pg-bad";
+        bad.textContent = end > 0 ? " · diverged at step " + end : " · left the plot at step " + (-end);
+        state.appendChild(bad);
+      }
+      if (!s.shown) return;
+      context.strokeStyle = colour; context.fillStyle = colour; context.lineWidth = 2;
+      context.beginPath();
+      for (var i = 0; i <= last; i++) {
+        var q = pixel(view, paths.x[start + i], paths.y[start + i]);
+        if (i === 0) context.moveTo(q[0], q[1]); else context.lineTo(q[0], q[1]);
+      }
+      context.stroke();
+      var head = pixel(view, paths.x[start + last], paths.y[start + last]);
+      context.beginPath();
+      if (stopped) {  // a cross where the path diverged or left the plot
+        context.lineWidth = 3;
+        context.moveTo(head[0] - 6, head[1] - 6); context.lineTo(head[0] + 6, head[1] + 6);
+        context.moveTo(head[0] + 6, head[1] - 6); context.lineTo(head[0] - 6, head[1] + 6);
+        context.stroke();
+      } else {
+        context.arc(head[0], head[1], 4.5, 0, 2 * Math.PI); context.fill();
+        context.strokeStyle = "black"; context.lineWidth = 1; context.stroke();
+      }
+    });
+    context.restore();
+    root.dataset.step = k;
+    clock.textContent = "step " + k + " / " + variant.steps;
+    if (calling) showCall(calling);
+  }
+
+  function showCall(name) {
+    var o = variant.optimizers.find(function (o) { return o.name === name; }), s = setting(name, o);
+    calling = name;
+    call.hidden = false;
+    call.textContent = data.calls[name].split("{lr}").join(o.lrs[s.lr])
+      .split("{second}").join(o.values.length ? String(o.values[s.second]) : "")
+      .split("{problem}").join("'" + variant.problem + "'")
+      .split("{options}").join(JSON.stringify(variant.options).replace(/"/g, "'"))
+      .split("{batch}").join(variant.batch === null ? "None" : String(variant.batch))
+      .split("{steps}").join(String(variant.steps));
+  }
+
+  function label(o, s) {
+    var text = "lr " + Number(o.lrs[s.lr]).toPrecision(3);
+    if (o.values.length) text += (o.second === "beta1" ? " · β1 " : " · momentum ") + o.values[s.second];
+    return text;
+  }
+
+  function slider(max, value, name, onInput) {
+    var input = document.createElement("input");
+    input.type = "range"; input.min = 0; input.max = max; input.value = value;
+    input.setAttribute("aria-label", name);
+    input.addEventListener("input", function () { onInput(+input.value); });
+    return input;
+  }
+
+  function buildRows() {
+    rows.innerHTML = "";
+    variant.optimizers.forEach(function (o) {
+      var s = setting(o.name, o), row = document.createElement("div");
+      row.className = "pg-row" + (s.shown ? "" : " off"); row.dataset.name = o.name;
+      var toggle = document.createElement("label"), box = document.createElement("input");
+      box.type = "checkbox"; box.checked = s.shown; box.className = "pg-show";
+      box.addEventListener("change", function () {
+        s.shown = box.checked; row.className = "pg-row" + (s.shown ? "" : " off"); draw();
+      });
+      var swatch = document.createElement("i"); swatch.style.background = data.colours[o.name];
+      toggle.appendChild(box); toggle.appendChild(swatch); toggle.appendChild(document.createTextNode(o.name));
+      var sliders = document.createElement("div"), text = document.createElement("span");
+      sliders.className = "pg-detail";
+      text.textContent = label(o, s);
+      sliders.appendChild(slider(o.lrs.length - 1, s.lr, o.name + " learning rate", function (i) {
+        s.lr = i; text.textContent = label(o, s); draw();
+      })).className = "pg-lr";
+      if (o.values.length) {
+        sliders.appendChild(slider(o.values.length - 1, s.second, o.name + " " + o.second, function (i) {
+          s.second = i; text.textContent = label(o, s); draw();
+        })).className = "pg-second";
+      }
+      sliders.appendChild(text);
+      var link = document.createElement("a");
+      link.href = "#"; link.textContent = "reproduce this path"; link.className = "pg-reproduce";
+      link.addEventListener("click", function (event) { event.preventDefault(); showCall(o.name); });
+      var state = document.createElement("div"); state.className = "pg-state";
+      row.appendChild(toggle); row.appendChild(sliders); row.appendChild(link); row.appendChild(state);
+      rows.appendChild(row);
+    });
+  }
+
+  function choose() {
+    stop();
+    var wanted = noise.checked;
+    variant = data.variants.find(function (v) { return v.view === picker.value && (v.noise > 0) === wanted; })
+      || data.variants.find(function (v) { return v.view === picker.value; });
+    noise.disabled = !data.variants.some(function (v) { return v.view === picker.value && v.noise > 0; });
+    var view = data.views[variant.view];
+    image.onload = draw;
+    image.src = "data:image/png;base64," + view.png;
+    canvas.width = view.size[0]; canvas.height = view.size[1];
+    time.max = variant.steps;
+    if (+time.value > variant.steps) time.value = variant.steps;
+    buildRows();
+    paths = null;
+    root.dataset.ready = "";
+    var chosen = variant;
+    return decode(variant).then(function (decodedPaths) {
+      if (chosen !== variant) return;
+      paths = decodedPaths; draw(); root.dataset.ready = "1";
+    });
+  }
+
+  function stop() { clearInterval(timer); timer = null; play.textContent = "play"; }
+  function advance() {
+    var k = +time.value + 1;
+    time.value = Math.min(k, variant.steps); draw();
+    if (k >= variant.steps) stop();
+  }
+  play.addEventListener("click", function () {
+    if (timer) { stop(); return; }
+    if (+time.value >= variant.steps) time.value = 0;
+    play.textContent = "pause";
+    timer = setInterval(advance, Math.max(10, 5000 / variant.steps));
+  });
+  stepButton.addEventListener("click", function () { stop(); advance(); });
+  time.addEventListener("input", function () { stop(); draw(); });
+  picker.addEventListener("change", choose);
+  noise.addEventListener("change", choose);
+
+  // for tests and the curious: the current path of an optimizer, in the surface's coordinates
+  root.playground = {
+    ready: function () { return decode(variant).then(function () { return true; }); },
+    path: function (name) {
+      var p = pathIndex(name), start = paths.starts[p], view = data.views[variant.view], out = [];
+      for (var i = 0; i < variant.lengths[p]; i++) out.push(coordinates(view, paths.x[start + i], paths.y[start + i]));
+      return {points: out, end: variant.ends[p]};
+    },
+    setting: function (name) { return settings[name]; },
+  };
+  choose();
+  time.value = time.max;  // whole paths first; play starts over from step 0
+});
