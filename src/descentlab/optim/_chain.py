@@ -313,6 +313,20 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling() and self._traceable():
+            self._prepare_traced()
+            for group in self.param_groups:
+                foreach.traced_step(self.chain, group["params"], self.state, self._hyper(group))
+        else:
+            self._step()
+        return loss
+
+    # Under torch.compile: the fused path is one kernel already, and its bookkeeping (pointer
+    # checks, gradients adopted into the flat buffer) would make dynamo guard on tensor identities
+    # and recompile at every step; so this is one graph break, and the step runs eagerly.
+    @torch.compiler.disable
+    def _step(self) -> None:
+        """Plan every group's step, then apply them (see the class docstring)."""
         undo: list[Callable[[], None]] = []
         try:
             applies = [self._plan(index, group, undo) for index, group in enumerate(self.param_groups)]
@@ -322,7 +336,29 @@ class ChainOptimizer(torch.optim.Optimizer):
             raise
         for apply in applies:
             apply()
-        return loss
+
+    def _traceable(self) -> bool:
+        """Whether dynamo can trace the step: every group on the foreach path, dense, unclipped, no time decay."""
+        return all(
+            group.get("foreach")
+            and not group.get("fused")
+            and not group["lr_decay"]
+            and not any(group.get(option) for option in _checks.CLIP_OPTIONS)
+            and not any(p.grad is not None and p.grad.is_sparse for p in group["params"])
+            for group in self.param_groups
+        )
+
+    @torch.compiler.disable
+    def _prepare_traced(self) -> None:
+        """Before a traced step, eagerly: the state a first step needs, and no flat buffers left."""
+        for index, group in enumerate(self.param_groups):
+            flat = self._flat.pop(index, None)
+            if flat is not None and flat.state_dtype != flat.dtype:
+                flat.release(self.state, [])
+            hp = self._hyper(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.chain.initialize(p, self.state[p], hp)
 
     def _plan(self, index: int, group: dict, undo: list) -> Callable[[], None]:
         """Everything one group's step needs, with nothing changed yet; returns what applies it."""
