@@ -63,7 +63,9 @@ def traced_step(chain, params: list[Tensor], state: dict, hp: Hyper) -> None:
     """The step :func:`step` takes, written for dynamo: dense gradients, state already initialized.
 
     Each batch's step counts are incremented in place and their float64 copies are the rules'
-    ``step``: the scalar arithmetic then rounds as the eager path's Python floats do.
+    ``step``: the scalar arithmetic then rounds as the eager path's Python floats do. A Tensor
+    ``hp.lr`` stays a tensor (one 0-d entry per parameter), so that a scheduler changing it does
+    not change the graph.
     """
     params = [p for p in params if p.grad is not None]
     grads = gradients(params, hp)
@@ -76,7 +78,8 @@ def traced_step(chain, params: list[Tensor], state: dict, hp: Hyper) -> None:
         counts = [entries["step"] for entries in states]
         torch._foreach_add_(counts, 1)
         steps = TensorList([count.to(torch.float64) for count in counts])
-        chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, hp.lr, steps)
+        lr = TensorList([hp.lr.to(torch.float64)] * len(ps)) if torch.is_tensor(hp.lr) else hp.lr
+        chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, steps)
 
 
 def _tensors(value):
