@@ -29,7 +29,12 @@ $(VENV)/.triton: $(VENV)/.installed
 	$(PY) -m pip install -q $(TRITON) || echo "Triton could not be installed: its kernel tests are skipped"
 	touch $@
 
-test: $(VENV)/.installed $(VENV)/.triton
+# Lightning and transformers for the integration tests; torch named too, so that pip keeps the pinned one.
+$(VENV)/.integrations: $(VENV)/.installed
+	$(PY) -m pip install -q $(TORCH) -e '.[integrations]' || echo "Lightning/transformers could not be installed: their tests are skipped"
+	touch $@
+
+test: $(VENV)/.installed $(VENV)/.triton $(VENV)/.integrations
 	$(PY) -m ruff check src tests bench docs
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 

@@ -25,7 +25,7 @@ class Subtract:
         """No state of its own."""
 
     def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
-        if torch.is_tensor(lr):  # a learning rate per row (population_step)
+        if torch.is_tensor(lr) or isinstance(lr, foreach.TensorList):  # per row (population_step), or traced
             p.addcmul_(u, lr, value=-1)
         else:
             p.add_(u, alpha=-lr)
@@ -269,10 +269,16 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._warned = set()
         self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
-    def _hyper(self, group: dict) -> Hyper:
-        """The hyperparameters one step of ``group`` reads, Tensor values read as numbers."""
+    def _hyper(self, group: dict, traced: bool = False) -> Hyper:
+        """The hyperparameters one step of ``group`` reads, Tensor values read as numbers.
+
+        A traced step keeps a Tensor ``lr`` a tensor: read, it would become a constant of the graph,
+        recompiled whenever a scheduler changes it (torch's advice for compiled steps: a Tensor lr).
+        """
         hp = Hyper(self._fixed)
-        hp.update({name: _number(value) for name, value in group.items()})
+        hp.update({name: _number(value) for name, value in group.items() if not (traced and name == "lr")})
+        if traced:
+            hp["lr"] = group["lr"]
         if "betas" in group:
             hp["beta1"], hp["beta2"] = map(_number, group["betas"])
         for name, target in self._aliases.items():
@@ -286,6 +292,15 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if not torch.compiler.is_compiling():
+            self._step()
+        elif self._traced_or_stepped():
+            for group in self.param_groups:
+                foreach.traced_step(self.chain, group["params"], self.state, self._hyper(group, traced=True))
+        return loss
+
+    def _step(self) -> None:
+        """Plan every group's step, then apply them (see the class docstring)."""
         undo: list[Callable[[], None]] = []
         try:
             applies = [self._plan(index, group, undo) for index, group in enumerate(self.param_groups)]
@@ -295,7 +310,38 @@ class ChainOptimizer(torch.optim.Optimizer):
             raise
         for apply in applies:
             apply()
-        return loss
+
+    # Under torch.compile, one graph break, then either the traced foreach step or nothing. The fused
+    # path is one kernel already, and its bookkeeping (pointer checks, gradients adopted into the
+    # flat buffer) would make dynamo guard on tensor identities and recompile at every step; and
+    # deciding here, eagerly, keeps dynamo from guarding on the groups' values (a scheduler's lr).
+    @torch.compiler.disable
+    def _traced_or_stepped(self) -> bool:
+        """Under torch.compile: prepare a traced step and return True, or take the step eagerly and return False.
+
+        Traced: every group on the foreach path, with dense gradients, no clipping and no time
+        decay; the state a first step needs is created here, and no flat buffers are left.
+        """
+        traceable = all(
+            group.get("foreach")
+            and not group.get("fused")
+            and not group["lr_decay"]
+            and not any(group.get(option) for option in _checks.CLIP_OPTIONS)
+            and not any(p.grad is not None and p.grad.is_sparse for p in group["params"])
+            for group in self.param_groups
+        )
+        if not traceable:
+            self._step()
+            return False
+        for index, group in enumerate(self.param_groups):
+            flat = self._flat.pop(index, None)
+            if flat is not None and flat.state_dtype != flat.dtype:
+                flat.release(self.state, [])
+            hp = self._hyper(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.chain.initialize(p, self.state[p], hp)
+        return True
 
     def _plan(self, index: int, group: dict, undo: list) -> Callable[[], None]:
         """Everything one group's step needs, with nothing changed yet; returns what applies it."""

@@ -6,6 +6,12 @@ state dicts of the list's parameters seen as one. Parameters are batched only wh
 a rule reads from them agrees (device, dtype, step, state keys, ``mu_product``), so every
 per-step scalar is the same across the list. Those 0-d entries live on the CPU and are read
 all at once, so a step waits for no device.
+
+Under ``torch.compile`` the step is traced instead (:func:`traced_step`): reading a scalar would
+break the graph and specialize it on the value, so nothing is read. The batches are formed by
+what is fixed (device, dtype, state keys), and the per-step scalars (the step, the bias
+corrections, ``mu_product``) flow through the rules as lists of per-parameter 0-d tensors, as in
+torch's compiled foreach Adam; the graph then serves every step, and inductor can fuse it.
 """
 
 from __future__ import annotations
@@ -53,6 +59,29 @@ def step(chain, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hype
         chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step_number)
 
 
+def traced_step(chain, params: list[Tensor], state: dict, hp: Hyper) -> None:
+    """The step :func:`step` takes, written for dynamo: dense gradients, state already initialized.
+
+    Each batch's step counts are incremented in place and their float64 copies are the rules'
+    ``step``: the scalar arithmetic then rounds as the eager path's Python floats do. A Tensor
+    ``hp.lr`` stays a tensor (one 0-d entry per parameter), so that a scheduler changing it does
+    not change the graph.
+    """
+    params = [p for p in params if p.grad is not None]
+    grads = gradients(params, hp)
+    batches: dict[tuple, list] = {}
+    for p, grad in zip(params, grads):
+        entries = state[p]
+        batches.setdefault((p.device, p.dtype, tuple(entries)), []).append(real_operands(p, grad, entries))
+    for batch in batches.values():
+        ps, gs, states = zip(*batch)
+        counts = [entries["step"] for entries in states]
+        torch._foreach_add_(counts, 1)
+        steps = TensorList([count.to(torch.float64) for count in counts])
+        lr = TensorList([hp.lr.to(torch.float64)] * len(ps)) if torch.is_tensor(hp.lr) else hp.lr
+        chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, steps)
+
+
 def _tensors(value):
     return value.tensors if isinstance(value, TensorList) else value
 
@@ -96,6 +125,11 @@ class TensorList(TensorOperators):
 
     def pow(self, exponent):
         return self._out(torch._foreach_pow(self.tensors, exponent))
+
+    __pow__ = pow
+
+    def __rpow__(self, base):
+        return self._out(torch._foreach_pow(base, self.tensors))
 
     def clamp(self, min, max):  # noqa: A002 - torch's argument names
         return self._out(torch._foreach_clamp_max(torch._foreach_clamp_min(self.tensors, min), max))
@@ -159,8 +193,14 @@ class TensorList(TensorOperators):
     def __imul__(self, factor):
         return self.mul_(factor)
 
-    def item(self) -> float:
-        """The value of a batch of equal 0-d entries (batching guarantees they are equal)."""
+    def item(self):
+        """The value of a batch of equal 0-d entries (batching guarantees they are equal).
+
+        Under ``torch.compile`` nothing is read (:func:`traced_step`): the 0-d entries themselves,
+        one per parameter, serve as the values.
+        """
+        if torch.compiler.is_compiling():
+            return self
         return self.tensors[0].item()
 
 
