@@ -40,8 +40,10 @@ def chromium() -> str:
     """The system's Chromium, installed with apt-get when missing and we may (root)."""
     binary = shutil.which("chromium")
     if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        install = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True,
-                                 check=False, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # a fresh image has empty package lists: without the update, install finds no chromium
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+            install = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
         binary = shutil.which("chromium")
         if binary is None:
             pytest.skip(f"Chromium is not installed and apt-get could not install it: {install.stderr[-500:]}")
