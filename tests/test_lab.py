@@ -135,7 +135,7 @@ def test_worker_processes_give_the_same_results(tmp_path):
     one = run_study(study, db=str(tmp_path / "1.sqlite"), progress_stream=quiet)
     two = run_study(study, db=str(tmp_path / "2.sqlite"), workers=2, progress_stream=quiet)
     # a worker has one thread here, the parent two: float32 reductions may round differently
-    for a, b in zip(one["problems"]["quadratic"]["rows"], two["problems"]["quadratic"]["rows"]):
+    for a, b in zip(one["problems"]["quadratic"]["rows"], two["problems"]["quadratic"]["rows"], strict=True):
         assert (a["optimizer"], a["lr"]) == (b["optimizer"], b["lr"])
         assert a["test_mean"] == pytest.approx(b["test_mean"], rel=1e-5)
 
@@ -227,7 +227,7 @@ def test_ray_executor_writes_into_the_same_store(tmp_path):
     finally:
         ray.shutdown()
     for name, table in local["problems"].items():
-        for a, b in zip(table["rows"], remote["problems"][name]["rows"]):
+        for a, b in zip(table["rows"], remote["problems"][name]["rows"], strict=True):
             assert (a["optimizer"], a["lr"]) == (b["optimizer"], b["lr"])
             assert a["test_mean"] == pytest.approx(b["test_mean"], rel=1e-5)
     assert Store(str(tmp_path / "ray.sqlite")).count("done") == Store(str(tmp_path / "local.sqlite")).count("done")

@@ -573,6 +573,8 @@ class AdaBelief(Adam):
         betas: (β1, β2), each in [0, 1) (floats or 1-element Tensors): the decays of m and s.
         eps: ε ≥ 0, added to s at every step and to the denominator.
         amsgrad: divide by the running maximum of s.
+        {capturable}
+        {differentiable}
         {shared}
 
     Conventions:
@@ -596,6 +598,8 @@ class AdaBelief(Adam):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         *,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool | Flavored = DECOUPLED,
         lr_decay: float = 0.0,
         clipnorm: float | None = None,
@@ -607,7 +611,8 @@ class AdaBelief(Adam):
         flavor: str = "torch",
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=decoupled_weight_decay,
+            params, lr, betas, eps, weight_decay, amsgrad, capturable=capturable, differentiable=differentiable,
+            decoupled_weight_decay=decoupled_weight_decay,
             lr_decay=lr_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue,
             maximize=maximize, foreach=foreach, fused=fused, flavor=flavor,
         )
