@@ -49,7 +49,7 @@ def _train(problem, model, optimizer, steps, batch_size, seed=0):
 
 def test_names_are_the_registry():
     assert problems.names() == [
-        "beale", "rosenbrock", "saddle", "valley", "rastrigin", "himmelblau", "quadratic",
+        "beale", "rosenbrock", "saddle", "valley", "rastrigin", "himmelblau", "cliff", "quadratic",
         "mnist_logreg", "mnist_mlp", "word2vec", "lstm_lm", "char_lstm", "sparse_logreg",
     ]
 
@@ -87,7 +87,10 @@ def test_loss_is_a_finite_scalar_and_evaluate_reports_loss_and_metric(name):
     assert info["provenance"] and info["description"] and info["default_steps"] > 0
 
 
-@pytest.mark.parametrize("name", problems.names())
+# The cliff starts on a terrace 40 above its basin, 3 units from the wall: at Adam's default lr
+# (1e-3 per coordinate and step) that is ~3,000 steps of almost no change in loss, by design.
+# tests/test_clipping.py tests what the cliff is for.
+@pytest.mark.parametrize("name", [name for name in problems.names() if name != "cliff"])
 def test_adam_at_its_default_lr_lowers_validation_loss_within_the_default_budget(name):
     problem = _problem(name)
     torch.manual_seed(0)
