@@ -1,7 +1,8 @@
 """Parameters whose storage someone else holds are trained where they live, on every path.
 
 An alias taken before training, Hogwild's shared memory with forked workers, ZeRO's bucket views
-and FSDP2's DTensor shards (two gloo ranks, forked: seconds), each against torch.optim.
+and FSDP2's DTensor shards (two gloo ranks, spawned: a forked rank can deadlock in torch's
+thread pool once the parent has used it), each against torch.optim.
 """
 
 from __future__ import annotations
@@ -143,14 +144,13 @@ def _zero_worker(rank: int, port: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
-@needs_fork
 def test_zero_with_bucket_views_trains_every_parameter_on_every_path(tmp_path):
     pytest.importorskip("torch.distributed.optim")
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is unavailable")
     import torch.multiprocessing as mp
 
-    mp.start_processes(_zero_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    mp.start_processes(_zero_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     ranks = [torch.load(tmp_path / f"zero{rank}.pt") for rank in range(2)]
     for name in PATHS:
         assert torch.equal(ranks[0][name], ranks[1][name]), name
@@ -264,14 +264,13 @@ def _fsdp_worker(rank: int, port: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
-@needs_fork
 def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(tmp_path):
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is unavailable")
     pytest.importorskip("torch.distributed.fsdp")
     import torch.multiprocessing as mp
 
-    mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     ranks = [torch.load(tmp_path / f"fsdp{rank}.pt") for rank in range(2)]
     for name in [*PATHS, "restored"]:
         for mine, other in zip(ranks[0][name], ranks[1][name]):
