@@ -114,20 +114,21 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--divergence-factor", type=_number, help="a loss above this × the first loss is divergence (10)")
     run.add_argument("--extend", type=_nonnegative_int,
                      help="extra lr points allowed per optimizer while its best lr is at a grid edge (default 8)")
-    run.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
-    run.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
-    run.add_argument("--address", help="Ray cluster address (with --executor ray; default: a local Ray)")
-    run.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    _add_trial_arguments(run)
     run.add_argument("--out", help="also write summary.json, .txt and .md into this folder")
     run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
     run.add_argument("--report", action="store_true",
                      help="at the end, write report.html (into --out, or the store's folder)")
-    _add_device_arguments(run)
 
 
-def _add_device_arguments(command) -> None:
-    command.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu; auto: a GPU if "
-                                                         "one is visible)")
+def _add_trial_arguments(command) -> None:
+    """Where a study's trials run and are kept: the options `run` and `compare` share."""
+    command.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
+    command.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
+    command.add_argument("--address", help="Ray cluster address (with --executor ray; default: a local Ray)")
+    command.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    command.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default %(default)s; auto: a "
+                                                         "GPU if one is visible)")
     command.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 with a GradScaler)")
 
 
@@ -369,14 +370,10 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--select", help="the metric that selects the lr (default loss)")
     comparing.add_argument("--test", help="module:function returning the test split (a Dataset, (inputs, targets) "
                                           "or seed -> batches); default: the entry's own `test`")
-    comparing.add_argument("--workers", type=_positive_int, default=1, help="parallel trial processes (default 1)")
-    comparing.add_argument("--executor", choices=("local", "ray"), default="local", help="where trials run")
-    comparing.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    comparing.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    _add_trial_arguments(comparing)
     comparing.add_argument("--name", help="the study's name in the store (default: the entry)")
     comparing.add_argument("--out", help="folder for report.html (default: the store's folder)")
     comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
-    _add_device_arguments(comparing)
     comparing.set_defaults(device="auto")
     playing = commands.add_parser("playground", help="write the interactive surface playground (one offline page)")
     playing.add_argument("--out", required=True, help="folder for playground.html")
