@@ -2,7 +2,7 @@
 
 Drop-in ``torch.optim.Optimizer`` subclasses with torch's argument names, defaults and state keys,
 plus ``flavor="keras"`` for Keras 3's formulas, and :class:`Composed` for any other point of the
-lattice. See the README for the lattice and flavor tables.
+lattice. docs/library.md has the lattice and flavor tables.
 """
 
 from descentlab.optim import named

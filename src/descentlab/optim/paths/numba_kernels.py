@@ -4,7 +4,7 @@ The loop is compiled with ``@njit(cache=True)`` from its file in the kernel cach
 (:mod:`.kernel_cache`), so numba keeps the machine code next to it; ``DESCENTLAB_FUSED=0`` turns
 the fused path off.
 
-Why numba (README, design): it reached the bandwidth bound for every rule in the prototype,
+Why numba (docs/design.md): it reached the bandwidth bound for every rule in the prototype,
 compiles one kernel in well under a second, caches to disk, and installs as two wheels; a cold
 ``torch.compile`` took ~11 s here and needs a C compiler at run time.
 """
