@@ -26,15 +26,15 @@ def test_the_api_pages_show_the_shared_argument_docs_filled_in():
     spec = importlib.util.spec_from_file_location("filled_docstrings", ROOT / "docs" / "filled_docstrings.py")
     extension = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(extension)
-    from descentlab import optim
 
     package = griffe.load("descentlab.optim", search_paths=[str(ROOT / "src")],
                           extensions=griffe.load_extensions(extension.FilledDocstrings()))
     for name in ("SGD", "Adam", "AdaBelief"):
         docstring = package[name].docstring.value
         assert "{shared}" not in docstring and "{params}" not in docstring
-        assert docstring == inspect.cleandoc(getattr(optim, name).__doc__)
-        assert "decoupled_weight_decay:" in docstring
+        assert "params: the tensors to optimize, or dicts defining param groups" in docstring
+        assert "decoupled_weight_decay: decay the weights apart from the gradient" in docstring
+        assert ":class:" not in docstring and "::\n" not in docstring  # shown as Markdown
 
 
 def test_no_optimizer_documents_an_argument_it_does_not_take():
