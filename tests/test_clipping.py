@@ -13,6 +13,7 @@ from descentlab.lab import Study, TrialSpec, default_lr, run_study, runner, verd
 from descentlab.lab.spec import optimizer_of, parse_optimizer
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import clipping, frames, style
+from descentlab.report.build import write_report
 from test_stats import _row, _summary
 
 # --- the cliff ----------------------------------------------------------------------------------
@@ -136,3 +137,6 @@ def test_the_clipping_picture_is_drawn_from_a_study(tmp_path):
     assert common == loaded.chosen["cliff"]["momentum+clipnorm=1"]["hyperparameters"]["lr"]
     png = clipping.figure(loaded, "cliff")
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # The whole report too: its playground section leaves the clipped variant out of the populations.
+    page = write_report(db, out=str(tmp_path / "report"))
+    assert "momentum+clipnorm=1" in open(page, encoding="utf-8").read()
