@@ -20,3 +20,12 @@ NAMED["FTRL"] = FTRL
 __all__ = ["ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",
            "Flavored"]
 __all__ += named.__all__  # the form type checkers read
+
+
+def __getattr__(name: str):
+    # The Keras port (descentlab.port) builds on this package: imported when first asked for.
+    if name in ("from_keras", "to_keras", "explain"):
+        from descentlab import port
+
+        return getattr(port, name)
+    raise AttributeError(f"module 'descentlab.optim' has no attribute {name!r}")

@@ -1,0 +1,168 @@
+"""Porting a Keras 3 recipe: from_keras / to_keras, the schedules, against Keras itself (torch backend)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip("the port check needs KERAS_BACKEND=torch", allow_module_level=True)
+
+from descentlab import optim  # noqa: E402
+from descentlab.port import KerasSchedule, from_keras, to_keras  # noqa: E402
+from descentlab.port.schedules import SCHEDULES  # noqa: E402
+
+K, S = keras.optimizers, keras.optimizers.schedules
+SHAPES = [(7, 5), (3,), (2, 3, 4)]
+
+# Every Keras optimizer descentlab has, off its defaults, with each clipping option once
+OPTIMIZERS = {
+    "SGD": lambda: K.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.5),
+    "RMSprop": lambda: K.RMSprop(0.001, rho=0.8, momentum=0.5, centered=True),
+    "RMSprop_clipnorm": lambda: K.RMSprop(0.001, clipnorm=1.0),
+    "Adam": lambda: K.Adam(0.001, beta_1=0.8, beta_2=0.99, amsgrad=True),
+    "Adam_weight_decay": lambda: K.Adam(0.001, weight_decay=0.01),
+    "AdamW": lambda: K.AdamW(0.001, global_clipnorm=2.0),
+    "Adadelta": lambda: K.Adadelta(0.5, rho=0.9),
+    "Adagrad": lambda: K.Adagrad(0.05, initial_accumulator_value=0.2),
+    "Adamax": lambda: K.Adamax(0.002),
+    "Nadam": lambda: K.Nadam(0.002, beta_1=0.85),
+    "Ftrl": lambda: K.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01, beta=0.1),
+}
+# Keras rounds these to float32 in float64 training too (from_keras's Conventions): compared in float32 only
+FLOAT32_ONLY = {"RMSprop_clipnorm", "Adam_weight_decay", "AdamW", "Ftrl"}
+SCHEDULE_CASES = {
+    "ExponentialDecay": lambda: S.ExponentialDecay(0.1, 7, 0.9, staircase=True),
+    "InverseTimeDecay": lambda: S.InverseTimeDecay(0.1, 5, 0.5),
+    "PiecewiseConstantDecay": lambda: S.PiecewiseConstantDecay([10, 50], [0.1, 0.05, 0.01]),
+    "PolynomialDecay": lambda: S.PolynomialDecay(0.1, 40, 0.001, power=2.0, cycle=True),
+    "CosineDecay": lambda: S.CosineDecay(0.0, 60, alpha=0.1, warmup_target=0.2, warmup_steps=15),
+    "CosineDecayRestarts": lambda: S.CosineDecayRestarts(0.1, 13, t_mul=1.5, m_mul=0.8, alpha=0.05),
+}
+
+
+def _train(make_keras, dtype: str, steps: int = 100) -> float:
+    """The largest relative difference between Keras and from_keras over ``steps`` steps."""
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
+    ours = [torch.nn.Parameter(torch.tensor(x)) for x in start]
+    theirs = [keras.Variable(x, dtype=dtype) for x in start]
+    keras_optimizer = make_keras()
+    ported = from_keras(keras_optimizer, ours)
+    optimizer, scheduler = ported if isinstance(ported, tuple) else (ported, None)
+    for _ in range(steps):
+        grads = [torch.tensor(rng.standard_normal(shape).astype(dtype) * 2) for shape in SHAPES]
+        for p, g in zip(ours, grads, strict=True):
+            p.grad = g.clone()
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+        keras_optimizer.apply_gradients(zip([g.clone() for g in grads], theirs, strict=True))
+    return max(((p.detach() - v.value.detach().cpu()).abs().max() / v.value.detach().cpu().abs().max()).item()
+               for p, v in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_from_keras_trains_as_keras_in_float32(name):
+    assert _train(OPTIMIZERS[name], "float32") <= 1e-5
+
+
+@pytest.mark.parametrize("name", [name for name in OPTIMIZERS if name not in FLOAT32_ONLY])
+def test_from_keras_trains_as_keras_in_float64(name):
+    assert _train(OPTIMIZERS[name], "float64") <= 1e-14
+
+
+@pytest.mark.parametrize("name", list(SCHEDULE_CASES))
+def test_a_scheduled_keras_optimizer_trains_as_keras(name):
+    assert _train(lambda: K.Adam(SCHEDULE_CASES[name]()), "float64") <= 1e-14
+
+
+@pytest.mark.parametrize("name", list(SCHEDULE_CASES))
+def test_each_schedule_gives_keras_learning_rate_at_every_step_across_a_reload(name):
+    schedule = SCHEDULE_CASES[name]()
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = optim.SGD([param], lr=1.0, flavor="keras")
+    scheduler = KerasSchedule(optimizer, schedule)
+    lrs = []
+    for step in range(200):
+        if step == 90:  # a checkpoint: a new optimizer and scheduler resume from the saved states
+            saved = optimizer.state_dict(), scheduler.state_dict()
+            optimizer = optim.SGD([param], lr=1.0, flavor="keras")
+            scheduler = KerasSchedule(optimizer, keras.optimizers.schedules.serialize(schedule))
+            optimizer.load_state_dict(saved[0])
+            scheduler.load_state_dict(saved[1])
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == [float(schedule(step)) for step in range(200)]
+    assert set(SCHEDULES) == set(SCHEDULE_CASES)
+
+
+def test_from_keras_reads_a_config_a_serialized_optimizer_and_a_keras_file(tmp_path):
+    keras_optimizer = K.Nadam(0.002, beta_1=0.85, clipvalue=0.25)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras_optimizer, loss="mse")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for source in (keras_optimizer, keras_optimizer.get_config(), K.serialize(keras_optimizer), str(path)):
+        ported = from_keras(source, params)
+        assert type(ported) is optim.Nadam
+        group = ported.param_groups[0]
+        assert (group["flavor"], group["betas"][0], group["clipvalue"]) == ("keras", np.float32(0.85), 0.25)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: K.Adam(use_ema=True), "`use_ema` cannot be ported: keep an EMA of the weights yourself"),
+    (lambda: K.SGD(gradient_accumulation_steps=4), "`gradient_accumulation_steps` cannot be ported: accumulate"),
+    (lambda: K.SGD(loss_scale_factor=128.0), "`loss_scale_factor` cannot be ported: scale the loss with"),
+    (lambda: K.Lion(), "Keras's Lion has no descentlab equivalent"),
+    (lambda: K.Lamb(), "Keras's Lamb has no descentlab equivalent"),
+    (lambda: K.SGD(S.ExponentialDecay(0.1, 10, 0.9)), None),
+])
+def test_options_descentlab_cannot_honour_are_refused_by_name(make, message):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    if message is None:  # a schedule it follows is not refused
+        assert isinstance(from_keras(make(), params)[1], KerasSchedule)
+        return
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        from_keras(make(), params)
+
+
+def test_an_unknown_schedule_is_refused_by_name():
+    class Halving(S.LearningRateSchedule):
+        def __call__(self, step):
+            return 0.1 / (step + 1)
+
+        def get_config(self):
+            return {}
+
+    with pytest.raises(ValueError, match="the learning-rate schedule Halving cannot be ported"):
+        from_keras({"class_name": "SGD", "config": {"learning_rate": {"class_name": "Halving", "config": {}}}},
+                   [torch.nn.Parameter(torch.zeros(2))])
+
+
+@pytest.mark.parametrize("name", [name for name in OPTIMIZERS if "clip" not in name])
+def test_to_keras_gives_back_the_keras_optimizer(name):
+    keras_optimizer = OPTIMIZERS[name]()
+    ported = from_keras(keras_optimizer, [torch.nn.Parameter(torch.zeros(2))])
+    back = to_keras(ported)
+    assert type(back) is type(keras_optimizer)
+    names = {"name": None}  # Keras numbers each new optimizer's name
+    assert {**back.get_config(), **names} == {**keras_optimizer.get_config(), **names}
+
+
+def test_to_keras_refuses_what_keras_lacks():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="must have flavor='keras'"):
+        to_keras(optim.Adam(params))
+    with pytest.raises(ValueError, match="Keras has no `maximize`"):
+        to_keras(optim.Adam(params, flavor="keras", maximize=True))
+    with pytest.raises(ValueError, match="Keras has no AdaBelief"):
+        to_keras(optim.AdaBelief(params, flavor="keras"))
