@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -166,3 +167,41 @@ def test_to_keras_refuses_what_keras_lacks():
         to_keras(optim.Adam(params, flavor="keras", maximize=True))
     with pytest.raises(ValueError, match="Keras has no AdaBelief"):
         to_keras(optim.AdaBelief(params, flavor="keras"))
+
+
+# --- port explain -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "Nadam", "FTRL"])
+def test_explain_states_each_side_default_as_torch_and_keras_have_it(name):
+    from descentlab.port import flavors as explaining
+    from descentlab.port.optimizers import KERAS
+
+    keras_name = explaining.KERAS_NAMES.get(name, name)
+    torch_cls = getattr(torch.optim, explaining.TORCH_NAMES.get(name, name), None)
+    keras_config = getattr(K, keras_name)().get_config()
+    keras_key = {target: key for key, target in {"learning_rate": "lr", **KERAS[keras_name].names}.items()}
+    rows = explaining.differences(name)
+    assert rows, name
+    for row in rows:
+        if not row.what.startswith("default `"):
+            continue
+        argument = row.what.split("`")[1]
+        torch_defaults = inspect.signature(torch_cls).parameters if torch_cls else {}
+        if argument in torch_defaults:
+            assert eval(row.torch) == torch_defaults[argument].default
+        if argument in keras_key:
+            assert np.float32(eval(row.keras)) == np.float32(keras_config[keras_key[argument]])
+    text = optim.explain(name)
+    assert f'descentlab.optim.{optim.NAMED[name].__name__}(params, flavor="keras")' in text
+
+
+def test_explain_names_the_eps_placement_and_where_the_learning_rate_enters():
+    from descentlab.port.flavors import differences
+
+    adam = {row.what: row for row in differences("adam")}
+    assert adam["ε placement"].keras.startswith("ε-hat") and adam["ε placement"].torch.startswith("ε added")
+    sgd = {row.what: row for row in differences("SGD")}
+    assert "inside the buffer" in sgd["learning rate"].keras
+    with pytest.raises(ValueError, match="`name` must be one of .* Received: name='Lion'"):
+        differences("Lion")
