@@ -48,7 +48,8 @@ class PortCheck:
         if mismatch:
             return (f"the forward pass differs first at the Keras layer {mismatch[0]!r} (torch {mismatch[1]!r}): "
                     "a layer option (activation, epsilon, padding, use_bias) or the input layout differs")
-        if abs(self.losses["descentlab"][0] - self.losses["keras"][0]) > FLOAT32_ROUNDING * abs(self.losses["keras"][0]):
+        first = self.losses["keras"][0]
+        if abs(self.losses["descentlab"][0] - first) > FLOAT32_ROUNDING * abs(first):
             return "the first losses differ with equal weights: the loss functions differ (reduction, from_logits)"
         step = self.first_departure()
         if step is None:

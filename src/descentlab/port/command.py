@@ -19,7 +19,8 @@ def add_arguments(port: argparse.ArgumentParser) -> list[argparse.ArgumentParser
                                "loss_fn=) and optionally steps=, batch_size=")
     checking.add_argument("--steps", type=int, help="training steps (default: the entry's, else 100)")
     checking.add_argument("--batch-size", type=int, help="examples per step (default: the entry's, else 32)")
-    checking.add_argument("--out", default="port-check", help="folder for port-check.png and .html (default port-check)")
+    checking.add_argument("--out", default="port-check",
+                          help="folder for port-check.png and .html (default port-check)")
     return [explaining, checking]
 
 
