@@ -205,3 +205,139 @@ def test_explain_names_the_eps_placement_and_where_the_learning_rate_enters():
     assert "inside the buffer" in sgd["learning rate"].keras
     with pytest.raises(ValueError, match="`name` must be one of .* Received: name='Lion'"):
         differences("Lion")
+
+
+# --- weights and the forward pass ---------------------------------------------------------------------
+
+
+class ChannelsFirst(torch.nn.Module):
+    """Keras's channels-last input to torch's channels-first convolution."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.movedim(-1, 1))
+
+
+def _recurrent(cls, **kwargs):
+    class Last(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cls(3, 5, batch_first=True, **kwargs)
+
+        def forward(self, x):
+            return self.rnn(x)[0][:, -1]
+
+    return Last()
+
+
+LAYERS = {  # Keras model, torch model, an input batch
+    "Dense": (lambda: [keras.Input((4,)), keras.layers.Dense(3, activation="tanh")],
+              lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()), (6, 4)),
+    "Conv1D": (lambda: [keras.Input((9, 2)), keras.layers.Conv1D(4, 3)],
+               lambda: ChannelsFirst(torch.nn.Conv1d(2, 4, 3)), (6, 9, 2)),
+    "Conv2D": (lambda: [keras.Input((7, 7, 2)), keras.layers.Conv2D(4, 3, activation="relu")],
+               lambda: ChannelsFirst(torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU())), (6, 7, 7, 2)),
+    "Embedding": (lambda: [keras.Input((5,), dtype="int64"), keras.layers.Embedding(11, 3)],
+                  lambda: torch.nn.Embedding(11, 3), None),
+    "LSTM": (lambda: [keras.Input((8, 3)), keras.layers.LSTM(5)], lambda: _recurrent(torch.nn.LSTM), (6, 8, 3)),
+    "GRU": (lambda: [keras.Input((8, 3)), keras.layers.GRU(5)], lambda: _recurrent(torch.nn.GRU), (6, 8, 3)),
+    "SimpleRNN": (lambda: [keras.Input((8, 3)), keras.layers.SimpleRNN(5)], lambda: _recurrent(torch.nn.RNN),
+                  (6, 8, 3)),
+    "BatchNormalization": (lambda: [keras.Input((4,)), keras.layers.BatchNormalization()],
+                           lambda: torch.nn.BatchNorm1d(4, eps=1e-3), (6, 4)),
+    "LayerNormalization": (lambda: [keras.Input((4,)), keras.layers.LayerNormalization()],
+                           lambda: torch.nn.LayerNorm(4, eps=1e-3), (6, 4)),
+}
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_each_layer_type_is_copied_and_computes_the_same(kind):
+    from descentlab.port import layers
+    from descentlab.port.check import forward_differences
+
+    make_keras, make_torch, shape = LAYERS[kind]
+    keras.utils.set_random_seed(0)
+    keras_model = keras.Sequential(make_keras())
+    rng = np.random.default_rng(0)
+    for layer in keras_model.layers:  # random weights everywhere, biases and norms included
+        values = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
+        layer.set_weights([np.abs(v) + 0.5 if "variance" in w.path else v for v, w in zip(values, layer.weights)])
+    torch_model = make_torch()
+    matched = layers.copy_weights(keras_model, torch_model)
+    inputs = rng.integers(0, 11, (6, 5)) if shape is None else rng.standard_normal(shape).astype("float32")
+    ((_, _, difference),) = forward_differences(keras_model, torch_model, inputs, matched)
+    assert difference <= 1e-5
+
+
+@pytest.mark.parametrize("make_torch, message", [
+    (lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)),
+     "the torch module '2' \\(Linear\\) has no Keras layer to match"),
+    (lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Conv1d(3, 2, 1)),
+     "the Keras layer 'dense_b' \\(Dense\\) meets the torch module '1' \\(Conv1d\\): expected Linear"),
+    (lambda: torch.nn.Sequential(torch.nn.Linear(4, 3)), "the Keras layer 'dense_b' \\(Dense\\) has no torch module"),
+    (lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 7)),
+     "the Keras layer 'dense_b' gives weight of shape \\(2, 3\\), the torch module '1' has \\(7, 3\\)"),
+])
+def test_a_mismatched_architecture_names_the_layer(make_torch, message):
+    from descentlab.port import layers
+
+    keras_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense_a"),
+                                    keras.layers.Dense(2, name="dense_b")])
+    with pytest.raises(ValueError, match=message):
+        layers.copy_weights(keras_model, make_torch())
+
+
+# --- the check ----------------------------------------------------------------------------------------
+
+
+def _mlp_recipe(optimizer):
+    keras.utils.set_random_seed(0)
+    keras_model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(16, activation="relu"),
+                                    keras.layers.Dense(3)])
+    keras_model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    torch_model = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((128, 10)).astype("float32"), rng.integers(0, 3, 128)
+    return keras_model, torch_model, data, torch.nn.CrossEntropyLoss()
+
+
+def test_the_check_finds_the_port_exact_and_the_hand_written_one_drifting():
+    from descentlab.port.check import check
+
+    result = check(*_mlp_recipe(K.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.5)), steps=30, batch_size=16)
+    assert result.forward_mismatch is None
+    assert result.first_departure("descentlab") is None  # within float32 rounding at every step
+    assert result.first_departure("by hand") == 1  # torch's SGD(lr) has no momentum and no clipping
+    assert result.cause().startswith("none")
+    assert len(result.losses["keras"]) == len(result.differences["by hand"]) == 30
+
+
+def test_the_check_names_a_loss_that_differs():
+    from descentlab.port.check import check
+
+    keras_model, torch_model, data, _ = _mlp_recipe(K.Adam(0.01))
+    result = check(keras_model, torch_model, data, lambda out, y: torch.nn.functional.cross_entropy(out, y) * 2,
+                   steps=3, batch_size=16)
+    assert "the loss functions differ" in result.cause()
+
+
+def test_port_check_command_writes_the_picture_and_the_page(tmp_path, monkeypatch, capsys):
+    from descentlab.cli import main
+
+    (tmp_path / "recipe.py").write_text(
+        "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\n"
+        "import keras\nfrom test_port import _mlp_recipe\n"
+        "def setup():\n"
+        "    keras_model, torch_model, data, loss_fn = _mlp_recipe(keras.optimizers.Adam(0.01))\n"
+        "    return dict(keras_model=keras_model, torch_model=torch_model, data=data, loss_fn=loss_fn, steps=5)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    assert main(["port", "check", "--entry", "recipe:setup", "--out", "out"]) == 0
+    printed = capsys.readouterr().out
+    assert "port check: Adam, 5 steps" in printed and "descentlab:" in printed
+    assert (tmp_path / "out" / "port-check.png").read_bytes().startswith(b"\x89PNG")
+    assert "<img" in (tmp_path / "out" / "port-check.html").read_text()
+    assert main(["port", "check", "--entry", "recipe:nothing"]) == 2
