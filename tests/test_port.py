@@ -341,3 +341,31 @@ def test_port_check_command_writes_the_picture_and_the_page(tmp_path, monkeypatc
     assert (tmp_path / "out" / "port-check.png").read_bytes().startswith(b"\x89PNG")
     assert "<img" in (tmp_path / "out" / "port-check.html").read_text()
     assert main(["port", "check", "--entry", "recipe:nothing"]) == 2
+
+
+def test_an_lstm_port_trains_exactly_with_torch_second_bias_frozen():
+    from descentlab.port.check import check
+
+    keras.utils.set_random_seed(0)
+    keras_model = keras.Sequential([keras.Input((6,), dtype="int64"), keras.layers.Embedding(30, 8),
+                                    keras.layers.LSTM(12, return_sequences=True), keras.layers.Dense(30)])
+    keras_model.compile(optimizer=K.Adam(S.CosineDecay(1e-3, 20, warmup_target=1e-2, warmup_steps=5)),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.lstm, self.out = torch.nn.Embedding(30, 8), torch.nn.LSTM(8, 12, batch_first=True), \
+                torch.nn.Linear(12, 30)
+
+        def forward(self, x):
+            return self.out(self.lstm(self.embed(x))[0])
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 30, (64, 7))
+    result = check(keras_model, Model(), (tokens[:, :-1], tokens[:, 1:]),
+                   lambda out, y: torch.nn.functional.cross_entropy(out.reshape(-1, 30), y.reshape(-1)),
+                   steps=8, batch_size=4)
+    assert result.first_departure("descentlab") is None
+    assert result.first_departure("by hand") is not None
+    assert "keeps bias_hh_l0 at 0" in result.summary()

@@ -31,6 +31,7 @@ class PortCheck:
 
     optimizer: str
     forward: list[tuple[str, str, float]]  # (Keras layer, torch module, relative output difference)
+    notes: list[str] = field(default_factory=list)  # what the check changed in its copies, and why
     losses: dict[str, list[float]] = field(default_factory=dict)  # keras, descentlab, by hand
     differences: dict[str, list[float]] = field(default_factory=dict)  # descentlab, by hand: vs Keras's weights
 
@@ -71,6 +72,7 @@ class PortCheck:
                          f"{max(self.differences[run]):.3e} (relative), leaves float32 rounding at step "
                          f"{self.first_departure(run) or 'never'}")
         lines.append(f"  cause: {self.cause()}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -142,6 +144,19 @@ def forward_differences(keras_model, torch_model: nn.Module, inputs: np.ndarray,
     return rows
 
 
+def _one_bias(matched) -> list[str]:
+    """Freeze ``bias_hh_l0`` at 0 where the Keras layer has one bias: trained beside ``bias_ih_l0``, torch's
+    two biases would move their sum twice as far as Keras's one bias moves."""
+    notes = []
+    for layer, name, module in matched:
+        if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)) and np.ndim(layer.get_weights()[-1]) == 1:
+            module.bias_hh_l0.requires_grad_(False)
+            notes.append(f"the torch module {name!r} keeps bias_hh_l0 at 0 (requires_grad=False), as Keras's "
+                         f"{type(layer).__name__} has one bias: do the same in your port, or it trains that bias "
+                         "twice as fast")
+    return notes
+
+
 def _hand_written(class_name: str, config: dict, params):
     """The ``torch.optim`` class of the same name at its defaults, with Keras's (initial) learning rate."""
     torch_name = TORCH_NAMES.get(KERAS[class_name].cls.__name__, KERAS[class_name].cls.__name__)
@@ -175,8 +190,9 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     class_name, config = keras_config(recipe)
     torch_model = copy.deepcopy(torch_model)
     matched = layers.copy_weights(keras_model, torch_model)
+    notes = _one_bias(matched)
     first_inputs = next(_batches(data, batch_size, 1))[0]
-    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched))
+    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched), notes)
 
     trained = keras.models.clone_model(keras_model)
     trained.set_weights(keras_model.get_weights())
@@ -185,6 +201,8 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     keys = [list(layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module))
             for layer, _, module in trained_pairs]
     runs = {"descentlab": copy.deepcopy(torch_model), "by hand": copy.deepcopy(torch_model)}
+    for parameter in runs["by hand"].parameters():  # a hand-written port trains every parameter torch gives it
+        parameter.requires_grad_(True)
     ported = from_keras(recipe, runs["descentlab"].parameters())
     optimizers = {"descentlab": ported if isinstance(ported, tuple) else (ported, None),
                   "by hand": (_hand_written(class_name, config, runs["by hand"].parameters()), None)}
