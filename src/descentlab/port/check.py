@@ -85,7 +85,8 @@ def _batches(data, batch_size: int, steps: int):
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+    """``max|a − b|`` over the larger of the two magnitudes (a tensor that stays 0 on one side reads as 1)."""
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-30))
 
 
 def _keras_as_torch(matched) -> list[np.ndarray]:
