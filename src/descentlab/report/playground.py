@@ -12,6 +12,7 @@ draws them on a canvas over a contour picture (matplotlib). No server, no recomp
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
 import math
@@ -105,6 +106,7 @@ class Slider:
         return [self.hyperparameters(v, lr) for v in range(max(len(self.values), 1)) for lr in self.lrs]
 
 
+@functools.cache
 def _beta2(optimizer: str) -> float:
     cls, fixed = OPTIMIZERS[optimizer]
     return float(fixed.get("betas", inspect.signature(cls).parameters["betas"].default)[1])
