@@ -146,6 +146,18 @@ def test_the_page_in_headless_chromium(built, chromium, tmp_path):
         browser.evaluate(f"{root}.querySelector('.pg-step').click()")
         assert int(browser.evaluate(f"{root}.dataset.step")) == shown + 1
         assert "loss" in browser.evaluate(f"{root}.querySelector('[data-name=sgd] .pg-state').textContent")
+
+        # sgd's largest lr stops: at the last step, its row says where, and the cross lies on the plot
+        browser.evaluate(f"(() => {{ const s = {root}.querySelector('[data-name=sgd] .pg-lr'); s.value = s.max;"
+                         "s.dispatchEvent(new Event('input'));"
+                         f"const t = {root}.querySelector('.pg-time'); t.value = t.max;"
+                         "t.dispatchEvent(new Event('input')); })()")
+        end = browser.evaluate(f"{root}.playground.path('sgd')")["end"]
+        state = browser.evaluate(f"{root}.querySelector('[data-name=sgd] .pg-state').textContent")
+        assert end != 0 and (f"diverged at step {end}" if end > 0 else f"left the plot at step {-end}") in state
+        left, top, width, height = data["views"][setting.view.key]["axes"]
+        mark = browser.evaluate(f"{root}.playground.mark('sgd')")
+        assert left - 1e-6 <= mark[0] <= left + width + 1e-6 and top - 1e-6 <= mark[1] <= top + height + 1e-6
         assert browser.errors() == []
 
 

@@ -100,6 +100,25 @@ document.querySelectorAll(".playground").forEach(function (root) {
     return [w[0] + qx / levels * (w[1] - w[0]), w[2] + qy / levels * (w[3] - w[2])];
   }
 
+  function inside(a, q) { return q[0] >= a[0] && q[0] <= a[0] + a[2] && q[1] >= a[1] && q[1] <= a[1] + a[3]; }
+
+  // where a stopped path last crosses the plot's edge (axes a: left, top, width, height), or its
+  // last point if that lies inside the plot
+  function exit(a, start, last, head) {
+    if (inside(a, head)) return head;
+    var i = last;
+    while (i > 0 && !inside(a, pixel(data.views[variant.view], paths.x[start + i - 1], paths.y[start + i - 1]))) i--;
+    if (i === 0) return head;
+    var p = pixel(data.views[variant.view], paths.x[start + i - 1], paths.y[start + i - 1]);
+    var q = pixel(data.views[variant.view], paths.x[start + i], paths.y[start + i]), t = 1;
+    [0, 1].forEach(function (d) {
+      var low = a[d], high = a[d] + a[d + 2];
+      if (q[d] < low) t = Math.min(t, (low - p[d]) / (q[d] - p[d]));
+      if (q[d] > high) t = Math.min(t, (high - p[d]) / (q[d] - p[d]));
+    });
+    return [p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])];
+  }
+
   function loss(code) { return lossFloor * Math.sinh(code / lossScale); }
 
   function draw() {
@@ -134,11 +153,19 @@ document.querySelectorAll(".playground").forEach(function (root) {
       context.stroke();
       var head = pixel(view, paths.x[start + last], paths.y[start + last]);
       context.beginPath();
-      if (stopped) {  // a cross where the path diverged or left the plot
+      if (stopped) {  // a cross, and what happened, where the path diverged or left the plot
+        var mark = exit(view.axes, start, last, head);
         context.lineWidth = 3;
-        context.moveTo(head[0] - 6, head[1] - 6); context.lineTo(head[0] + 6, head[1] + 6);
-        context.moveTo(head[0] + 6, head[1] - 6); context.lineTo(head[0] - 6, head[1] + 6);
+        context.moveTo(mark[0] - 6, mark[1] - 6); context.lineTo(mark[0] + 6, mark[1] + 6);
+        context.moveTo(mark[0] + 6, mark[1] - 6); context.lineTo(mark[0] - 6, mark[1] + 6);
         context.stroke();
+        var a = view.axes, right = mark[0] > a[0] + a[2] / 2, low = mark[1] > a[1] + a[3] / 2;
+        context.font = "bold 12px sans-serif";
+        context.textAlign = right ? "right" : "left"; context.textBaseline = low ? "bottom" : "top";
+        var text = (end > 0 ? "diverged at step " + end : "left the plot at step " + (-end));
+        var tx = mark[0] + (right ? -9 : 9), ty = mark[1] + (low ? -7 : 7);
+        context.lineWidth = 3; context.strokeStyle = "white"; context.strokeText(text, tx, ty);
+        context.fillText(text, tx, ty);
       } else {
         context.arc(head[0], head[1], 4.5, 0, 2 * Math.PI); context.fill();
         context.strokeStyle = "black"; context.lineWidth = 1; context.stroke();
@@ -257,6 +284,10 @@ document.querySelectorAll(".playground").forEach(function (root) {
       return {points: out, end: paths.ends[p]};
     },
     setting: function (name) { return settings[name]; },
+    mark: function (name) {  // where a stopped path's cross is drawn, in the canvas's pixels
+      var p = pathIndex(name), start = paths.starts[p], last = paths.lengths[p] - 1, view = data.views[variant.view];
+      return exit(view.axes, start, last, pixel(view, paths.x[start + last], paths.y[start + last]));
+    },
   };
   choose();
   time.value = time.max;  // whole paths first; play starts over from step 0
