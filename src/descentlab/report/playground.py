@@ -30,7 +30,7 @@ import torch
 from matplotlib.colors import to_hex
 
 from descentlab.lab import runner
-from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point
+from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point, optimizer_of
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
 
@@ -130,7 +130,7 @@ def second_hyperparameter(optimizer: str) -> tuple[str | None, tuple[float, ...]
 
 def playable(optimizer: str) -> bool:
     """Whether the population runner can run the optimizer (clipping mixes rows: it cannot)."""
-    return not any(OPTIMIZERS[optimizer][1].get(option) for option in CLIPPING)
+    return not any(optimizer_of(optimizer)[1].get(option) for option in CLIPPING)
 
 
 def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, initial_lr: float | None = None

@@ -31,6 +31,8 @@ DPI = 100
 # black (norm clipping) or white (value clipping): related to its base, and apart from the others.
 SHADES = {"clipnorm": "#000000", "global_clipnorm": "#000000", "clipvalue": "#ffffff"}
 SHADE = 0.45  # the share of black or white
+# Mixed, momentum's orange comes near RMSprop's brown: a clipped variant's line is also dashed.
+DASHES = {"clipnorm": "--", "global_clipnorm": "-.", "clipvalue": ":"}
 
 
 def _mix(colour: str, other: str, share: float) -> str:
@@ -47,6 +49,12 @@ def colour(optimizer: str) -> str:
     if base in PALETTE and option in SHADES:
         return _mix(PALETTE[base], SHADES[option], SHADE)
     return matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](sum(map(ord, optimizer)) % 20))
+
+
+def line(optimizer: str) -> dict:
+    """Matplotlib's ``color`` and ``linestyle`` for the optimizer's lines (a clipped variant's dashed)."""
+    option = optimizer.partition("+")[2].partition("=")[0]
+    return {"color": colour(optimizer), "linestyle": DASHES.get(option, "-")}
 
 
 def figure(width: float, height: float, columns: int = 1):
