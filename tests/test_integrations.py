@@ -1,15 +1,13 @@
 """descentlab inside the tools PyTorch users train with: each use locked in against torch's optimizer.
 
 Lightning and Hugging Face's Trainer are the ``integrations`` extra; their tests are skipped
-without them. DDP and FSDP2 run in two gloo processes on the CPU (``distributed_worker.py``).
+without them. DDP and FSDP2 run in two gloo processes on the CPU (``distributed_worker.py``, one spawn for
+the suite: the ``two_ranks`` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,24 +50,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def distributed(tmp_path_factory) -> dict:
-    """One spawn of two gloo processes running every distributed check; rank -> records."""
-    pytest.importorskip("torch.distributed.fsdp")
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
-    directory = tmp_path_factory.mktemp("distributed")
-    worker = Path(__file__).with_name("distributed_worker.py")
-    source = str(Path(dl.__file__).parents[2])  # this checkout's descentlab, installed or not
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
-    processes = [
-        subprocess.Popen([sys.executable, str(worker), str(rank), str(directory / "init"), str(directory)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in range(2)
-    ]
-    outputs = [process.communicate(timeout=300)[0] for process in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
-    return {rank: json.loads((directory / f"rank{rank}.json").read_text()) for rank in range(2)}
+def distributed(two_ranks) -> dict:
+    """rank -> the records of the DDP and FSDP2 checks (``distributed_worker.py``, one spawn for the suite)."""
+    return {rank: json.loads((two_ranks / f"rank{rank}.json").read_text()) for rank in range(2)}
 
 
 @pytest.mark.parametrize("wrapper", ["ddp", "fsdp2"])
