@@ -134,6 +134,46 @@ def test_a_lease_held_on_another_host_expires_and_its_trial_is_taken_over(tmp_pa
     assert trial["status"] == "done" and trial["owner"] != elsewhere
 
 
+DIES_ONCE = """
+import multiprocessing, os, signal
+import torch
+
+def model():
+    # the first trial that a worker process starts kills that worker (SIGKILL), once in the study
+    if multiprocessing.parent_process() is not None:
+        try:
+            os.close(os.open("died", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return torch.nn.Linear(3, 1)
+
+def setup():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g); y = x.sum(1, keepdim=True)
+    return dict(model_fn=model, loss_fn=torch.nn.functional.mse_loss,
+                train_data=(x[:48], y[:48]), val_data=(x[48:], y[48:]))
+"""
+
+
+def test_a_worker_that_dies_mid_trial_fails_that_trial_and_the_study_goes_on(tmp_path):
+    (tmp_path / "dies.py").write_text(DIES_ONCE)
+    db = str(tmp_path / "w.sqlite")
+    done = _cli("compare", "--entry", "dies:setup", "--budget", "10", "--seeds", "2", "--grid", "2", "--extend", "0",
+                "--optimizers", "sgd,adam", "--workers", "2", "--db", db, cwd=tmp_path)
+    assert done.returncode == 0 and "verdict" in done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "died").exists()  # a worker was killed
+    connection = sqlite3.connect(db)
+    statuses = connection.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall()
+    errors = [row[0] for row in connection.execute("SELECT error FROM trials WHERE status = 'failed'")]
+    connection.close()
+    counts = dict(statuses)
+    assert counts.pop("failed") == 1 and "worker lost" in errors[0], (statuses, errors)
+    # every other trial ran: of 2 optimizers x 2 lrs on seed 0, then seed 1 of each optimizer's choice
+    assert sum(counts.values()) == 4 + 2 - 1 and set(counts) <= {"done", "diverged"}, statuses
+
+
 def test_an_interrupted_study_says_so_ranks_nothing_and_names_the_resume_command(tmp_path):
     db = str(tmp_path / "k.sqlite")
     process = subprocess.Popen(_run(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
