@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -214,16 +215,41 @@ def test_cli_bad_arguments_exit_2_with_a_message(arguments, message):
     assert message in done.stderr
 
 
-def test_ray_executor_writes_into_the_same_store(tmp_path):
+def _ray_tasks(ray, function: str) -> set[str]:
+    """The ids of the Ray tasks that ran ``function``, from Ray's own task records."""
+    return {event["args"]["task_id"] for event in ray.timeline()
+            if event.get("cat", "").startswith("task::") and event.get("args", {}).get("name") == function}
+
+
+def test_ray_executor_runs_every_trial_as_a_ray_task_into_the_same_store(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra and could not be imported")
+    from descentlab.lab import executors
+
     study = Study(problems=["quadratic", "valley"], optimizers=["momentum", "adam"], grid=2, span=1.0, seeds=2,
                   steps=30)
     quiet = open(os.devnull, "w")
     local = run_study(study, db=str(tmp_path / "local.sqlite"), progress_stream=quiet)
+    submitted = []  # (kind, number of trials) of each task handed to Ray
+    submit = executors.RayExecutor.submit
+
+    def spy(self, kind, specs):
+        submitted.append((kind, len(specs)))
+        return submit(self, kind, specs)
+
+    monkeypatch.setattr(executors.RayExecutor, "submit", spy)
     try:
         remote = run_study(study, db=str(tmp_path / "ray.sqlite"), executor="ray", workers=2, progress_stream=quiet)
+        deadline = time.monotonic() + 30
+        tasks = _ray_tasks(ray, "descentlab.lab.executors.execute")
+        while len(tasks) < len(submitted) and time.monotonic() < deadline:  # task events reach Ray's records in ~1 s
+            time.sleep(0.5)
+            tasks = _ray_tasks(ray, "descentlab.lab.executors.execute")
     finally:
         ray.shutdown()
+    trials = Store(str(tmp_path / "ray.sqlite")).count()
+    assert sum(count for _, count in submitted) == trials  # every trial went to Ray…
+    assert len(tasks) == len(submitted)  # …and ran there, one Ray task per task submitted
+    assert {kind for kind, _ in submitted} == {"trial", "population"}  # the valley's trials as populations
     for name, table in local["problems"].items():
         for a, b in zip(table["rows"], remote["problems"][name]["rows"], strict=True):
             assert (a["optimizer"], a["lr"]) == (b["optimizer"], b["lr"])
