@@ -36,6 +36,7 @@ $(VENV)/.integrations: $(VENV)/.installed
 
 test: $(VENV)/.installed $(VENV)/.triton $(VENV)/.integrations
 	$(PY) -m ruff check src tests bench docs
+	$(PY) -m mypy
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 
 clean:

@@ -54,7 +54,7 @@ def distributed(tmp_path_factory) -> dict:
         for rank in range(2)
     ]
     outputs = [process.communicate(timeout=300)[0] for process in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
     return {rank: json.loads((directory / f"rank{rank}.json").read_text()) for rank in range(2)}
 

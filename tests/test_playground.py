@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import json
 import zlib
 
@@ -39,7 +40,7 @@ def _decode(variant: dict) -> list[np.ndarray]:
     streams = [np.array(values[i * total:(i + 1) * total]) for i in range(3)]
     assert len(values) == 3 * total
     bounds = np.cumsum([0, *variant["lengths"]])
-    return [np.stack([np.cumsum(s[a:b]) for s in streams], axis=1) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [np.stack([np.cumsum(s[a:b]) for s in streams], axis=1) for a, b in itertools.pairwise(bounds)]
 
 
 def _runner_paths(setting, settings: list[tuple[str, dict]], population: bool = True) -> list[tuple[np.ndarray, dict]]:
@@ -62,7 +63,8 @@ def test_the_stored_paths_are_the_runners_to_within_half_a_level(built):
     assert len(paths) == len(settings) == 5 + 5 * len(playground.MOMENTA)
     ends = set()
     runs = _runner_paths(setting, settings)
-    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, variant["ends"], settings, runs):
+    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, variant["ends"], settings, runs,
+                                                                             strict=True):
         n = len(codes)
         # only a path's last point may lie past the plot's margin, kept clamped to it
         edge = playground.LEVELS / 2 + playground.MARGIN

@@ -273,10 +273,10 @@ def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(tmp_path):
     mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     ranks = [torch.load(tmp_path / f"fsdp{rank}.pt") for rank in range(2)]
     for name in [*PATHS, "restored"]:
-        for mine, other in zip(ranks[0][name], ranks[1][name]):
+        for mine, other in zip(ranks[0][name], ranks[1][name], strict=True):
             assert torch.equal(mine, other), name
     for name in PATHS:
-        for mine, expected in zip(ranks[0][name], ranks[0]["torch"]):
+        for mine, expected in zip(ranks[0][name], ranks[0]["torch"], strict=True):
             assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
-    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"]):
+    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"], strict=True):
         assert torch.equal(mine, expected)

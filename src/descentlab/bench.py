@@ -28,7 +28,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -48,8 +50,8 @@ class Contestant:
     """One optimizer in the benchmark: descentlab's constructor and torch's for the same algorithm."""
 
     name: str
-    ours: object
-    theirs: object = None
+    ours: Callable[..., torch.optim.Optimizer]  # descentlab's, given the params and a path's switches
+    theirs: Callable[..., torch.optim.Optimizer] | None = None
     torch_paths: tuple = ("for-loop", "foreach")
 
 
@@ -223,7 +225,7 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
     fused, fused_params = contenders["fused"]
     moved = _state_bytes(fused, fused_params)
     row = Row(case, contestant.name, moved, moved / bandwidth * 1e3)
-    times = {name: [] for name in contenders}
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     order = random.Random(0)
     for _ in range(rounds):
         names = list(contenders)
@@ -261,29 +263,30 @@ def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu"
     """Run the benchmark; print the tables as it goes and return everything measured."""
     from descentlab.optim.paths.fused import ineligibility
 
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    where = torch.device(device)
+    if where.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"no CUDA device here: torch {torch.__version__} sees none")
-    reason = ineligibility([torch.empty(1, device=device)])
+    reason = ineligibility([torch.empty(1, device=where)])
     if reason:
         raise RuntimeError(f"the fused path is unavailable: {reason}")
-    cases = cases or DEFAULT_CASES.get(device.type, ("a", "b"))
+    cases = cases or DEFAULT_CASES.get(where.type, ("a", "b"))
     chosen = [c for c in CONTESTANTS if names is None or c.name in names]
     unknown = set(names or ()) - {c.name for c in CONTESTANTS}
     if unknown:
         raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__, "cases": {}}
+    name = torch.cuda.get_device_name(where) if where.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    result: dict[str, Any] = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "cases": {}}
     with tempfile.TemporaryDirectory() as cold:
-        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold, device),
-                                        "warm cache": first_fused_step_seconds(cold, device)}
+        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold, where),
+                                        "warm cache": first_fused_step_seconds(cold, where)}
     out(f"{name}; first fused Adam step in a new process (compile included): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["first_fused_step_s"].items()))
     for case in cases:
         total, tensors = CASES[case]
-        if device.type == "cuda":
-            bandwidth = copy_bandwidth(total, device)
+        if where.type == "cuda":
+            bandwidth = copy_bandwidth(total, where)
             how = "device-to-device copy, read + written"
         else:
             bandwidth = stream_bandwidth(2 * total)
@@ -294,7 +297,7 @@ def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu"
             f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
         rows = []
         for contestant in chosen:
-            row = measure(contestant, case, bandwidth, rounds, device=device)
+            row = measure(contestant, case, bandwidth, rounds, device=where)
             rows.append(row)
             best = row.torch_best
             fused = row.ms["fused"]
@@ -324,7 +327,7 @@ def markdown(result: dict) -> str:
         for row in measured["rows"]:
             ms = row["ms"]
             torch_times = {k: v for k, v in ms.items() if k.startswith("torch ")}
-            best = min(torch_times, key=torch_times.get) if torch_times else None
+            best = min(torch_times, key=torch_times.__getitem__) if torch_times else None
             best_text = f"{torch_times[best]:.2f} ({best.removeprefix('torch ')})" if best else "—"
             speedup = f"{torch_times[best] / ms['fused']:.2f}×" if best else "—"
             lines.append(f"| ({case}) | {row['optimizer']} | {row['bound_ms']:.2f} | {ms['fused']:.2f} | "

@@ -41,6 +41,6 @@ DIFFERENTIABLE = """differentiable: torch's switch for differentiating through t
 
 def document(cls: type) -> type:
     """Fill the shared argument docs into ``cls``'s docstring."""
-    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+    cls.__doc__ = ((cls.__doc__ or "").replace("{params}", PARAMS).replace("{shared}", SHARED)
                    .replace("{capturable}", CAPTURABLE).replace("{differentiable}", DIFFERENTIABLE))
     return cls

@@ -135,7 +135,7 @@ def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, ini
     lrs = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
     target = initial_lr if initial_lr is not None else math.sqrt(low * high)
     lr_index = min(range(points), key=lambda i: abs(math.log(lrs[i] / target)))
-    value_index = min(range(len(values)), key=lambda i: abs(values[i] - own)) if values else 0
+    value_index = min(range(len(values)), key=lambda i: abs(values[i] - own)) if values and own is not None else 0
     return Slider(optimizer, lrs, second, values, (lr_index, value_index))
 
 
@@ -150,9 +150,9 @@ def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[flo
     x0, x1, y0, y1 = setting.view.window
     ranges = {}
     for name in optimizers:
-        stable = [(spec.lr, result["valid"]["loss"]) for spec, result in zip(specs, results)
-                  if spec.optimizer == name and result["status"] == "done"
-                  and x0 <= result["valid"]["x"] <= x1 and y0 <= result["valid"]["y"] <= y1]
+        stable = [(spec.lr, valid["loss"]) for spec, result in zip(specs, results, strict=True)
+                  if spec.optimizer == name and result["status"] == "done" and (valid := result["valid"]) is not None
+                  and x0 <= valid["x"] <= x1 and y0 <= valid["y"] <= y1]
         top = max(stable)[0] * 10**0.5 if stable else default_lr(name) * 10 ** (LR_SPAN / 2)
         best = min(stable, key=lambda pair: pair[1])[0] if stable else None
         ranges[name] = (top / 10**LR_SPAN, top, best)
@@ -201,9 +201,9 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     specs = [setting.spec(s.optimizer, hp) for s in sliders for hp in s.settings()]
     snapshots = []
     results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
-    points = torch.stack(snapshots).double()  # (steps + 1, K, 2)
-    losses = runner.problem_of(specs[0]).surface.f(points).numpy()
-    points = points.numpy()
+    traced = torch.stack(snapshots).double()  # (steps + 1, K, 2)
+    losses = runner.problem_of(specs[0]).surface.f(traced).numpy()
+    points = traced.numpy()
     x0, x1, y0, y1 = setting.view.window
     finite = np.isfinite(points).all(axis=2)
     # far-off points are clipped before quantizing (no integer overflow); they end their path anyway
@@ -212,17 +212,20 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     outside = ~finite | (qx < -MARGIN) | (qx > LEVELS + MARGIN) | (qy < -MARGIN) | (qy > LEVELS + MARGIN)
     qx, qy = np.clip(qx, -MARGIN, LEVELS + MARGIN), np.clip(qy, -MARGIN, LEVELS + MARGIN)
     codes = encode_loss(np.clip(np.nan_to_num(losses, nan=1e300), -1e300, 1e300))
-    lengths, ends, streams = [], [], ([], [], [])
+    lengths: list[int] = []
+    ends: list = []
+    streams: tuple[list, list, list] = ([], [], [])
     for row, result in enumerate(results):
         length, end = setting.steps + 1, 0
-        if result["status"] == "diverged":  # its last point is the one whose loss was judged
+        # a diverged path's last point is the one whose loss was judged
+        if result["status"] == "diverged" and result["diverged_at"] is not None:
             length, end = result["diverged_at"], result["diverged_at"]
         left = np.flatnonzero(outside[:length, row])
         if left.size:
             length, end = int(left[0]) + 1, end or -int(left[0])
         lengths.append(length)
         ends.append(end)
-        for stream, column in zip(streams, (qx, qy, codes)):
+        for stream, column in zip(streams, (qx, qy, codes), strict=True):
             stream.append(np.diff(column[:length, row], prepend=0))
     payload = b"".join(_varints(np.concatenate(stream)) for stream in streams)
     return {"lengths": lengths, "ends": ends,

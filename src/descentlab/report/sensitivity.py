@@ -7,10 +7,11 @@ import math
 
 from matplotlib.transforms import blended_transform_factory
 
+from descentlab.lab.records import ProblemTable
 from descentlab.report import style
 
 
-def figure(label: str, table: dict) -> bytes:
+def figure(label: str, table: ProblemTable) -> bytes:
     """The lr-sensitivity picture of one problem (PNG)."""
     fig, (ax,) = style.figure(8.6, 4.2)
     fig.subplots_adjust(left=0.11, right=0.72, bottom=0.12, top=0.9)
