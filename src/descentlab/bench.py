@@ -284,34 +284,43 @@ def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu"
     out(f"{name}; first fused Adam step in a new process (compile included): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["first_fused_step_s"].items()))
     for case in cases:
-        total, tensors = CASES[case]
-        if where.type == "cuda":
-            bandwidth = copy_bandwidth(total, where)
-            how = "device-to-device copy, read + written"
-        else:
-            bandwidth = stream_bandwidth(2 * total)
-            how = f"in-place a += b, cold cache, {torch.get_num_threads()} threads"
-        out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; bandwidth "
-            f"{bandwidth / 1e9:.1f} GB/s ({how})")
-        out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
-            f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
-        rows = []
-        for contestant in chosen:
-            row = measure(contestant, case, bandwidth, rounds, device=where)
-            rows.append(row)
-            best = row.torch_best
-            fused = row.ms["fused"]
-            speedup = f"{best[1] / fused:6.2f}×" if best else "      —"
-            best_text = f"{best[1]:12.2f} {best[0].removeprefix('torch '):<10}" if best else f"{'—':>12} {'':<10}"
-            memory = "/".join(_mb(row.peak_extra_mb.get(k)) for k in ("reference", "foreach", "fused"))
-            memory += "/" + (_mb(row.peak_extra_mb[best[0]]) if best else "—")
-            out(f"{row.optimizer:<26}{row.bound_ms:7.2f}{fused:8.2f}{fused / row.bound_ms:7.2f}"
-                f"{row.bytes_per_step / fused / 1e6:6.0f}{row.ms['foreach']:9.2f}{row.ms['reference']:10.2f}"
-                f"{best_text}{speedup}   {memory}")
-            gc.collect()
-        result["cases"][case] = {"params": total, "tensors": tensors, "bandwidth_gb_s": bandwidth / 1e9,
-                                 "rows": [asdict(r) for r in rows]}
+        result["cases"][case] = _case(case, chosen, rounds, where, out)
     return result
+
+
+def _case(case: str, chosen: list[Contestant], rounds: int, where: torch.device, out) -> dict:
+    """One case: its bandwidth bound, then every contestant measured, a printed line each."""
+    total, tensors = CASES[case]
+    if where.type == "cuda":
+        bandwidth = copy_bandwidth(total, where)
+        how = "device-to-device copy, read + written"
+    else:
+        bandwidth = stream_bandwidth(2 * total)
+        how = f"in-place a += b, cold cache, {torch.get_num_threads()} threads"
+    out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; bandwidth "
+        f"{bandwidth / 1e9:.1f} GB/s ({how})")
+    out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
+        f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
+    rows = []
+    for contestant in chosen:
+        row = measure(contestant, case, bandwidth, rounds, device=where)
+        rows.append(row)
+        out(_line(row))
+        gc.collect()
+    return {"params": total, "tensors": tensors, "bandwidth_gb_s": bandwidth / 1e9, "rows": [asdict(r) for r in rows]}
+
+
+def _line(row: Row) -> str:
+    """A measured row as the terminal table prints it."""
+    best = row.torch_best
+    fused = row.ms["fused"]
+    speedup = f"{best[1] / fused:6.2f}×" if best else "      —"
+    best_text = f"{best[1]:12.2f} {best[0].removeprefix('torch '):<10}" if best else f"{'—':>12} {'':<10}"
+    memory = "/".join(_mb(row.peak_extra_mb.get(k)) for k in ("reference", "foreach", "fused"))
+    memory += "/" + (_mb(row.peak_extra_mb[best[0]]) if best else "—")
+    return (f"{row.optimizer:<26}{row.bound_ms:7.2f}{fused:8.2f}{fused / row.bound_ms:7.2f}"
+            f"{row.bytes_per_step / fused / 1e6:6.0f}{row.ms['foreach']:9.2f}{row.ms['reference']:10.2f}"
+            f"{best_text}{speedup}   {memory}")
 
 
 def _mb(value) -> str:
@@ -319,7 +328,7 @@ def _mb(value) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The measured rows as a Markdown table (the README's)."""
+    """The measured rows as a Markdown table (docs/speed.md's)."""
     lines = ["| case | optimizer | bound ms | fused ms | × bound | foreach ms | reference ms | torch best ms (path) "
              "| fused speed-up vs torch |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -1,5 +1,5 @@
 """The ``descentlab`` command line: ``run``, ``show``, ``report``, ``migrate``, ``compare``, ``list``, ``demo``,
-``playground`` and ``bench step``.
+``playground``, ``port`` and ``bench step``.
 
 Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
 2 bad arguments (with a message naming the argument, and the valid names where there is a list).
@@ -68,7 +68,7 @@ def list_optimizers(out=print) -> None:
     from descentlab.lab import OPTIMIZERS, default_lr
 
     for name, cls in optim.NAMED.items():
-        summary = cls.__doc__.strip().splitlines()[0]
+        summary = (cls.__doc__ or name).strip().splitlines()[0]
         out(f"{name}: {summary.removeprefix(name + ': ')}")
     out(f"Composed: momentum_rule {optim.MOMENTUM_RULES} x adaptation_rule {optim.ADAPTATION_RULES}, "
         f"order {optim.ORDERS}")
@@ -264,13 +264,30 @@ def _migrate(args, parser) -> int:
 
 
 def _compare(args, parser) -> int:
-    from descentlab.lab.compare import compare, format_result, load_entry, load_function
-    from descentlab.lab.spec import check_optimizers
+    from descentlab.lab.compare import compare, format_result, load_entry
 
     try:
         arguments = load_entry(args.entry)
     except (ValueError, ImportError) as error:
         parser.error(f"--entry: {error}")
+    options = _compare_options(args, parser)
+    if args.epochs is not None:
+        arguments.pop("steps", None)
+    if args.out:
+        _check_writable(args.out, parser)
+    try:
+        result = compare(**{**arguments, **options})
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    print(format_result(result))
+    return 0
+
+
+def _compare_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``compare``'s keyword arguments from the command line (the entry's own come first, these override)."""
+    from descentlab.lab.compare import load_function
+    from descentlab.lab.spec import check_optimizers
+
     options = {"device": _device(args, parser), "amp": args.amp, "workers": args.workers, "executor": args.executor,
                "address": args.address, "report": args.report, "out": args.out, "db": args.db, "entry": args.entry,
                "name": args.name or args.entry}
@@ -290,16 +307,7 @@ def _compare(args, parser) -> int:
             options["test"] = load_function(args.test, "test")()
         except (ValueError, ImportError) as error:
             parser.error(f"--test: {error}")
-    if args.epochs is not None:
-        arguments.pop("steps", None)
-    if args.out:
-        _check_writable(args.out, parser)
-    try:
-        result = compare(**{**arguments, **options})
-    except (ValueError, TypeError) as error:
-        parser.error(str(error))
-    print(format_result(result))
-    return 0
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,6 +472,20 @@ def _playground(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return command(args, parser)
 
 
+def _port_arguments(porting: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from descentlab.port.command import add_arguments
+
+    for command in add_arguments(porting):  # its own subcommands take --data-dir after them too
+        command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return porting
+
+
+def _port(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from descentlab.port.command import command
+
+    return command(args, parser)
+
+
 @dataclass(frozen=True)
 class Subcommand:
     """One ``descentlab`` subcommand: adding one is one entry of :data:`SUBCOMMANDS`."""
@@ -491,6 +513,7 @@ SUBCOMMANDS = (
                _compare, store=True),
     Subcommand("playground", "write the interactive surface playground (one offline page)", _playground_arguments,
                _playground),
+    Subcommand("port", "port a Keras training recipe to PyTorch: explain, check", _port_arguments, _port),
 )
 
 

@@ -23,7 +23,7 @@ import torch
 
 from descentlab.lab import runner, verdict
 from descentlab.lab.protocol import run_study
-from descentlab.lab.records import CompareResult
+from descentlab.lab.records import CompareResult, Summary
 from descentlab.lab.spec import OPTIMIZERS, check_optimizers
 from descentlab.lab.study import Study
 from descentlab.lab.tables import duel_table, format_summary, render
@@ -319,15 +319,7 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
                              f"seed -> batches. Received: {argument}=None")
     if epochs is None and steps is None:
         steps = 200
-    named = _optimizers(optimizers)
-    if len(named) < 2:
-        _refuse("optimizers", optimizers, "at least two optimizers")
-    user_made = [n for n in named if named[n] is not None]
-    if (workers != 1 or executor != "local") and (entry is None or user_made):
-        why = f"optimizers not in the lab ({', '.join(user_made)})" if user_made else "your model and data"
-        raise ValueError(f"`workers` > 1 and executor='ray' run trials in other processes, which cannot rebuild "
-                         f"{why}: give `entry` ('module:function') and lab optimizer names. Received: "
-                         f"workers={workers!r}, executor={executor!r}, entry={entry!r}")
+    named = _contestants(optimizers, workers, executor, entry)
     problem = UserProblem(name, model_fn, loss_fn, step_fn, train, valid, test, metrics, select, target_key,
                           batch_size, steps or 200, eval_examples)
     key = "user:" + name.replace("@", "_")
@@ -349,16 +341,35 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
         runner.unregister(key)
         for n in added:
             OPTIMIZERS.pop(n, None)
-    (table,) = summary["problems"].values()
-    duels = verdict.duels(key, table)
     written = None
     if report:
         from descentlab.report import write_report
 
         written = write_report(db, summary["study"]["id"], out)
+    return _result(key, summary, problem.has_test, db, written)
+
+
+def _contestants(optimizers, workers: int, executor: str, entry: str | None) -> dict:
+    """The optimizers by name (:func:`_optimizers`), at least two, and runnable where the trials run."""
+    named = _optimizers(optimizers)
+    if len(named) < 2:
+        _refuse("optimizers", optimizers, "at least two optimizers")
+    user_made = [n for n in named if named[n] is not None]
+    if (workers != 1 or executor != "local") and (entry is None or user_made):
+        why = f"optimizers not in the lab ({', '.join(user_made)})" if user_made else "your model and data"
+        raise ValueError(f"`workers` > 1 and executor='ray' run trials in other processes, which cannot rebuild "
+                         f"{why}: give `entry` ('module:function') and lab optimizer names. Received: "
+                         f"workers={workers!r}, executor={executor!r}, entry={entry!r}")
+    return named
+
+
+def _result(key: str, summary: Summary, has_test: bool, db: str, report: str | None) -> CompareResult:
+    """The summary, the champion's duels and their verdict sentences, and where everything is."""
+    (table,) = summary["problems"].values()
+    duels = verdict.duels(key, table)
     return {"summary": summary, "duels": duels, "verdict": [verdict.sentence(d) for d in duels],
             "champion": duels[0]["ours"] if duels else None,
-            "has_test": problem.has_test, "db": db, "study": summary["study"]["id"], "report": written}
+            "has_test": has_test, "db": db, "study": summary["study"]["id"], "report": report}
 
 
 def _renamed(renamed: dict, options: dict) -> dict:

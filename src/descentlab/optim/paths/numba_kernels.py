@@ -4,7 +4,7 @@ The loop is compiled with ``@njit(cache=True)`` from its file in the kernel cach
 (:mod:`.kernel_cache`), so numba keeps the machine code next to it; ``DESCENTLAB_FUSED=0`` turns
 the fused path off.
 
-Why numba (README, design): it reached the bandwidth bound for every rule in the prototype,
+Why numba (docs/design.md): it reached the bandwidth bound for every rule in the prototype,
 compiles one kernel in well under a second, caches to disk, and installs as two wheels; a cold
 ``torch.compile`` took ~11 s here and needs a C compiler at run time.
 """
@@ -19,17 +19,19 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.trace import ARITHMETIC, Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace, fused_multiply_adds
 
-# arcp (x/y as x·(1/y)) only: no nnan/ninf, so NaN and inf propagate as in torch (the lab
-# detects divergence by them), and no contraction into FMAs, so equal inputs round equally.
-FASTMATH = {"arcp"}
+# No fast-math: NaN and inf propagate as in torch (the lab detects divergence by them), a division
+# is a division, and no product is contracted into an FMA except where torch's kernel has one
+# (spelled with :func:`.numba_fma.fma`), so that every element rounds as torch rounds it.
+FASTMATH = False
 # Below this many elements one thread is faster: waking the thread pool costs more than it saves.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the parameters' real view
 
 SPELLING = {
     **ARITHMETIC,
+    **fused_multiply_adds("fma({a}, {b}, {c})"),
     "sqrt": "np.sqrt({0})",
     "abs": "abs({0})",
     "pow": "({0} ** {1})",
@@ -62,7 +64,8 @@ def source(trace: Trace) -> str:
         first = trace.arguments()[0]
         functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}({first}.shape[0]):",
                       *(f"        {line}" for line in body), ""]
-    return "\n".join(["import numpy as np", "from numba import prange", "", *functions])
+    header = ["import numpy as np", "from numba import prange", "from descentlab.optim.paths.numba_fma import fma"]
+    return "\n".join([*header, "", *functions])
 
 
 class Kernel:

@@ -5,7 +5,8 @@ each program instance loads a block of every array it reads, runs the body on th
 stores what changed. Arithmetic is in float32 for float32 and half-precision (bfloat16, float16)
 buffers and in float64 for float64 ones; loads are cast up and stores round once. Divisions and
 square roots are the correctly rounded ones (``div_rn``, ``sqrt_rn``) and no FMA contraction is
-allowed, so each operation rounds as torch's does. The per-step scalars are kernel arguments,
+allowed, except the ones torch's own kernels round once (``x + α·y``, ``addcmul``, ``lerp``),
+spelled ``tl.fma``, so each operation rounds as torch's does. The per-step scalars are kernel arguments,
 typed in the arithmetic's dtype (``c0: tl.float64``): nothing is copied to the device before a
 launch, and a step makes no host-device sync.
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.trace import ARITHMETIC, Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace, fused_multiply_adds
 
 BLOCK = 2048
 NUM_WARPS = 8
@@ -33,6 +34,7 @@ COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloa
 
 SPELLING = {
     **ARITHMETIC,
+    **fused_multiply_adds("tl.fma({a}, {b}, {c})"),
     "sqrt": "tl.sqrt({0})",  # correctly rounded in float64
     "abs": "tl.abs({0})",
     "pow": "libdevice.pow({0}, {1})",
@@ -43,6 +45,11 @@ SPELLING = {
 FLOAT32_SPELLING = {"div": "tl.div_rn({0}, {1})", "sqrt": "tl.sqrt_rn({0})"}
 # the interpreter has no libdevice: x**y as exp2(y·log2 x), in float64 so that it rounds like pow
 INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}.to(tl.float64))).to({0}.dtype)"}
+# nor a true fma (its tl.fma rounds a·b, then the sum, and takes a scalar argument as float32):
+# float32's a·b is exact in float64, so the float32 sum is rounded there once; float64 rounds twice
+INTERPRETER_FMA = {"tl.float32": fused_multiply_adds(
+    "tl.cast(tl.cast({a}, tl.float64) * tl.cast({b}, tl.float64) + tl.cast({c}, tl.float64), tl.float32)"),
+    "tl.float64": fused_multiply_adds("(({a}) * ({b}) + ({c}))")}
 
 
 def spelling(dtype: torch.dtype) -> dict[str, str]:
@@ -52,6 +59,7 @@ def spelling(dtype: torch.dtype) -> dict[str, str]:
         spelled.update(FLOAT32_SPELLING)
     if interpreted():
         spelled.update(INTERPRETER_SPELLING)
+        spelled.update(INTERPRETER_FMA[COMPUTE[dtype]])
     return spelled
 
 
