@@ -300,3 +300,15 @@ def test_an_alias_taken_before_training_follows_the_weight_on_the_triton_path(in
     optimizer.load_state_dict(optimizer.state_dict())
     optimizer.step()
     assert optimizer.path(optimizer.param_groups[0]) == "fused"
+
+
+def test_triton_kernel_fuses_multiply_adds_where_torch_does(interpreted):
+    """As the numba kernels: SGD with momentum (``add_(alpha=…)``, one rounding in torch) is bit-identical.
+
+    The interpreter's ``tl.fma`` rounds twice, so its kernels widen float32 operands to float64,
+    where the product is exact (the sum's double rounding could still differ, very rarely).
+    """
+    fused, theirs = test_paths._against_torch_in_one_tensor(
+        optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01), torch.float32, numel=3000, steps=10
+    )
+    assert torch.equal(fused[0], theirs[0])

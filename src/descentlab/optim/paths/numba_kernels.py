@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.trace import ARITHMETIC, Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace, fused_multiply_adds
 
 # arcp (x/y as x·(1/y)) only: no nnan/ninf, so NaN and inf propagate as in torch (the lab
-# detects divergence by them), and no contraction into FMAs, so equal inputs round equally.
+# detects divergence by them), and no contraction into FMAs: a kernel fuses a multiply-add
+# exactly where torch's CPU kernel does (:func:`fma`), and rounds everything else alone.
 FASTMATH = {"arcp"}
 # Below this many elements one thread is faster: waking the thread pool costs more than it saves.
 PARALLEL_MIN_ELEMENTS = 1 << 16
@@ -29,12 +30,42 @@ DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the parame
 
 SPELLING = {
     **ARITHMETIC,
+    **fused_multiply_adds("fma"),
     "sqrt": "np.sqrt({0})",
     "abs": "abs({0})",
     "pow": "({0} ** {1})",
     "clamp": "({1} if {0} < {1} else ({2} if {0} > {2} else {0}))",
     "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",
 }
+
+
+@cache
+def _fma():
+    """``fma(x, y, z) = x·y + z`` rounded once, in numba: LLVM's ``llvm.fma`` (Python 3.11's ``math`` has none)."""
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def fma(typingctx, x, y, z):
+        if not all(isinstance(value, types.Float) for value in (x, y, z)):
+            return None
+        result = typingctx.unify_types(x, y, z)
+        signature = result(x, y, z)
+
+        def codegen(context, builder, signature, arguments):
+            operands = [context.cast(builder, value, kind, result) for value, kind in zip(arguments, signature.args)]
+            return builder.fma(*operands)
+
+        return signature, codegen
+
+    return fma
+
+
+def __getattr__(name: str):
+    # the generated kernels import ``fma`` from here; numba is imported only when one is compiled
+    if name == "fma":
+        return _fma()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @cache
@@ -61,7 +92,9 @@ def source(trace: Trace) -> str:
         first = trace.arguments()[0]
         functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}({first}.shape[0]):",
                       *(f"        {line}" for line in body), ""]
-    return "\n".join(["import numpy as np", "from numba import prange", "", *functions])
+    header = ["import numpy as np", "from numba import prange", "",
+              "from descentlab.optim.paths.numba_kernels import fma"]
+    return "\n".join([*header, "", *functions])
 
 
 class Kernel:

@@ -5,7 +5,8 @@ each program instance loads a block of every array it reads, runs the body on th
 stores what changed. Arithmetic is in float32 for float32 and half-precision (bfloat16, float16)
 buffers and in float64 for float64 ones; loads are cast up and stores round once. Divisions and
 square roots are the correctly rounded ones (``div_rn``, ``sqrt_rn``) and no FMA contraction is
-allowed, so each operation rounds as torch's does. The per-step scalars are kernel arguments,
+allowed; the operations torch's kernels round once (add with alpha, addcmul, lerp) are explicit
+fused multiply-adds (``tl.fma``), so each operation rounds as torch's does. The per-step scalars are kernel arguments,
 typed in the arithmetic's dtype (``c0: tl.float64``): nothing is copied to the device before a
 launch, and a step makes no host-device sync.
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from descentlab.optim.paths.kernel_cache import load_module
-from descentlab.optim.paths.trace import ARITHMETIC, Trace
+from descentlab.optim.paths.trace import ARITHMETIC, Trace, fused_multiply_adds
 
 BLOCK = 2048
 NUM_WARPS = 8
@@ -33,6 +34,7 @@ COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloa
 
 SPELLING = {
     **ARITHMETIC,
+    **fused_multiply_adds("fma"),  # the module's own ``fma`` (below)
     "sqrt": "tl.sqrt({0})",  # correctly rounded in float64
     "abs": "tl.abs({0})",
     "pow": "libdevice.pow({0}, {1})",
@@ -43,6 +45,26 @@ SPELLING = {
 FLOAT32_SPELLING = {"div": "tl.div_rn({0}, {1})", "sqrt": "tl.sqrt_rn({0})"}
 # the interpreter has no libdevice: x**y as exp2(y·log2 x), in float64 so that it rounds like pow
 INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}.to(tl.float64))).to({0}.dtype)"}
+
+
+# tl.fma neither broadcasts a scalar operand against a block nor, in the interpreter, rounds once
+# (it computes x·y, then + z): the generated module's ``fma`` broadcasts, and in the interpreter
+# works in float64, where a product of float32 values is exact (float64 operands round twice there)
+FMA = """
+@triton.jit
+def fma(x, y, z):
+    x, y = tl.broadcast(x, y)
+    x, z = tl.broadcast(x, z)
+    y, z = tl.broadcast(y, z)
+    return tl.fma(x, y, z)
+"""
+INTERPRETER_FMA = """
+@triton.jit
+def fma(x, y, z):
+    zero = tl.full(z.shape, 0, z.dtype)  # a scalar (a Python float here) rounded to z's dtype, as on a GPU
+    wide = tl.float64
+    return tl.cast(tl.cast(x + zero, wide) * tl.cast(y + zero, wide) + tl.cast(z, wide), z.dtype)
+"""
 
 
 def spelling(dtype: torch.dtype) -> dict[str, str]:
@@ -83,7 +105,8 @@ def source(trace: Trace, dtype: torch.dtype) -> str:
     header = ["import triton", "import triton.language as tl"]
     if not interpreted():
         header.append("from triton.language.extra import libdevice")
-    return "\n".join([*header, "", "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
+    header.append(INTERPRETER_FMA if interpreted() else FMA)
+    return "\n".join([*header, "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
 
 
 class Kernel:
