@@ -91,7 +91,7 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
             return f"params[{i}] is not a contiguous dense tensor"
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
         (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(local) if p.numel()
@@ -107,7 +107,8 @@ def _holders(storage: torch.UntypedStorage) -> int:
     return torch._C._storage_Use_Count(storage._cdata) - 1
 
 
-def _dtensor_type():
+def dtensor_type():
+    """torch's DTensor class, or None where torch.distributed is unavailable."""
     if not torch.distributed.is_available():
         return None
     from torch.distributed.tensor import DTensor
@@ -128,7 +129,7 @@ def held_elsewhere(params: list[torch.Tensor]) -> str | None:
     count, whether or not the parameter is all of its storage. Aliases made later see the flat
     buffer's views and stay correct.
     """
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     storages: dict[int, list] = {}
     for i, p in enumerate(params):
         if dtensor is not None and isinstance(p, dtensor):
