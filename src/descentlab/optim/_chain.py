@@ -181,8 +181,9 @@ class ChainOptimizer(torch.optim.Optimizer):
     CPU and Triton on CUDA. Both batched paths run the reference code itself on list or symbolic
     values, so they cannot drift from it. With neither switch set, the dispatcher takes the fused
     path where it can (one device and dtype per group, contiguous, the backend importable, and
-    the optimizer the sole holder of the parameters' storage), foreach on other devices, and the
-    reference otherwise (or foreach, for small tensors whose storage is held elsewhere). ``step``
+    the optimizer the sole holder of the parameters' storage), the same kernel through a table of
+    the tensors' addresses where another holds their storage (on the CPU; foreach on CUDA),
+    foreach on other devices, and the reference otherwise. ``step``
     and the other 0-d state live on the CPU, as torch keeps ``step``, so no path waits for the
     device during a step.
 
@@ -382,11 +383,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         return path
 
     def path(self, group: dict) -> str:
-        """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring).
+        """Which path steps ``group``: "reference", "foreach", "fused" or "table" (see the class docstring).
 
         A group the fused kernels could step but whose parameters' storage someone else holds
-        (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place by the faster
-        of the other two (:func:`_in_place`); with ``fused=True`` a warning says why.
+        (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place (:func:`_in_place`:
+        "table", the pointer-table kernel, on the CPU); with ``fused=True`` a warning says why.
         """
         params = group["params"]
         flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)
