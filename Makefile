@@ -9,7 +9,7 @@ TRITON ?= triton==3.6.0
 SHARED_DATA := $(abspath ../shared/data)
 export DESCENTLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: run test clean
+.PHONY: run test docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ $(VENV)/.integrations: $(VENV)/.installed
 	$(PY) -m pip install -q $(TORCH) -e '.[integrations]' || echo "Lightning/transformers could not be installed: their tests are skipped"
 	touch $@
 
+# The documentation site (MkDocs-Material; the API pages from the docstrings) into site/
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 test: $(VENV)/.installed $(VENV)/.triton $(VENV)/.integrations
 	$(PY) -m ruff check src tests bench docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info results
+	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info results site

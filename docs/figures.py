@@ -1,4 +1,4 @@
-"""Write the README's figures (docs/*.png) from a talk study, with the report's own figure code.
+"""Write the figures of docs/talk.md (docs/*.png) from a talk study, with the report's own figure code.
 
     python docs/figures.py --db results/talk.sqlite [--study 1] [--only talk|cliffs]
 

@@ -13,6 +13,7 @@ from descentlab.lab import Study, TrialSpec, default_lr, run_study, runner, verd
 from descentlab.lab.spec import optimizer_of, parse_optimizer
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import clipping, frames, style
+from descentlab.report.build import write_report
 from test_stats import _row, _summary
 
 # --- the cliff ----------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_a_clipped_variant_differs_from_its_base_only_by_the_clipping():
     assert clipped["optimizer_config"]["clipnorm"] == 0.01
 
 
-def test_clipped_variants_stay_out_of_surface_populations_and_take_their_base_colour():
+def test_clipped_variants_stay_out_of_surface_populations_and_take_their_base_colour_dashed():
     specs = [TrialSpec("cliff", {}, name, {"lr": 0.1}, 0, 5, None, 1, 10.0)
              for name in ("momentum", "momentum+clipnorm=1", "sgd")]
     (group,) = runner.population_groups(specs)
@@ -79,6 +80,9 @@ def test_clipped_variants_stay_out_of_surface_populations_and_take_their_base_co
     shades = {style.colour(n) for n in ("momentum", "momentum+clipnorm=1", "momentum+clipvalue=0.5", "adam")}
     assert len(shades) == 4
     assert style.colour("momentum+clipnorm=1") == style._mix(style.colour("momentum"), "#000000", style.SHADE)
+    # a shade of momentum's orange lies near RMSprop's brown: the line style keeps them apart
+    styles = [style.line(n)["linestyle"] for n in ("momentum", "momentum+clipnorm=1", "momentum+clipvalue=0.5")]
+    assert styles == ["-", "--", ":"]
 
 
 # --- the verdict's rows, on made-up results ---------------------------------------------------------
@@ -136,3 +140,6 @@ def test_the_clipping_picture_is_drawn_from_a_study(tmp_path):
     assert common == loaded.chosen["cliff"]["momentum+clipnorm=1"]["hyperparameters"]["lr"]
     png = clipping.figure(loaded, "cliff")
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # The whole report too: its playground section leaves the clipped variant out of the populations.
+    page = write_report(db, out=str(tmp_path / "report"))
+    assert "momentum+clipnorm=1" in open(page, encoding="utf-8").read()

@@ -49,7 +49,7 @@ def test_ctrl_c_stops_at_once_with_one_line_and_keeps_every_finished_trial(tmp_p
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = [line for line in err.splitlines() if line.startswith("descentlab:")]
     assert len(lines) == 1 and "finished trials of this study are saved. Resume with: descentlab run" in lines[0]
-    assert stopped < 10, stopped  # a hang check; the time to stop is measured in the README's fault table
+    assert stopped < 10, stopped  # a hang check; the time to stop is measured in docs/faults.md's table
     saved = _finished(db)
     assert len(saved) >= 2
     done = subprocess.run(_run(db), capture_output=True, text=True, timeout=300)

@@ -129,6 +129,24 @@ def test_surface_population_matches_one_trial_at_a_time(tmp_path):
         assert lrs[0] == lrs[1]
 
 
+def test_population_rows_with_their_own_momentum_and_beta1_match_trials_alone():
+    seconds = {"momentum": [{"momentum": m} for m in (0.0, 0.5, 0.9)],
+               "nesterov": [{"momentum": m} for m in (0.3, 0.9)],
+               "rmsprop": [{"momentum": m} for m in (0.0, 0.9)],
+               "adam": [{"betas": [b, 0.999]} for b in (0.0, 0.5, 0.9)],
+               "nadam": [{"betas": [b, 0.999]} for b in (0.5, 0.9)]}
+    specs = [TrialSpec("beale", {}, name, {"lr": lr, **second}, 0, 30, None, 30, 10.0)
+             for name, settings in seconds.items() for second in settings for lr in (1e-3, 3e-3)]
+    (group,) = runner.population_groups(specs)
+    assert len({runner._configuration(spec) for spec in group}) == len(seconds)  # one optimizer steps each
+    for spec, together in zip(group, runner.run_population(group), strict=True):
+        alone = runner.run_trial(spec)
+        assert together["status"] == alone["status"] == "done"
+        assert together["optimizer_config"] == alone["optimizer_config"]
+        for metric in ("x", "y"):
+            assert together["test"][metric] == pytest.approx(alone["test"][metric], rel=1e-3, abs=1e-4), spec
+
+
 def test_worker_processes_give_the_same_results(tmp_path):
     study = Study(problems=["quadratic"], optimizers=["momentum", "adam"], grid=2, span=1.0, seeds=2, steps=40)
     quiet = open(os.devnull, "w")

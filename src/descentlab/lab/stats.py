@@ -118,7 +118,7 @@ def target_of(finals: list[float]) -> float | None:
 
 
 def performance_profile(times: dict[str, dict[str, float]], r_max: float = R_MAX) -> dict:
-    """AlgoPerf's performance profile of optimizers over problems (DESIGN.md §7).
+    """AlgoPerf's performance profile of optimizers over problems (docs/design.md, "The report").
 
     ``times[optimizer][problem]`` is the time (steps or seconds) to the problem's target, inf if
     never reached. The ratio ``r = t / min over optimizers of t`` (problems no optimizer reached

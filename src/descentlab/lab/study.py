@@ -13,7 +13,7 @@ from descentlab.lab.spec import TrialSpec, _canonical, check_names, check_optimi
 
 @dataclass
 class Study:
-    """A study: the protocol of DeepOBS / Crowded Valley (DESIGN.md §5) as data.
+    """A study: the protocol of DeepOBS / Crowded Valley (docs/design.md, "A fair comparison") as data.
 
     The learning rate is tuned on a log grid of ``grid`` points over ``span`` decades centred on
     each optimizer's default, on seed 0; other hyperparameters stay at their defaults unless

@@ -21,7 +21,7 @@ SUITES = {
                   problem_options={"rosenbrock": {"jitter": 0.1}, "beale": {"jitter": 0.1}}),
     # The talk, reproduced: its pictures' surfaces from their canonical starts, and its three
     # real tasks (word2vec, MNIST, a word-level LSTM), every classic optimizer tuned by lr with
-    # bracketing. Sized to run in about 20 minutes on 2 cores (README: "The talk, tested").
+    # bracketing. Sized to run in about 20 minutes on 2 cores (docs/talk.md).
     "talk": dict(problems=["beale", "beale@far", "saddle", "rosenbrock", "valley", "cliff",
                            "word2vec", "mnist_mlp", "mnist_logreg", "lstm_lm"],
                  optimizers=TALK_OPTIMIZERS + CLIPPED, grid=5, span=2.0, seeds=3, extend=8,

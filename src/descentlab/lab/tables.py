@@ -125,7 +125,7 @@ def verdict_table(rows: list[dict]) -> Table | None:
         won = ", ".join(f"{d['wins']}/{d['seeds']}" for d in row["evidence"])
         cells.append([row["claim"], evidence, won, row["outcome"]])
     return Table("the talk's claims, tested (rule: 95% bootstrap interval of the paired test-metric "
-                 "difference between the claim's champion and the best other; see README)",
+                 "difference between the claim's champion and the best other; see docs/lab.md)",
                  ["claim", "our result (test metric, 95% CI)", "seeds won", "outcome"], cells, {2})
 
 

@@ -2,7 +2,7 @@
 
 Drop-in ``torch.optim.Optimizer`` subclasses with torch's argument names, defaults and state keys,
 plus ``flavor="keras"`` for Keras 3's formulas, and :class:`Composed` for any other point of the
-lattice. See the README for the lattice and flavor tables.
+lattice. docs/library.md has the lattice and flavor tables.
 """
 
 from descentlab.optim import named
@@ -20,3 +20,12 @@ NAMED["FTRL"] = FTRL
 __all__ = ["ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",
            "Flavored"]
 __all__ += named.__all__  # the form type checkers read
+
+
+def __getattr__(name: str):
+    # The Keras port (descentlab.port) builds on this package: imported when first asked for.
+    if name in ("from_keras", "to_keras", "explain"):
+        from descentlab import port
+
+        return getattr(port, name)
+    raise AttributeError(f"module 'descentlab.optim' has no attribute {name!r}")

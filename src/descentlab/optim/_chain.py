@@ -25,7 +25,7 @@ class Subtract:
         """No state of its own."""
 
     def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
-        if torch.is_tensor(lr) or isinstance(lr, foreach.TensorList):  # per row (population_step), or traced
+        if torch.is_tensor(lr) or isinstance(lr, foreach.TensorList):  # per row (the lab's populations), or traced
             p.addcmul_(u, lr, value=-1)
         else:
             p.add_(u, alpha=-lr)
@@ -414,21 +414,3 @@ class ChainOptimizer(torch.optim.Optimizer):
             if any(p.device.type != "cpu" for p in params):
                 return "foreach"
         return "reference"
-
-    @torch.no_grad()
-    def population_step(self, p: Tensor, grad: Tensor, lr: Tensor) -> None:
-        """Step ``p``, whose rows are independent runs, each with its own learning rate.
-
-        ``p`` is the first parameter of the first group, shaped ``(K, ...)``; ``lr`` broadcasts
-        against it (``(K, 1, ...)``) and replaces the group's ``lr``. Every rule is elementwise,
-        so row ``k`` follows exactly the trajectory of a single run with learning rate ``lr[k]``
-        (up to the rounding of a tensor product against torch's fused ``add_(alpha=…)``). The lab
-        trains a whole grid on a 2-D surface this way. Clipping acts on whole tensors, so it
-        cannot be used here.
-        """
-        group = self.param_groups[0]
-        hp = self._hyper(group)
-        if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
-            raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
-        hp["lr"] = lr
-        reference.step_param(self.chain, p, -grad if hp.maximize else grad, self.state[p], hp)

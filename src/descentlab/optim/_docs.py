@@ -7,6 +7,9 @@ Keras its ``base_optimizer_keyword_args``).
 
 from __future__ import annotations
 
+import inspect
+import re
+
 PARAMS = """params: the tensors to optimize, or dicts defining param groups (torch's ``params``).
             Real floating-point or complex; a complex tensor is stepped as its real view."""
 
@@ -39,8 +42,15 @@ DIFFERENTIABLE = """differentiable: torch's switch for differentiating through t
             default) is taken: every path updates in place under ``no_grad``."""
 
 
+def _taken(entries: str, parameters) -> str:
+    """The entries of ``entries`` (``name: text`` with indented continuation lines) for ``parameters`` only."""
+    kept = [entry for entry in re.split(r"\n\s{8}(?=\w+: )", entries) if entry.split(":", 1)[0] in parameters]
+    return "\n        ".join(kept)
+
+
 def document(cls: type) -> type:
-    """Fill the shared argument docs into ``cls``'s docstring."""
-    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", SHARED)
+    """Fill the shared argument docs into ``cls``'s docstring, leaving out the arguments it does not take."""
+    parameters = inspect.signature(cls.__init__).parameters
+    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", _taken(SHARED, parameters))
                    .replace("{capturable}", CAPTURABLE).replace("{differentiable}", DIFFERENTIABLE))
     return cls

@@ -46,7 +46,7 @@ class Composed(ChainOptimizer):
     adaptation_rule="ema")``, ``Nadamax`` is ``Composed(momentum_rule="nesterov_ema",
     adaptation_rule="max")``, torch's ``RMSprop(momentum=μ)`` is ``Composed(momentum_rule=
     "heavy_ball", adaptation_rule="ema", order="adaptation_first", momentum=μ, betas=(·, alpha))``,
-    and each gives bit-identical results to its named class (the README lists the lattice).
+    and each gives bit-identical results to its named class (docs/library.md lists the lattice).
 
     Conventions:
         ``flavor="torch"`` follows torch.optim's formulas; ``flavor="keras"`` Keras 3's: ε placement,

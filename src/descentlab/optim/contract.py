@@ -18,7 +18,11 @@ What a rule may rely on:
   the gradient ``g``, neither of which it may modify in place; it may modify its own state entries
   in place and create new ones by item assignment (``state[key] = u.clone()``);
 - ``hp`` holds plain numbers (tensor hyperparameters are read before the step) and ``step`` is the
-  1-based step count, a float; Python arithmetic on them is free (it becomes a kernel scalar);
+  1-based step count, a float; Python arithmetic on them is free (it becomes a kernel scalar).
+  One exception, on the reference path only: the lab's population runner
+  (:func:`descentlab.lab.runner.population_step`) passes ``lr``, ``momentum`` and ``beta1`` as
+  tensors of one value per row, so a rule that branches on one of them, or feeds it to an
+  ``alpha=`` or to ``.item()``, checks ``isinstance(value, Tensor)`` first;
 - a 0-d entry supports ``*=`` by a number and ``.item()``, nothing else;
 - an in-place maximum is ``descentlab.rules.maximum_(a, b)`` (torch has no ``Tensor.maximum_``;
   the list and traced values implement it as a method, which that function calls);

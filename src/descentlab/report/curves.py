@@ -53,7 +53,8 @@ def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
         step, seconds, mean, low, high = (np.array(column) for column in zip(*rows))
         colour = style.colour(row["optimizer"])
         for ax, x in zip(axes, (step, seconds)):
-            ax.plot(x, mean, color=colour, linewidth=1.5, label=_legend(row) if ax is axes[0] else None)
+            ax.plot(x, mean, **style.line(row["optimizer"]), linewidth=1.5,
+                    label=_legend(row) if ax is axes[0] else None)
             ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
         for curve in curves:
             if curve.diverged is not None and curve.points:

@@ -1,6 +1,7 @@
 // The surface playground: every path was computed by descentlab's population runner and comes with
-// the page (quantized, delta-coded varints, deflated, base64); this script inflates a variant when it
-// is first shown and draws the chosen setting of each ticked optimizer over the contour picture.
+// the page (quantized, coded as zigzag varints of each step's change, deflated, base85); this script
+// inflates a variant when it is first shown and draws the chosen setting of each ticked optimizer over
+// the contour picture.
 document.querySelectorAll(".playground").forEach(function (root) {
   if (root.dataset.ready) return;
   var data = JSON.parse(root.querySelector(".playground-data").textContent);
@@ -16,33 +17,53 @@ document.querySelectorAll(".playground").forEach(function (root) {
     option.value = key; option.textContent = data.views[key].title; picker.appendChild(option);
   });
 
+  // base85 with git's alphabet (Python's base64.b85encode): 5 characters for 4 bytes, a short last group
+  var digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
+  var digit = new Uint8Array(128);
+  for (var d = 0; d < 85; d++) digit[digits.charCodeAt(d)] = d;
+  function base85(text) {
+    var n = text.length, size = Math.floor(n / 5) * 4 + (n % 5 ? n % 5 - 1 : 0);
+    var out = new Uint8Array(size + 3), o = 0;
+    for (var i = 0; i < n; i += 5) {
+      var value = 0;  // < 2^32 (a short group is padded with the largest digit, as Python decodes it)
+      for (var j = i; j < i + 5; j++) value = value * 85 + (j < n ? digit[text.charCodeAt(j)] : 84);
+      out[o++] = value >>> 24; out[o++] = (value >>> 16) & 255; out[o++] = (value >>> 8) & 255; out[o++] = value & 255;
+    }
+    return out.subarray(0, size);
+  }
+
   function inflate(text) {
-    var bytes = Uint8Array.from(atob(text), function (c) { return c.charCodeAt(0); });
+    var bytes = base85(text);
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
     return new Response(stream).arrayBuffer().then(function (buffer) { return new Uint8Array(buffer); });
   }
 
-  // zigzag varint deltas -> absolute integers: three streams (x, y, loss code), path after path
+  // zigzag varints: each path's length, each path's end, then three streams (x, y, loss code), path
+  // after path, each value coded as its path's first value, its first step, then its step's change
   function decode(v) {
     if (decoded.has(v)) return decoded.get(v);
     var promise = inflate(v.data).then(function (bytes) {
-      var total = v.lengths.reduce(function (a, b) { return a + b; }, 0), at = 0;
+      var at = 0, lengths = [], ends = [], starts = [], total = 0, p;
+      function next() {
+        var z = 0, shift = 0, b;
+        do { b = bytes[at++]; z += (b & 127) * Math.pow(2, shift); shift += 7; } while (b & 128);
+        return (z % 2) ? -(z + 1) / 2 : z / 2;
+      }
+      for (p = 0; p < v.paths; p++) { lengths.push(next()); starts.push(total); total += lengths[p]; }
+      for (p = 0; p < v.paths; p++) ends.push(next());
       var streams = [new Int32Array(total), new Int32Array(total), new Int32Array(total)];
       streams.forEach(function (out) {
         var i = 0;
-        v.lengths.forEach(function (length) {
-          var value = 0;
+        lengths.forEach(function (length) {
+          var value = 0, velocity = 0;
           for (var j = 0; j < length; j++) {
-            var z = 0, shift = 0, b;
-            do { b = bytes[at++]; z += (b & 127) * Math.pow(2, shift); shift += 7; } while (b & 128);
-            value += (z % 2) ? -(z + 1) / 2 : z / 2;
+            var z = next();
+            if (j === 0) value = z; else { velocity += z; value += velocity; }
             out[i++] = value;
           }
         });
       });
-      var starts = [], offset = 0;
-      v.lengths.forEach(function (length) { starts.push(offset); offset += length; });
-      return {x: streams[0], y: streams[1], loss: streams[2], starts: starts};
+      return {x: streams[0], y: streams[1], loss: streams[2], starts: starts, lengths: lengths, ends: ends};
     });
     decoded.set(v, promise);
     return promise;
@@ -79,6 +100,25 @@ document.querySelectorAll(".playground").forEach(function (root) {
     return [w[0] + qx / levels * (w[1] - w[0]), w[2] + qy / levels * (w[3] - w[2])];
   }
 
+  function inside(a, q) { return q[0] >= a[0] && q[0] <= a[0] + a[2] && q[1] >= a[1] && q[1] <= a[1] + a[3]; }
+
+  // where a stopped path last crosses the plot's edge (axes a: left, top, width, height), or its
+  // last point if that lies inside the plot
+  function exit(a, start, last, head) {
+    if (inside(a, head)) return head;
+    var i = last;
+    while (i > 0 && !inside(a, pixel(data.views[variant.view], paths.x[start + i - 1], paths.y[start + i - 1]))) i--;
+    if (i === 0) return head;
+    var p = pixel(data.views[variant.view], paths.x[start + i - 1], paths.y[start + i - 1]);
+    var q = pixel(data.views[variant.view], paths.x[start + i], paths.y[start + i]), t = 1;
+    [0, 1].forEach(function (d) {
+      var low = a[d], high = a[d] + a[d + 2];
+      if (q[d] < low) t = Math.min(t, (low - p[d]) / (q[d] - p[d]));
+      if (q[d] > high) t = Math.min(t, (high - p[d]) / (q[d] - p[d]));
+    });
+    return [p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])];
+  }
+
   function loss(code) { return lossFloor * Math.sinh(code / lossScale); }
 
   function draw() {
@@ -90,7 +130,7 @@ document.querySelectorAll(".playground").forEach(function (root) {
     context.beginPath(); context.rect(view.axes[0], view.axes[1], view.axes[2], view.axes[3]); context.clip();
     variant.optimizers.forEach(function (o) {
       var s = setting(o.name, o), row = rows.querySelector('[data-name="' + o.name + '"]');
-      var p = pathIndex(o.name), start = paths.starts[p], length = variant.lengths[p], end = variant.ends[p];
+      var p = pathIndex(o.name), start = paths.starts[p], length = paths.lengths[p], end = paths.ends[p];
       var last = Math.min(k, length - 1), colour = data.colours[o.name];
       var state = row.querySelector(".pg-state");
       var lossText = "loss " + loss(paths.loss[start + last]).toPrecision(3) + " at step " + last;
@@ -113,11 +153,19 @@ document.querySelectorAll(".playground").forEach(function (root) {
       context.stroke();
       var head = pixel(view, paths.x[start + last], paths.y[start + last]);
       context.beginPath();
-      if (stopped) {  // a cross where the path diverged or left the plot
+      if (stopped) {  // a cross, and what happened, where the path diverged or left the plot
+        var mark = exit(view.axes, start, last, head);
         context.lineWidth = 3;
-        context.moveTo(head[0] - 6, head[1] - 6); context.lineTo(head[0] + 6, head[1] + 6);
-        context.moveTo(head[0] + 6, head[1] - 6); context.lineTo(head[0] - 6, head[1] + 6);
+        context.moveTo(mark[0] - 6, mark[1] - 6); context.lineTo(mark[0] + 6, mark[1] + 6);
+        context.moveTo(mark[0] + 6, mark[1] - 6); context.lineTo(mark[0] - 6, mark[1] + 6);
         context.stroke();
+        var a = view.axes, right = mark[0] > a[0] + a[2] / 2, low = mark[1] > a[1] + a[3] / 2;
+        context.font = "bold 12px sans-serif";
+        context.textAlign = right ? "right" : "left"; context.textBaseline = low ? "bottom" : "top";
+        var text = (end > 0 ? "diverged at step " + end : "left the plot at step " + (-end));
+        var tx = mark[0] + (right ? -9 : 9), ty = mark[1] + (low ? -7 : 7);
+        context.lineWidth = 3; context.strokeStyle = "white"; context.strokeText(text, tx, ty);
+        context.fillText(text, tx, ty);
       } else {
         context.arc(head[0], head[1], 4.5, 0, 2 * Math.PI); context.fill();
         context.strokeStyle = "black"; context.lineWidth = 1; context.stroke();
@@ -232,10 +280,14 @@ document.querySelectorAll(".playground").forEach(function (root) {
     ready: function () { return decode(variant).then(function () { return true; }); },
     path: function (name) {
       var p = pathIndex(name), start = paths.starts[p], view = data.views[variant.view], out = [];
-      for (var i = 0; i < variant.lengths[p]; i++) out.push(coordinates(view, paths.x[start + i], paths.y[start + i]));
-      return {points: out, end: variant.ends[p]};
+      for (var i = 0; i < paths.lengths[p]; i++) out.push(coordinates(view, paths.x[start + i], paths.y[start + i]));
+      return {points: out, end: paths.ends[p]};
     },
     setting: function (name) { return settings[name]; },
+    mark: function (name) {  // where a stopped path's cross is drawn, in the canvas's pixels
+      var p = pathIndex(name), start = paths.starts[p], last = paths.lengths[p] - 1, view = data.views[variant.view];
+      return exit(view.axes, start, last, pixel(view, paths.x[start + last], paths.y[start + last]));
+    },
   };
   choose();
   time.value = time.max;  // whole paths first; play starts over from step 0

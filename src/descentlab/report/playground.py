@@ -5,13 +5,15 @@ Every path is precomputed by the lab's population runner (:func:`descentlab.lab.
 one vectorized population per surface): per optimizer, a fine log grid of learning rates times,
 where it has one, a grid of momentum (or β1) values. The paths are quantized to the plot's
 resolution (``LEVELS`` steps across each axis), delta-coded as zigzag varints, deflated and
-embedded in base64; the page inflates them with the browser's own ``DecompressionStream``, and
+embedded in base85; the page inflates them with the browser's own ``DecompressionStream``, and
 draws them on a canvas over a contour picture (matplotlib). No server, no recompute in the browser.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import inspect
 import json
 import math
@@ -27,7 +29,7 @@ import torch
 from matplotlib.colors import to_hex
 
 from descentlab.lab import runner
-from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point
+from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point, optimizer_of
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
 
@@ -39,6 +41,7 @@ NESTEROV_MOMENTA = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # torch's Nesterov nee
 LR_POINTS = 25  # the fine grid: this many lrs over LR_SPAN decades
 LR_SPAN = 3.0
 PROBE_POINTS, PROBE_SPAN = 13, 6.0  # the coarse probe that finds each optimizer's useful range
+ZLIB_LEVEL = 6  # level 9 deflates the default page 4% smaller at six times the time
 NOISE = 1.0  # gradient noise of the noisy variants (standard deviation per coordinate, batch 1)
 SHOWN = ("sgd", "momentum", "rmsprop", "adam")  # ticked when the page opens
 CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
@@ -105,6 +108,7 @@ class Slider:
         return [self.hyperparameters(v, lr) for v in range(max(len(self.values), 1)) for lr in self.lrs]
 
 
+@functools.cache
 def _beta2(optimizer: str) -> float:
     cls, fixed = OPTIMIZERS[optimizer]
     return float(fixed.get("betas", inspect.signature(cls).parameters["betas"].default)[1])
@@ -125,7 +129,7 @@ def second_hyperparameter(optimizer: str) -> tuple[str | None, tuple[float, ...]
 
 def playable(optimizer: str) -> bool:
     """Whether the population runner can run the optimizer (clipping mixes rows: it cannot)."""
-    return not any(OPTIMIZERS[optimizer][1].get(option) for option in CLIPPING)
+    return not any(optimizer_of(optimizer)[1].get(option) for option in CLIPPING)
 
 
 def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, initial_lr: float | None = None
@@ -195,9 +199,10 @@ def _varints(deltas: np.ndarray) -> bytes:
 def compute(setting: Setting, sliders: list[Slider]) -> dict:
     """Run every slider setting as one population and encode it for the page.
 
-    Returns the variant's page data: each path's length and end (0: ran every step; k > 0: the
-    runner's divergence at step k; −k: left the plot at step k), the points quantized to the
-    window and the surface value at each point."""
+    Returns the variant's page data: the number of paths and, deflated, each path's length, each
+    path's end (0: ran every step; k > 0: the runner's divergence at step k; −k: left the plot at
+    step k), then the x, y and loss streams (the points quantized to the window and the surface
+    value at each point, coded by :func:`_second_differences`), all as zigzag varints."""
     specs = [setting.spec(s.optimizer, hp) for s in sliders for hp in s.settings()]
     snapshots = []
     results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
@@ -212,21 +217,31 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     outside = ~finite | (qx < -MARGIN) | (qx > LEVELS + MARGIN) | (qy < -MARGIN) | (qy > LEVELS + MARGIN)
     qx, qy = np.clip(qx, -MARGIN, LEVELS + MARGIN), np.clip(qy, -MARGIN, LEVELS + MARGIN)
     codes = encode_loss(np.clip(np.nan_to_num(losses, nan=1e300), -1e300, 1e300))
-    lengths, ends, streams = [], [], ([], [], [])
-    for row, result in enumerate(results):
-        length, end = setting.steps + 1, 0
-        if result["status"] == "diverged":  # its last point is the one whose loss was judged
-            length, end = result["diverged_at"], result["diverged_at"]
-        left = np.flatnonzero(outside[:length, row])
-        if left.size:
-            length, end = int(left[0]) + 1, end or -int(left[0])
-        lengths.append(length)
-        ends.append(end)
-        for stream, column in zip(streams, (qx, qy, codes)):
-            stream.append(np.diff(column[:length, row], prepend=0))
-    payload = b"".join(_varints(np.concatenate(stream)) for stream in streams)
-    return {"lengths": lengths, "ends": ends,
-            "data": base64.b64encode(zlib.compress(payload, 9)).decode("ascii")}
+    diverged = np.array([r["diverged_at"] if r["status"] == "diverged" else 0 for r in results], dtype=np.int64)
+    # a diverged path's last point is the one whose loss was judged; a path also ends where it left
+    lengths = np.where(diverged > 0, diverged, setting.steps + 1)
+    index = np.arange(setting.steps + 1)[:, None]
+    left = outside & (index < lengths)
+    first_left = left.argmax(axis=0)  # > 0: every start lies in its window
+    ends = np.where(diverged > 0, diverged, np.where(left.any(axis=0), -first_left, 0))
+    lengths = np.where(left.any(axis=0), first_left + 1, lengths)
+    kept = (index < lengths).T  # (K, steps + 1): path after path
+    payload = _varints(lengths) + _varints(ends) + b"".join(
+        _varints(_second_differences(column).T[kept]) for column in (qx, qy, codes))
+    # base85 (git's alphabet: no quote, backslash or slash to escape in the page): 5 characters
+    # for 4 bytes, where base64 takes 5.33
+    return {"paths": len(results), "data": base64.b85encode(zlib.compress(payload, ZLIB_LEVEL)).decode("ascii")}
+
+
+def _second_differences(column: np.ndarray) -> np.ndarray:
+    """Each path's first value, its first step, then the change of its step (``(steps + 1, K)``):
+    a smooth path, as momentum makes them, changes its step little, and small numbers deflate well."""
+    out = np.empty_like(column)
+    out[0] = column[0]
+    first = np.diff(column, axis=0)
+    out[1:2] = first[:1]
+    out[2:] = np.diff(first, axis=0)
+    return out
 
 
 def background(view: View) -> tuple[bytes, list[int], list[int]]:
@@ -276,32 +291,45 @@ class Group:
     sliders: list[Slider] | None = None
 
 
-def _compute_group(group: Group) -> list[dict]:
-    """The group's page variants, computed: runs in a worker process."""
-    sliders = group.sliders
-    if sliders is None:
-        ranges = useful_range(group.settings[0], group.optimizers)
-        sliders = [slider(name, *ranges[name][:2], initial_lr=ranges[name][2]) for name in group.optimizers]
-    described = [{"name": s.optimizer, "lrs": [repr(lr) for lr in s.lrs], "second": s.second,
-                  "values": list(s.values), "initial": list(s.initial)} for s in sliders]
-    return [{"view": setting.view.key, "noise": setting.options.get("noise", 0.0), "steps": setting.steps,
-             "problem": setting.view.surface, "options": setting.options, "batch": setting.batch_size,
-             "optimizers": described, **compute(setting, sliders)} for setting in group.settings]
+def _compute_group(group: Group) -> tuple[list[dict], dict]:
+    """The group's page variants, computed, and its view's picture: runs in a worker process."""
+    with _one_thread():
+        sliders = group.sliders
+        if sliders is None:
+            ranges = useful_range(group.settings[0], group.optimizers)
+            sliders = [slider(name, *ranges[name][:2], initial_lr=ranges[name][2]) for name in group.optimizers]
+        described = [{"name": s.optimizer, "lrs": [repr(lr) for lr in s.lrs], "second": s.second,
+                      "values": list(s.values), "initial": list(s.initial)} for s in sliders]
+        variants = [{"view": setting.view.key, "noise": setting.options.get("noise", 0.0), "steps": setting.steps,
+                     "problem": setting.view.surface, "options": setting.options, "batch": setting.batch_size,
+                     "optimizers": described, **compute(setting, sliders)} for setting in group.settings]
+        view = group.settings[0].view
+        png, size, axes = background(view)
+    return variants, {view.key: {"title": view.title, "png": base64.b64encode(png).decode("ascii"), "size": size,
+                                 "axes": axes, "window": list(view.window)}}
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread: a population steps many tiny tensors, where torch's other threads only
+    wait, and cost CPU time doing so (the default page took twice the CPU time on two threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def build(groups: list[Group], workers: int = 1) -> dict:
     """Every variant's page data, plus each view's background; ``workers`` processes compute them."""
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            computed = [v for variants in pool.map(_compute_group, groups) for v in variants]
+        with ProcessPoolExecutor(min(workers, len(groups))) as pool:
+            done = list(pool.map(_compute_group, groups))
     else:
-        computed = [v for group in groups for v in _compute_group(group)]
-    views = {setting.view.key: setting.view for group in groups for setting in group.settings}
-    pictures = {}
-    for key, view in views.items():
-        png, size, axes = background(view)
-        pictures[key] = {"title": view.title, "png": base64.b64encode(png).decode("ascii"), "size": size,
-                         "axes": axes, "window": list(view.window)}
+        done = [_compute_group(group) for group in groups]
+    computed = [variant for variants, _ in done for variant in variants]
+    pictures = {key: picture for _, view in done for key, picture in view.items()}
     names = sorted({o["name"] for v in computed for o in v["optimizers"]}, key=list(OPTIMIZERS).index)
     return {"levels": LEVELS, "loss": [LOSS_SCALE, LOSS_FLOOR], "views": pictures, "variants": computed,
             "colours": {name: to_hex(style.colour(name)) for name in names},  # CSS needs hex, not RGBA tuples

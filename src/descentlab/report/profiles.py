@@ -24,7 +24,7 @@ def figure(profile: dict) -> bytes | None:
         taus = np.linspace(1.0, result["r_max"], 400)
         for name in ranked if result["problems"] else []:
             shares = [stats.profile_share(result["ratios"][name], tau) for tau in taus]
-            ax.step(taus, shares, where="post", color=style.colour(name), linewidth=1.5)
+            ax.step(taus, shares, where="post", **style.line(name), linewidth=1.5)
         ax.set_xlim(1.0, result["r_max"])
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"τ: {unit} to the target ÷ the fastest optimizer's")
@@ -33,7 +33,7 @@ def figure(profile: dict) -> bytes | None:
         ax.grid(alpha=0.3)
     seconds = profile["seconds"]["scores"]
     for name in ranked:
-        axes[1].plot([], [], color=style.colour(name), linewidth=1.5,
+        axes[1].plot([], [], **style.line(name), linewidth=1.5,
                      label=f"{name}: {profile['steps']['scores'][name]:.2f} / {seconds.get(name, math.nan):.2f}")
     style.fit_legend(fig, axes[1].legend(title="score B (steps / seconds)", loc="upper left",
                                          bbox_to_anchor=(1.02, 1.0), fontsize=8, title_fontsize=8, frameon=False))

@@ -25,7 +25,7 @@ def figure(label: str, table: dict) -> bytes:
                   if {k: v for k, v in p["hyperparameters"].items() if k != "lr"} == others]
         scored = [p for p in points if math.isfinite(p["score"])]
         bracket = {"interior": "", "edge": ", at an edge", "single": ""}[row["bracket"]]
-        ax.plot([p["lr"] for p in scored], [p["score"] for p in scored], color=colour, linewidth=1.2,
+        ax.plot([p["lr"] for p in scored], [p["score"] for p in scored], **style.line(row["optimizer"]), linewidth=1.2,
                 label=f"{row['optimizer']} (chose {row['lr']:.3g}{bracket})")
         for phase, fill in (("tune", colour), ("extend", "white")):
             mine = [p for p in scored if p["phase"] == phase]

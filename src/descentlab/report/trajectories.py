@@ -130,7 +130,7 @@ def panel(ax, surface: str, paths: list[Path], box, start, drawn: bool = True) -
     """The surface in ``box`` with every path (or, not ``drawn``, only their legend entries)."""
     contours(ax, surface, box, start)
     for path in paths:
-        ax.plot(*(path.points.T if drawn else ([], [])), color=style.colour(path.optimizer), linewidth=1.6,
+        ax.plot(*(path.points.T if drawn else ([], [])), **style.line(path.optimizer), linewidth=1.6,
                 label=_label(path))
         if drawn:
             ax.plot(*path.points[-1], marker="o", markersize=5, color=style.colour(path.optimizer), zorder=6)
@@ -144,7 +144,7 @@ def _figure(label: str, surface: str, paths: list[Path], box, start, drawn: bool
     fig, (ax,) = style.figure(7.6, 4.8)
     fig.subplots_adjust(left=0.09, right=0.68, bottom=0.11, top=0.92)
     panel(ax, surface, paths, box, start, drawn)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    style.fit_legend(fig, ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False))
     ax.set_title(f"{label}: {SURFACES[surface].formula}", fontsize=9)
     return fig, ax
 

@@ -22,7 +22,8 @@ def _with_values(g: Tensor, values: Tensor) -> Tensor:
     if g.is_complex():
         values = torch.view_as_complex(values.contiguous())
     if g.is_sparse:
-        return torch.sparse_coo_tensor(g._indices(), values, g.size(), is_coalesced=True)
+        # The indices are g's own, already valid: checking them again would only cost time.
+        return torch.sparse_coo_tensor(g._indices(), values, g.size(), is_coalesced=True, check_invariants=False)
     return values
 
 

@@ -24,7 +24,8 @@ class HeavyBall:
         out = u + μ·b              if nesterov (Sutskever's NAG, rewritten as torch does)
         out = b                    otherwise
 
-    With ``μ = 0`` the rule is the identity and keeps no buffer, as torch does.
+    With ``μ = 0`` the rule is the identity and keeps no buffer, as torch does (in a lab population,
+    where ``μ`` is a tensor of one value per row, a row with ``μ = 0`` keeps ``b = u``: the same step).
 
     Conventions:
         Keras keeps ``m ← μ·m − lr·g`` and adds ``m`` to the parameter: the same rule placed after
@@ -40,14 +41,17 @@ class HeavyBall:
 
     def __call__(self, u: Tensor, g: Tensor, state: dict, hp: Hyper, step: int) -> Tensor:
         mu = hp.momentum
-        if mu == 0:
+        rows = isinstance(mu, Tensor)  # one μ per row (a lab population); a row with μ = 0 gets b = u
+        if not rows and mu == 0:
             return u
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = u.detach().clone()
         else:
             buf.mul_(mu).add_(u, alpha=1 - hp.dampening)
-        return u.add(buf, alpha=mu) if hp.nesterov else buf
+        if not hp.nesterov:
+            return buf
+        return u.addcmul(buf, mu) if rows else u.add(buf, alpha=mu)
 
 
 class EMA:
@@ -107,9 +111,12 @@ class ScheduledNesterovEMA:
         beta1, psi = hp.beta1, hp.momentum_decay
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
-        mu_product = state["mu_product"]
-        mu_product *= mu
-        product = mu_product.item()
+        if isinstance(beta1, Tensor):  # one β1 per row (a lab population): so is the product
+            product = state["mu_product"] = state["mu_product"] * mu
+        else:
+            mu_product = state["mu_product"]
+            mu_product *= mu
+            product = mu_product.item()
         m = state["exp_avg"]
         m.lerp_(u, 1 - beta1)
         return u * ((1.0 - mu) / (1.0 - product)) + m * (mu_next / (1.0 - product * mu_next))

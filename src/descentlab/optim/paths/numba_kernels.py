@@ -4,7 +4,7 @@ The loop is compiled with ``@njit(cache=True)`` from its file in the kernel cach
 (:mod:`.kernel_cache`), so numba keeps the machine code next to it; ``DESCENTLAB_FUSED=0`` turns
 the fused path off.
 
-Why numba (README, design): it reached the bandwidth bound for every rule in the prototype,
+Why numba (docs/design.md): it reached the bandwidth bound for every rule in the prototype,
 compiles one kernel in well under a second, caches to disk, and installs as two wheels; a cold
 ``torch.compile`` took ~11 s here and needs a C compiler at run time.
 """
@@ -20,74 +20,23 @@ import torch
 from descentlab.optim.paths.kernel_cache import load_module
 from descentlab.optim.paths.trace import ARITHMETIC, Trace, fused_multiply_adds
 
-# arcp (x/y as x·(1/y)) only: no nnan/ninf, so NaN and inf propagate as in torch (the lab
-# detects divergence by them), and no contraction into FMAs: a kernel fuses a multiply-add
-# exactly where torch's CPU kernel does (:func:`fma`), and rounds everything else alone.
-FASTMATH = {"arcp"}
+# No fast-math: NaN and inf propagate as in torch (the lab detects divergence by them), a division
+# is a division, and no product is contracted into an FMA except where torch's kernel has one
+# (spelled with :func:`.numba_fma.fma`), so that every element rounds as torch rounds it.
+FASTMATH = False
 # Below this many elements one thread is faster: waking the thread pool costs more than it saves.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # of the parameters' real view
 
 SPELLING = {
     **ARITHMETIC,
-    **fused_multiply_adds("fma"),
+    **fused_multiply_adds("fma({a}, {b}, {c})"),
     "sqrt": "np.sqrt({0})",
     "abs": "abs({0})",
     "pow": "({0} ** {1})",
     "clamp": "({1} if {0} < {1} else ({2} if {0} > {2} else {0}))",
     "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",
 }
-
-
-@cache
-def _fma():
-    """``fma(x, y, z) = x·y + z`` rounded once, in numba: LLVM's ``llvm.fma`` (Python 3.11's ``math`` has none)."""
-    from numba import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def fma(typingctx, x, y, z):
-        if not all(isinstance(value, types.Float) for value in (x, y, z)):
-            return None
-        result = typingctx.unify_types(x, y, z)
-        signature = result(x, y, z)
-
-        def codegen(context, builder, signature, arguments):
-            operands = [context.cast(builder, value, kind, result) for value, kind in zip(arguments, signature.args)]
-            return builder.fma(*operands)
-
-        return signature, codegen
-
-    return fma
-
-
-@cache
-def _pointer_like():
-    """``pointer_like(address, array)``: the integer ``address`` as a pointer to ``array``'s dtype, in numba."""
-    from numba import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def pointer_like(typingctx, address, array):
-        if not isinstance(address, types.Integer) or not isinstance(array, types.Array):
-            return None
-        pointer = types.CPointer(array.dtype)
-
-        def codegen(context, builder, signature, arguments):
-            return builder.inttoptr(arguments[0], context.get_value_type(pointer))
-
-        return pointer(address, array), codegen
-
-    return pointer_like
-
-
-def __getattr__(name: str):
-    # the generated kernels import these from here; numba is imported only when one is compiled
-    if name == "fma":
-        return _fma()
-    if name == "pointer_like":
-        return _pointer_like()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @cache
@@ -102,8 +51,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-HEADER = ["import numpy as np", "from numba import carray, prange", "",
-          "from descentlab.optim.paths.numba_kernels import fma, pointer_like", ""]
 LOOPS = (("parallel_step", "prange"), ("serial_step", "range"))
 
 
@@ -125,7 +72,8 @@ def source(trace: Trace) -> str:
         first = trace.arguments()[0]
         functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}({first}.shape[0]):",
                       *(f"        {line}" for line in body), ""]
-    return "\n".join([*HEADER, *functions])
+    header = ["import numpy as np", "from numba import prange", "from descentlab.optim.paths.numba_fma import fma"]
+    return "\n".join([*header, "", *functions])
 
 
 def table_source(trace: Trace) -> str:
@@ -143,7 +91,10 @@ def table_source(trace: Trace) -> str:
                       f"    for r in {loop}(lengths.shape[0]):", "        n = lengths[r]",
                       *(f"        {line}" for line in views), "        for i in range(n):",
                       *(f"            {line}" for line in body), ""]
-    return "\n".join([*HEADER, *functions])
+    header = ["import numpy as np", "from numba import carray, prange",
+              "from descentlab.optim.paths.numba_fma import fma",
+              "from descentlab.optim.paths.numba_pointers import pointer_like"]
+    return "\n".join([*header, "", *functions])
 
 
 class Kernel:
@@ -194,15 +145,6 @@ _compiled: dict[tuple, object] = {}
 _compiled_tables: dict[tuple, object] = {}
 
 
-def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
-    """The compiled kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
-    key = trace.structure()
-    module = _compiled_tables.get(key)
-    if module is None:
-        module = _compiled_tables[key] = _compile(table_source(trace), prefix="p")
-    return TableKernel(module, columns, trace.scalars, dtype)
-
-
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
     """The compiled kernel of ``trace`` over ``buffers`` (memory, then disk cache, then numba)."""
     key = trace.structure()  # the source is written only on a miss: this runs every step
@@ -210,6 +152,15 @@ def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Ker
     if module is None:
         module = _compiled[key] = _compile(source(trace))
     return Kernel(module, buffers, trace.scalars, dtype)
+
+
+def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
+    """The compiled kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
+    key = trace.structure()
+    module = _compiled_tables.get(key)
+    if module is None:
+        module = _compiled_tables[key] = _compile(table_source(trace), prefix="p")
+    return TableKernel(module, columns, trace.scalars, dtype)
 
 
 def _compile(text: str, prefix: str = "k"):

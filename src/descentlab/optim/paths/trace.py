@@ -10,10 +10,11 @@ corrections), so one compiled kernel serves every step of an optimizer.
 The body is kept as operations with operands (``("t3", "sqrt", ("t2",))``), not as text: a
 backend renders it with its own spelling of each operation (:data:`OPERATIONS` gives the
 operations; :mod:`.numba_kernels` and :mod:`.triton_kernels` spell them). The per-element
-formulas are torch's CPU kernels: ``add(x, y, alpha) = x + alpha·y``, ``addcmul(x, a, b, value) =
-x + value·a·b``, ``lerp`` with its two branches on ``|w| < ½``, each rounded once as torch's fused
-multiply-add rounds it (:data:`FUSED_MULTIPLY_ADDS`), ``pow`` with torch's fast paths for
-½ and 2, NaN-propagating ``maximum`` and ``clamp``.
+formulas are torch's CPU kernels, roundings included: ``add(x, y, alpha) = fma(alpha, y, x)``,
+``addcmul(x, a, b, value) = fma(value·a, b, x)``, ``lerp`` with its two branches on ``|w| < ½``,
+``fma(w, e − x, x)`` and ``fma(−(e − x), 1 − w, e)`` (torch's vectorized CPU kernels round each of
+these once; measured bit for bit, float32 and float64), ``pow`` with torch's fast paths for ½ and 2,
+NaN-propagating ``maximum`` and ``clamp``.
 """
 
 from __future__ import annotations
@@ -38,20 +39,18 @@ ARITHMETIC = {
     "neg": "(-{0})",
     "square": "({0} * {0})",
 }
-# torch rounds these once: its CPU kernels call a fused multiply-add (``vec::fmadd`` for add with
-# alpha and for lerp; addcmul's ``self + value·t1·t2`` is contracted to one), and nvcc contracts
-# the CUDA kernels' ``a + alpha·b`` alike. (x, y, z) of ``fma(x, y, z) = x·y + z``, one rounding.
-FUSED_MULTIPLY_ADDS = {
-    "axpy": ("{1}", "{2}", "{0}"),  # x + alpha·y
-    "addcmul": ("{1} * {2}", "{3}", "{0}"),  # x + (value·a)·b
-    "lerp_near": ("{2}", "({1} - {0})", "{0}"),  # x + w·(end − x)
-    "lerp_far": ("({0} - {1})", "{2}", "{1}"),  # end − (end − x)·(1 − w)
+# the operations torch rounds once, as a fused multiply-add a·b + c: operand templates for a, b, c
+_FMA_OPERANDS = {
+    "axpy": ("{1}", "{2}", "{0}"),
+    "addcmul": ("({1} * {2})", "{3}", "{0}"),
+    "lerp_near": ("{2}", "({1} - {0})", "{0}"),
+    "lerp_far": ("(-({1} - {0}))", "{2}", "{1}"),
 }
 
 
 def fused_multiply_adds(fma: str) -> dict[str, str]:
-    """The operations torch rounds once, spelled with a backend's fused multiply-add function ``fma``."""
-    return {operation: f"{fma}({x}, {y}, {z})" for operation, (x, y, z) in FUSED_MULTIPLY_ADDS.items()}
+    """The spellings of the operations torch rounds once, given a backend's ``fma`` (``{a}``·``{b}`` + ``{c}``)."""
+    return {operation: fma.format(a=a, b=b, c=c) for operation, (a, b, c) in _FMA_OPERANDS.items()}
 
 
 class Trace:

@@ -5,8 +5,8 @@ each program instance loads a block of every array it reads, runs the body on th
 stores what changed. Arithmetic is in float32 for float32 and half-precision (bfloat16, float16)
 buffers and in float64 for float64 ones; loads are cast up and stores round once. Divisions and
 square roots are the correctly rounded ones (``div_rn``, ``sqrt_rn``) and no FMA contraction is
-allowed; the operations torch's kernels round once (add with alpha, addcmul, lerp) are explicit
-fused multiply-adds (``tl.fma``), so each operation rounds as torch's does. The per-step scalars are kernel arguments,
+allowed, except the ones torch's own kernels round once (``x + α·y``, ``addcmul``, ``lerp``),
+spelled ``tl.fma``, so each operation rounds as torch's does. The per-step scalars are kernel arguments,
 typed in the arithmetic's dtype (``c0: tl.float64``): nothing is copied to the device before a
 launch, and a step makes no host-device sync.
 
@@ -34,7 +34,7 @@ COMPUTE = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloa
 
 SPELLING = {
     **ARITHMETIC,
-    **fused_multiply_adds("fma"),  # the module's own ``fma`` (below)
+    **fused_multiply_adds("tl.fma({a}, {b}, {c})"),
     "sqrt": "tl.sqrt({0})",  # correctly rounded in float64
     "abs": "tl.abs({0})",
     "pow": "libdevice.pow({0}, {1})",
@@ -45,26 +45,11 @@ SPELLING = {
 FLOAT32_SPELLING = {"div": "tl.div_rn({0}, {1})", "sqrt": "tl.sqrt_rn({0})"}
 # the interpreter has no libdevice: x**y as exp2(y·log2 x), in float64 so that it rounds like pow
 INTERPRETER_SPELLING = {"pow": "tl.exp2({1} * tl.log2({0}.to(tl.float64))).to({0}.dtype)"}
-
-
-# tl.fma neither broadcasts a scalar operand against a block nor, in the interpreter, rounds once
-# (it computes x·y, then + z): the generated module's ``fma`` broadcasts, and in the interpreter
-# works in float64, where a product of float32 values is exact (float64 operands round twice there)
-FMA = """
-@triton.jit
-def fma(x, y, z):
-    x, y = tl.broadcast(x, y)
-    x, z = tl.broadcast(x, z)
-    y, z = tl.broadcast(y, z)
-    return tl.fma(x, y, z)
-"""
-INTERPRETER_FMA = """
-@triton.jit
-def fma(x, y, z):
-    zero = tl.full(z.shape, 0, z.dtype)  # a scalar (a Python float here) rounded to z's dtype, as on a GPU
-    wide = tl.float64
-    return tl.cast(tl.cast(x + zero, wide) * tl.cast(y + zero, wide) + tl.cast(z, wide), z.dtype)
-"""
+# nor a true fma (its tl.fma rounds a·b, then the sum, and takes a scalar argument as float32):
+# float32's a·b is exact in float64, so the float32 sum is rounded there once; float64 rounds twice
+INTERPRETER_FMA = {"tl.float32": fused_multiply_adds(
+    "tl.cast(tl.cast({a}, tl.float64) * tl.cast({b}, tl.float64) + tl.cast({c}, tl.float64), tl.float32)"),
+    "tl.float64": fused_multiply_adds("(({a}) * ({b}) + ({c}))")}
 
 
 def spelling(dtype: torch.dtype) -> dict[str, str]:
@@ -74,6 +59,7 @@ def spelling(dtype: torch.dtype) -> dict[str, str]:
         spelled.update(FLOAT32_SPELLING)
     if interpreted():
         spelled.update(INTERPRETER_SPELLING)
+        spelled.update(INTERPRETER_FMA[COMPUTE[dtype]])
     return spelled
 
 
@@ -105,8 +91,7 @@ def source(trace: Trace, dtype: torch.dtype) -> str:
     header = ["import triton", "import triton.language as tl"]
     if not interpreted():
         header.append("from triton.language.extra import libdevice")
-    header.append(INTERPRETER_FMA if interpreted() else FMA)
-    return "\n".join([*header, "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
+    return "\n".join([*header, "", "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
 
 
 class Kernel:

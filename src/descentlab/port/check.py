@@ -1,0 +1,230 @@
+"""Check a port: the same network in Keras and in PyTorch, the same batches, three training runs.
+
+:func:`check` copies the Keras model's weights into the torch model (:mod:`.layers`), compares the
+forward pass layer by layer, then trains a copy of each for ``steps`` steps on the same batches:
+Keras with its compiled optimizer, PyTorch with :func:`~descentlab.port.from_keras` of it, and
+PyTorch with the ``torch.optim`` class of the same name at its defaults and Keras's learning rate
+(the port a user writes by hand). The result holds every step's losses and parameter differences;
+:mod:`.figure` draws them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from descentlab.port import layers
+from descentlab.port.flavors import TORCH_NAMES
+from descentlab.port.optimizers import KERAS, from_keras, keras_config
+
+# A relative difference above this is more than float32 rounding accumulated over a forward pass
+FLOAT32_ROUNDING = 1e-4
+
+
+@dataclass
+class PortCheck:
+    """What :func:`check` measured (``losses`` and ``differences`` by run, one value per step)."""
+
+    optimizer: str
+    forward: list[tuple[str, str, float]]  # (Keras layer, torch module, relative output difference)
+    notes: list[str] = field(default_factory=list)  # what the check changed in its copies, and why
+    losses: dict[str, list[float]] = field(default_factory=dict)  # keras, descentlab, by hand
+    differences: dict[str, list[float]] = field(default_factory=dict)  # descentlab, by hand: vs Keras's weights
+
+    @property
+    def forward_mismatch(self) -> tuple[str, str, float] | None:
+        return next((row for row in self.forward if row[2] > FLOAT32_ROUNDING), None)
+
+    def first_departure(self, run: str = "descentlab") -> int | None:
+        """The first step after which ``run``'s weights differ from Keras's beyond float32 rounding."""
+        return next((k + 1 for k, d in enumerate(self.differences[run]) if d > FLOAT32_ROUNDING), None)
+
+    def cause(self) -> str:
+        """The likeliest reason the descentlab port departs from Keras (or that it does not)."""
+        mismatch = self.forward_mismatch
+        if mismatch:
+            return (f"the forward pass differs first at the Keras layer {mismatch[0]!r} (torch {mismatch[1]!r}): "
+                    "a layer option (activation, epsilon, padding, use_bias) or the input layout differs")
+        first = self.losses["keras"][0]
+        if abs(self.losses["descentlab"][0] - first) > FLOAT32_ROUNDING * abs(first):
+            return "the first losses differ with equal weights: the loss functions differ (reduction, from_logits)"
+        step = self.first_departure()
+        if step is None:
+            return "none: the descentlab port stays within float32 rounding of Keras at every step"
+        if step == 1:
+            return ("the first update differs: an optimizer option the model sets outside the optimizer "
+                    "(a regularizer, a constraint, dropout or batch statistics)")
+        return (f"rounding differences grow until step {step}: the training is sensitive to float32 "
+                "rounding here (compare in float64 to tell rounding from a formula)")
+
+    def summary(self) -> str:
+        lines = [f"port check: {self.optimizer}, {len(self.losses['keras'])} steps"]
+        worst = max((row[2] for row in self.forward), default=0.0)
+        lines.append(f"  forward pass at initialization: {len(self.forward)} layers, largest relative difference "
+                     f"{worst:.2e}")
+        for run in ("descentlab", "by hand"):
+            loss = max(abs(a - b) for a, b in zip(self.losses[run], self.losses["keras"], strict=True))
+            lines.append(f"  {run:10}: largest loss difference {loss:.3e}, largest parameter difference "
+                         f"{max(self.differences[run]):.3e} (relative), leaves float32 rounding at step "
+                         f"{self.first_departure(run) or 'never'}")
+        lines.append(f"  cause: {self.cause()}")
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _batches(data, batch_size: int, steps: int):
+    inputs, targets = (np.asarray(a) for a in data)
+    n = len(inputs)
+    for step in range(steps):
+        rows = np.arange(step * batch_size, (step + 1) * batch_size) % n
+        yield inputs[rows], targets[rows]
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    """``max|a − b|`` over the larger of the two magnitudes (a tensor that stays 0 on one side reads as 1)."""
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-30))
+
+
+def _keras_as_torch(matched) -> list[np.ndarray]:
+    """Every matched Keras layer's current weights in its torch module's layout."""
+    out = []
+    for layer, _, module in matched:
+        values = layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
+        out += list(values.values())
+    return out
+
+
+def _torch_values(matched, keras_values_keys) -> list[np.ndarray]:
+    out = []
+    for (_, _, module), keys in zip(matched, keras_values_keys, strict=True):
+        tensors = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
+        out += [tensors[key].detach().cpu().numpy() for key in keys]
+    return out
+
+
+def _channels_last(output: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.BatchNorm2d)) and output.ndim >= 3:
+        return output.movedim(1, -1)
+    return output
+
+
+def forward_differences(keras_model, torch_model: nn.Module, inputs: np.ndarray, matched) -> list:
+    """Each matched layer's output, Keras against torch, as a relative difference (activations applied)."""
+    import keras
+
+    entry = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+    probe = keras.Model(entry, [layer.output for layer, _, _ in matched])
+    theirs = probe.predict_on_batch(inputs)
+    theirs = [keras.ops.convert_to_numpy(t) for t in (theirs if isinstance(theirs, (list, tuple)) else [theirs])]
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: captured.__setitem__(name, o))
+             for _, name, module in matched]
+    torch_model.eval()
+    try:
+        with torch.no_grad():
+            torch_model(torch.as_tensor(inputs))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for (layer, name, module), expected in zip(matched, theirs, strict=True):
+        ours = captured[name]
+        if isinstance(ours, tuple):  # a recurrent module: (sequence, state)
+            ours = ours[0]
+            if expected.ndim == 2:  # Keras returns the last step unless return_sequences
+                ours = ours[:, -1]
+        ours = _channels_last(ours, module)
+        activation = getattr(layer, "activation", None)
+        if activation is not None and not isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+            ours = activation(ours)
+        rows.append((layer.name, name, _relative(ours.detach().cpu().numpy(), expected)))
+    return rows
+
+
+def _one_bias(matched) -> list[str]:
+    """Freeze ``bias_hh_l0`` at 0 where the Keras layer has one bias: trained beside ``bias_ih_l0``, torch's
+    two biases would move their sum twice as far as Keras's one bias moves."""
+    notes = []
+    for layer, name, module in matched:
+        if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)) and np.ndim(layer.get_weights()[-1]) == 1:
+            module.bias_hh_l0.requires_grad_(False)
+            notes.append(f"the torch module {name!r} keeps bias_hh_l0 at 0 (requires_grad=False), as Keras's "
+                         f"{type(layer).__name__} has one bias: do the same in your port, or it trains that bias "
+                         "twice as fast")
+    return notes
+
+
+def _hand_written(class_name: str, config: dict, params):
+    """The ``torch.optim`` class of the same name at its defaults, with Keras's (initial) learning rate."""
+    torch_name = TORCH_NAMES.get(KERAS[class_name].cls.__name__, KERAS[class_name].cls.__name__)
+    if not hasattr(torch.optim, torch_name):
+        return None
+    lr = config["learning_rate"]
+    if isinstance(lr, dict):
+        from descentlab.port.schedules import KerasSchedule, schedule_config
+
+        lr = KerasSchedule.initial(schedule_config(lr))
+    return getattr(torch.optim, torch_name)(params, lr=lr)
+
+
+def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 100, batch_size: int = 32,
+          optimizer=None) -> PortCheck:
+    """Copy, compare and train (see the module docstring); ``data`` is ``(inputs, targets)`` in Keras's layout.
+
+    ``keras_model`` must be compiled (its optimizer and loss are the recipe, unless ``optimizer`` is
+    given); ``loss_fn(outputs, targets)`` is the torch loss of the port. Neither model is changed:
+    the runs train copies, the torch one with the Keras weights.
+    """
+    import keras
+
+    if steps < 1:
+        raise ValueError(f"`steps` must be >= 1. Received: steps={steps}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    recipe = optimizer or getattr(keras_model, "optimizer", None)
+    if recipe is None or getattr(keras_model, "loss", None) is None:
+        raise ValueError("`keras_model` must be compiled with its optimizer and loss (model.compile(...))")
+    class_name, config = keras_config(recipe)
+    torch_model = copy.deepcopy(torch_model)
+    matched = layers.copy_weights(keras_model, torch_model)
+    notes = _one_bias(matched)
+    first_inputs = next(_batches(data, batch_size, 1))[0]
+    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched), notes)
+
+    trained = keras.models.clone_model(keras_model)
+    trained.set_weights(keras_model.get_weights())
+    trained.compile(optimizer=type(recipe).from_config(recipe.get_config()), loss=keras_model.loss)
+    trained_pairs = layers.pairs(trained, torch_model)
+    keys = [list(layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module))
+            for layer, _, module in trained_pairs]
+    runs = {"descentlab": copy.deepcopy(torch_model), "by hand": copy.deepcopy(torch_model)}
+    for parameter in runs["by hand"].parameters():  # a hand-written port trains every parameter torch gives it
+        parameter.requires_grad_(True)
+    ported = from_keras(recipe, runs["descentlab"].parameters())
+    optimizers = {"descentlab": ported if isinstance(ported, tuple) else (ported, None),
+                  "by hand": (_hand_written(class_name, config, runs["by hand"].parameters()), None)}
+    if optimizers["by hand"][0] is None:
+        del runs["by hand"], optimizers["by hand"]
+    result.losses = {"keras": [], **{run: [] for run in runs}}
+    result.differences = {run: [] for run in runs}
+    for inputs, targets in _batches(data, batch_size, steps):
+        result.losses["keras"].append(float(trained.train_on_batch(inputs, targets)))
+        expected = _keras_as_torch(trained_pairs)
+        for run, model in runs.items():
+            model.train()
+            step, scheduler = optimizers[run]
+            step.zero_grad()
+            loss = loss_fn(model(torch.as_tensor(inputs)), torch.as_tensor(targets))
+            loss.backward()
+            step.step()
+            if scheduler is not None:
+                scheduler.step()
+            result.losses[run].append(loss.item())
+            mapped = [(layer, name, dict(model.named_modules())[name]) for layer, name, _ in trained_pairs]
+            ours = _torch_values(mapped, keys)
+            result.differences[run].append(max(_relative(a, b) for a, b in zip(ours, expected, strict=True)))
+    return result
