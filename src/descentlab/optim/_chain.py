@@ -140,14 +140,14 @@ def build_chain(
 def _in_place(params: list[Tensor]) -> str:
     """The path for a group the fused kernels could step but whose storage stays where it is.
 
-    On the CPU, the pointer-table kernel (:mod:`descentlab.optim.paths.table`): the fused kernel
-    over the tensors where they are; on CUDA, or for DTensors (FSDP2's shards, whose elements are
-    their local tensors'), foreach (no Triton pointer-table kernel yet).
+    The pointer-table kernel (:mod:`descentlab.optim.paths.table`): the fused kernel over the
+    tensors where they are; foreach for DTensors (FSDP2's shards, whose elements are their local
+    tensors', not at their own address).
     """
     dtensor = dtensor_type()
     if dtensor is not None and any(isinstance(p, dtensor) for p in params):
         return "foreach"
-    return "table" if all(p.device.type == "cpu" for p in params) else "foreach"
+    return "table"
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -182,7 +182,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     values, so they cannot drift from it. With neither switch set, the dispatcher takes the fused
     path where it can (one device and dtype per group, contiguous, the backend importable, and
     the optimizer the sole holder of the parameters' storage), the same kernel through a table of
-    the tensors' addresses where another holds their storage (on the CPU; foreach on CUDA),
+    the tensors' addresses where another holds their storage,
     foreach on other devices, and the reference otherwise. ``step``
     and the other 0-d state live on the CPU, as torch keeps ``step``, so no path waits for the
     device during a step.
@@ -387,7 +387,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
         A group the fused kernels could step but whose parameters' storage someone else holds
         (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place (:func:`_in_place`:
-        "table", the pointer-table kernel, on the CPU); with ``fused=True`` a warning says why.
+        "table", the pointer-table kernel); with ``fused=True`` a warning says why.
         """
         params = group["params"]
         flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)

@@ -12,8 +12,8 @@ parameter, its gradient and its state are complex views of them.
 The move is made only where the optimizer provably holds the parameters' storage alone
 (:func:`held_elsewhere`, checked when a group is built or rebuilt): another holder (a ZeRO bucket,
 shared memory, an FSDP2 shard, a user's alias) would keep the old memory and silently stop seeing
-the updates. Such a group is stepped in place instead: by the same kernel through a table of the
-tensors' addresses on the CPU (:mod:`.table`), by the foreach path on CUDA (the optimizer's ``path``).
+the updates. Such a group is stepped in place instead, by the same kernel through a table of the
+tensors' addresses (:mod:`.table`; the optimizer's ``path`` says which).
 
 The kernel is generated from the chain by tracing it (:mod:`.trace`) and compiled by the
 device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod:`.triton_kernels`).

@@ -5,14 +5,15 @@ user's alias: :func:`~descentlab.optim.paths.fused.held_elsewhere`) cannot be mo
 buffers. This path steps it in place, still in one generated kernel per batch: the same trace as
 the fused path (:mod:`.trace`), compiled by numba over a table holding, for every chunk of every
 tensor, the address of the parameter, of its gradient and of each state entry, and the chunk's
-length (:func:`.numba_kernels.table_kernel`). Parameters, gradients and state stay the user's
+length (:func:`.numba_kernels.table_kernel`); on CUDA by Triton, one program per block of a
+tensor (:func:`.triton_kernels.table_kernel`). Parameters, gradients and state stay the user's
 tensors, under torch's keys; nothing is copied, and gradients are read where autograd put them.
 
 Batches are the foreach path's (:func:`.foreach.batches`: parameters agreeing on state keys and
 0-d state); sparse gradients take the reference path's lazy step. A batch whose gradients or
 state are not contiguous tensors of the parameters' dtype (state loaded from elsewhere, say) is
 stepped by the foreach path instead, as is any tensor of a subclass (a DTensor's elements are
-its local shard's, not at its own address). CPU only: on CUDA the foreach path steps such groups.
+its local shard's, not at its own address).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths import foreach, numba_kernels
+from descentlab.optim.paths import foreach, fused
 from descentlab.optim.paths.base import gradients, step_and_lr
 from descentlab.optim.paths.trace import SymbolicState, Trace
 from descentlab.rules import Hyper, as_real
@@ -43,7 +44,7 @@ def plan(chain, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Cal
 
 
 _DTYPE = operator.attrgetter("dtype")
-_ON_CPU = operator.attrgetter("is_cpu")
+_DEVICE = operator.attrgetter("device")
 _LAYOUT = operator.attrgetter("layout")
 _SHAPE = operator.attrgetter("shape")
 _PLAIN = (Tensor, torch.nn.Parameter)  # a subclass (a DTensor, say) may keep its elements elsewhere
@@ -57,8 +58,9 @@ def _steppable(ps: list[Tensor], columns: list[list[Tensor]]) -> bool:
     """Whether the kernel can read and write every tensor of ``columns`` (row ``t`` of ``ps[t]``) by its address."""
     shapes = list(map(_SHAPE, ps))
     return all(
-        all(map(_plain, column)) and all(map(_ON_CPU, column)) and set(map(_DTYPE, column)) == {ps[0].dtype}
-        and set(map(_LAYOUT, column)) == {torch.strided} and all(map(Tensor.is_contiguous, column))
+        all(map(_plain, column)) and set(map(_DEVICE, column)) == {ps[0].device}
+        and set(map(_DTYPE, column)) == {ps[0].dtype} and set(map(_LAYOUT, column)) == {torch.strided}
+        and all(map(Tensor.is_contiguous, column))
         and list(map(_SHAPE, column)) == shapes
         for column in columns
     )
@@ -82,7 +84,7 @@ def step_batch(chain, batch: list[tuple], scalars: dict, hp: Hyper) -> bool:
     columns = [tensors[argument] for argument in trace.arguments()]
     if not _steppable(list(ps), columns):
         return False
-    kernel = numba_kernels.table_kernel(trace, columns, as_real(ps[0]).dtype)
+    kernel = fused.backend(ps[0].device).table_kernel(trace, columns, as_real(ps[0]).dtype)
     kernel()  # first: if it fails, no count has moved
     torch._foreach_add_([entries["step"] for entries in states], 1)
     symbolic.commit()
