@@ -369,3 +369,67 @@ def test_an_lstm_port_trains_exactly_with_torch_second_bias_frozen():
     assert result.first_departure("descentlab") is None
     assert result.first_departure("by hand") is not None
     assert "keeps bias_hh_l0 at 0" in result.summary()
+
+
+def test_a_functional_model_with_same_padding_is_checked_and_a_padding_that_differs_is_named():
+    from descentlab.port.check import check
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((9, 2))
+    hidden = keras.layers.Conv1D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    keras_model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(hidden)))
+    keras_model.compile(optimizer=K.RMSprop(0.01, momentum=0.5), loss="mse")
+    data = np.random.default_rng(0).standard_normal((32, 9, 2)).astype("float32"), np.zeros((32, 1), "float32")
+
+    class Port(torch.nn.Module):  # Keras flattens channels last
+        def __init__(self, padding):
+            super().__init__()
+            self.conv, self.out = torch.nn.Conv1d(2, 4, 3, padding=padding), torch.nn.Linear(36, 1)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.conv(x.movedim(-1, 1))).movedim(1, -1).flatten(1))
+
+    result = check(keras_model, Port(1), data, torch.nn.MSELoss(), steps=5, batch_size=8)
+    assert (result.forward_mismatch, result.first_departure("descentlab"), result.known) == (None, None, [])
+    with pytest.raises(ValueError, match="the Keras layer 'conv' gives outputs of shape \\(8, 9, 4\\), the torch "
+                                         "module 'conv' \\(8, 7, 4\\): the Keras Conv1D 'conv': padding='same' in "
+                                         "Keras, padding=\\(0,\\) in 'conv'"):
+        check(keras_model, Port(0), data, torch.nn.MSELoss(), steps=1, batch_size=8)
+
+
+def _normalized_recipe(middle, torch_middle):
+    keras.utils.set_random_seed(0)
+    keras_model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(16), middle, keras.layers.Dense(3)])
+    keras_model.compile(optimizer=K.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    torch_model = torch.nn.Sequential(torch.nn.Linear(10, 16), torch_middle, torch.nn.Linear(16, 3))
+    rng = np.random.default_rng(1)
+    return keras_model, torch_model, (rng.standard_normal((64, 10)).astype("float32"), rng.integers(0, 3, 64))
+
+
+def test_batch_statistics_and_dropout_are_named_as_what_differs():
+    from descentlab.port.check import check
+
+    loss = torch.nn.CrossEntropyLoss()
+    result = check(*_normalized_recipe(keras.layers.BatchNormalization(name="norm"),
+                                       torch.nn.BatchNorm1d(16, eps=1e-3, momentum=0.01)), loss, steps=4, batch_size=16)
+    assert result.first_departure("descentlab") is None  # a bias that only rounding moves is not a departure
+    assert result.known == ["the Keras BatchNormalization 'norm': its moving variance averages the biased batch "
+                            "variance, torch's the unbiased one (n/(n − 1) times larger): evaluation outputs differ "
+                            "slightly after training, the trained weights do not"]
+    result = check(*_normalized_recipe(keras.layers.BatchNormalization(name="norm"), torch.nn.BatchNorm1d(16)), loss,
+                   steps=1, batch_size=16)
+    assert "the Keras BatchNormalization 'norm': momentum=0.99 in Keras is momentum=0.01 in torch" in result.cause()
+    assert "epsilon=0.001 in Keras, eps=1e-05 in '1'" in result.summary()
+    result = check(*_normalized_recipe(keras.layers.Dropout(0.3, name="drop"), torch.nn.Dropout(0.3)), loss,
+                   steps=1, batch_size=16)
+    assert result.cause().startswith("the first losses differ with equal weights: the Keras Dropout 'drop' draws its "
+                                     "own random numbers in training")
+
+
+def test_a_bias_on_one_side_only_is_named():
+    from descentlab.port import layers
+
+    keras_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, use_bias=False, name="dense")])
+    with pytest.raises(ValueError, match="the Keras layer 'dense' and the torch module '0' differ: '0' has "
+                                         "bias, 'dense' none"):
+        layers.copy_weights(keras_model, torch.nn.Sequential(torch.nn.Linear(4, 3)))

@@ -32,6 +32,7 @@ class PortCheck:
     optimizer: str
     forward: list[tuple[str, str, float]]  # (Keras layer, torch module, relative output difference)
     notes: list[str] = field(default_factory=list)  # what the check changed in its copies, and why
+    known: list[str] = field(default_factory=list)  # what makes the models differ besides the optimizer
     losses: dict[str, list[float]] = field(default_factory=dict)  # keras, descentlab, by hand
     differences: dict[str, list[float]] = field(default_factory=dict)  # descentlab, by hand: vs Keras's weights
 
@@ -47,17 +48,22 @@ class PortCheck:
         """The likeliest reason the descentlab port departs from Keras (or that it does not)."""
         mismatch = self.forward_mismatch
         if mismatch:
+            named = [text for text in self.known if repr(mismatch[0]) in text or repr(mismatch[1]) in text]
             return (f"the forward pass differs first at the Keras layer {mismatch[0]!r} (torch {mismatch[1]!r}): "
-                    "a layer option (activation, epsilon, padding, use_bias) or the input layout differs")
+                    + ("; ".join(named) if named else
+                       "a layer option (activation, epsilon, padding, use_bias) or the input layout differs"))
         first = self.losses["keras"][0]
         if abs(self.losses["descentlab"][0] - first) > FLOAT32_ROUNDING * abs(first):
-            return "the first losses differ with equal weights: the loss functions differ (reduction, from_logits)"
+            named = [text for text in self.known if "random numbers" in text or "regularizer" in text]
+            return "the first losses differ with equal weights: " + (
+                "; ".join(named) if named else "the loss functions differ (reduction, from_logits)")
         step = self.first_departure()
         if step is None:
             return "none: the descentlab port stays within float32 rounding of Keras at every step"
         if step == 1:
-            return ("the first update differs: an optimizer option the model sets outside the optimizer "
-                    "(a regularizer, a constraint, dropout or batch statistics)")
+            return "the first update differs: " + ("; ".join(self.known) if self.known else (
+                "an option the model sets outside the optimizer (a regularizer, a constraint, dropout or batch "
+                "statistics)"))
         return (f"rounding differences grow until step {step}: the training is sensitive to float32 "
                 "rounding here (compare in float64 to tell rounding from a formula)")
 
@@ -71,7 +77,9 @@ class PortCheck:
             lines.append(f"  {run:10}: largest loss difference {loss:.3e}, largest parameter difference "
                          f"{max(self.differences[run]):.3e} (relative), leaves float32 rounding at step "
                          f"{self.first_departure(run) or 'never'}")
-        lines.append(f"  cause: {self.cause()}")
+        cause = self.cause()
+        lines.append(f"  cause: {cause}")
+        lines += [f"  differs: {text}" for text in self.known if text not in cause]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -89,21 +97,36 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-30))
 
 
-def _keras_as_torch(matched) -> list[np.ndarray]:
-    """Every matched Keras layer's current weights in its torch module's layout."""
-    out = []
+def _layer_relative(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
+    """A layer's largest difference over its largest magnitude: float32 rounding is relative to the values a
+    layer computes with, so a bias that only rounding moves off 0 (a Dense before a BatchNormalization) is not
+    measured against itself."""
+    scale = max(max(np.abs(a).max(), np.abs(b).max()) for a, b in zip(ours, theirs, strict=True))
+    return float(max(np.abs(a - b).max() for a, b in zip(ours, theirs, strict=True)) / max(scale, 1e-30))
+
+
+def _trained_keys(matched) -> list[list[str]]:
+    """Each matched torch module's parameters that a Keras weight sets (buffers such as moving averages are
+    not trained: :func:`.layers.known_differences` names how they differ)."""
+    keys = []
     for layer, _, module in matched:
         values = layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
-        out += list(values.values())
-    return out
+        keys.append([key for key in values if key in dict(module.named_parameters(recurse=False))])
+    return keys
 
 
-def _torch_values(matched, keras_values_keys) -> list[np.ndarray]:
+def _keras_as_torch(matched, keys) -> list[list[np.ndarray]]:
+    """Every matched Keras layer's current weights in its torch module's layout, ``keys`` of each."""
     out = []
-    for (_, _, module), keys in zip(matched, keras_values_keys, strict=True):
-        tensors = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
-        out += [tensors[key].detach().cpu().numpy() for key in keys]
+    for (layer, _, module), wanted in zip(matched, keys, strict=True):
+        values = layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
+        out.append([values[key] for key in wanted])
     return out
+
+
+def _torch_values(modules, keys) -> list[list[np.ndarray]]:
+    return [[getattr(module, key).detach().cpu().numpy() for key in wanted]
+            for module, wanted in zip(modules, keys, strict=True)]
 
 
 def _channels_last(output: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -124,24 +147,37 @@ def forward_differences(keras_model, torch_model: nn.Module, inputs: np.ndarray,
     hooks = [module.register_forward_hook(lambda m, i, o, name=name: captured.__setitem__(name, o))
              for _, name, module in matched]
     torch_model.eval()
+    failure = None
     try:
         with torch.no_grad():
             torch_model(torch.as_tensor(inputs))
+    except RuntimeError as error:  # a layer's output of the wrong shape reaching the next: named below
+        failure = error
     finally:
         for hook in hooks:
             hook.remove()
     rows = []
     for (layer, name, module), expected in zip(matched, theirs, strict=True):
+        if name not in captured:
+            raise ValueError(f"the torch model fails before its module {name!r} (the Keras layer {layer.name!r}) "
+                             f"though every earlier layer's output agrees: {failure}")
         ours = captured[name]
         if isinstance(ours, tuple):  # a recurrent module: (sequence, state)
             ours = ours[0]
             if expected.ndim == 2:  # Keras returns the last step unless return_sequences
                 ours = ours[:, -1]
         ours = _channels_last(ours, module)
+        if tuple(ours.shape) != expected.shape:
+            raise ValueError(f"the Keras layer {layer.name!r} gives outputs of shape {expected.shape}, the torch "
+                             f"module {name!r} {tuple(ours.shape)}: " + "; ".join(
+                                 layers.option_differences(layer, name, module)
+                                 or ["the two layers differ in an option (padding, strides) or the input layout"]))
         activation = getattr(layer, "activation", None)
         if activation is not None and not isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
             ours = activation(ours)
         rows.append((layer.name, name, _relative(ours.detach().cpu().numpy(), expected)))
+    if failure is not None:
+        raise ValueError(f"the torch model fails after its last module with parameters: {failure}")
     return rows
 
 
@@ -193,14 +229,14 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     matched = layers.copy_weights(keras_model, torch_model)
     notes = _one_bias(matched)
     first_inputs = next(_batches(data, batch_size, 1))[0]
-    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched), notes)
+    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched), notes,
+                       layers.known_differences(keras_model, torch_model, matched))
 
     trained = keras.models.clone_model(keras_model)
     trained.set_weights(keras_model.get_weights())
     trained.compile(optimizer=type(recipe).from_config(recipe.get_config()), loss=keras_model.loss)
     trained_pairs = layers.pairs(trained, torch_model)
-    keys = [list(layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module))
-            for layer, _, module in trained_pairs]
+    keys = _trained_keys(trained_pairs)
     runs = {"descentlab": copy.deepcopy(torch_model), "by hand": copy.deepcopy(torch_model)}
     for parameter in runs["by hand"].parameters():  # a hand-written port trains every parameter torch gives it
         parameter.requires_grad_(True)
@@ -213,7 +249,7 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     result.differences = {run: [] for run in runs}
     for inputs, targets in _batches(data, batch_size, steps):
         result.losses["keras"].append(float(trained.train_on_batch(inputs, targets)))
-        expected = _keras_as_torch(trained_pairs)
+        expected = _keras_as_torch(trained_pairs, keys)
         for run, model in runs.items():
             model.train()
             step, scheduler = optimizers[run]
@@ -224,7 +260,7 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
             if scheduler is not None:
                 scheduler.step()
             result.losses[run].append(loss.item())
-            mapped = [(layer, name, dict(model.named_modules())[name]) for layer, name, _ in trained_pairs]
-            ours = _torch_values(mapped, keys)
-            result.differences[run].append(max(_relative(a, b) for a, b in zip(ours, expected, strict=True)))
+            modules = dict(model.named_modules())
+            ours = _torch_values([modules[name] for _, name, _ in trained_pairs], keys)
+            result.differences[run].append(max(_layer_relative(a, b) for a, b in zip(ours, expected, strict=True)))
     return result

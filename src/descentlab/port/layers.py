@@ -121,6 +121,12 @@ def copy_weights(keras_model, torch_model: nn.Module) -> list[tuple[object, str,
         weights = [np.asarray(w) for w in layer.get_weights()]
         values = COPIES[type(layer).__name__][1](weights, module)
         tensors = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
+        unset = sorted(set(dict(module.named_parameters(recurse=False))) - set(values))
+        missing = sorted(set(values) - set(tensors))
+        if unset or missing:  # a bias on one side only (use_bias= in Keras, bias= in torch), a norm's scale...
+            has, lacks, what = (name, layer.name, unset[0]) if unset else (layer.name, name, missing[0])
+            raise ValueError(f"the Keras layer {layer.name!r} and the torch module {name!r} differ: {has!r} has "
+                             f"{what}, {lacks!r} none (use_bias=/center=/scale= in Keras, bias= in torch)")
         for key, value in values.items():
             target = tensors[key]
             if tuple(target.shape) != value.shape:
@@ -129,3 +135,70 @@ def copy_weights(keras_model, torch_model: nn.Module) -> list[tuple[object, str,
             with torch.no_grad():
                 target.copy_(torch.as_tensor(np.ascontiguousarray(value)))
     return matched
+
+
+def option_differences(layer, name: str, module: nn.Module) -> list[str]:
+    """The options of one matched pair that make the two compute differently (in training or in evaluation)."""
+    kind = type(layer).__name__
+    said = []
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if module.momentum is None or not np.isclose(module.momentum, 1 - layer.momentum):
+            said.append(f"momentum={layer.momentum} in Keras is momentum={1 - layer.momentum:g} in torch "
+                        f"(Keras weighs the old average, torch the new batch); {name!r} has {module.momentum}")
+        said.append("its moving variance averages the biased batch variance, torch's the unbiased one (n/(n − 1) "
+                    "times larger): evaluation outputs differ slightly after training, the trained weights do not")
+    if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)) and \
+            not np.isclose(module.eps, layer.epsilon):
+        said.append(f"epsilon={layer.epsilon} in Keras, eps={module.eps} in {name!r}")
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        if tuple(module.stride) != tuple(layer.strides) or tuple(module.dilation) != tuple(layer.dilation_rate):
+            said.append(f"strides={layer.strides} and dilation_rate={layer.dilation_rate} in Keras, stride="
+                        f"{module.stride} and dilation={module.dilation} in {name!r}")
+        if _padding(module) != layer.padding:
+            said.append(f"padding={layer.padding!r} in Keras, padding={module.padding!r} in {name!r}")
+    return [f"the Keras {kind} {layer.name!r}: {text}" for text in said]
+
+
+def _padding(conv: nn.Module) -> str:
+    """A torch convolution's padding in Keras's words: 'valid', 'same' or the torch value itself."""
+    if conv.padding in ("valid", "same"):
+        return conv.padding
+    if not any(conv.padding):
+        return "valid"
+    same = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation, strict=True))
+    odd = all(d * (k - 1) % 2 == 0 for k, d in zip(conv.kernel_size, conv.dilation, strict=True))
+    return "same" if odd and set(conv.stride) == {1} and tuple(conv.padding) == same else repr(conv.padding)
+
+
+def _every_layer(model) -> list:
+    found = []
+    for layer in getattr(model, "layers", []):
+        found += [layer, *_every_layer(layer)]
+    return found
+
+
+# Keras layers that draw random numbers in training: Keras and torch cannot draw the same ones
+RANDOM_IN_TRAINING = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianDropout", "GaussianNoise",
+                      "AlphaDropout")
+
+
+def known_differences(keras_model, torch_model: nn.Module, matched) -> list[str]:
+    """What makes the two models train or compute differently though their weights are equal, each naming
+    the layer: layer options, random layers in training, penalties and constraints outside the optimizer."""
+    said = [text for layer, name, module in matched for text in option_differences(layer, name, module)]
+    for layer in _every_layer(keras_model):
+        kind = type(layer).__name__
+        if kind in RANDOM_IN_TRAINING and getattr(layer, "rate", 1) != 0:
+            said.append(f"the Keras {kind} {layer.name!r} draws its own random numbers in training; torch cannot draw "
+                        "the same: check the port with its rate at 0")
+        for attribute in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                          "kernel_constraint", "bias_constraint"):
+            if getattr(layer, attribute, None) is not None:
+                where = "Keras adds its penalty to the loss: add it to loss_fn" if "regularizer" in attribute else \
+                    "Keras applies it after each update: apply it after optimizer.step()"
+                said.append(f"the Keras {kind} {layer.name!r} has a {attribute}: {where}")
+    for name, module in torch_model.named_modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p:
+            said.append(f"the torch module {name!r} ({type(module).__name__}) draws its own random numbers in "
+                        "training: check the port with p=0")
+    return said
