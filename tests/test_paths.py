@@ -471,3 +471,23 @@ def test_a_kernel_that_fails_when_launched_moves_no_step_count(monkeypatch):
         optimizer.step()
     after = optimizer.state[params[0]]
     assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def _against_torch_in_one_tensor(ours, theirs, kwargs, dtype, numel=20_000, steps=30):
+    """``ours`` (fused) and ``theirs`` (torch.optim) after ``steps`` steps on one tensor (vector lanes and a tail)."""
+    start = make_params(dtype, [(numel,)])
+    result = []
+    for make in (lambda params: ours(params, fused=True, **kwargs), lambda params: theirs(params, **kwargs)):
+        params = clone_params(start)
+        optimizer = make(params)
+        run([(optimizer, params)], steps=steps)
+        result.append(params)
+    return result
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_fused_rmsprop_with_momentum_stays_with_torch(dtype):
+    """Its multiply-adds round as torch's do; what remains is torch's CPU square root (MKL's, within an ulp)."""
+    fused, theirs = _against_torch_in_one_tensor(optim.RMSprop, torch.optim.RMSprop, dict(lr=0.05, momentum=0.9), dtype)
+    assert max_relative_difference(fused, theirs) <= TOLERANCE[dtype]

@@ -14,8 +14,10 @@ import warnings
 import pytest
 import torch
 
+from cases import ALL_CASES
 from descentlab import optim
 from descentlab.optim.paths import numba_kernels as _kernels
+from helpers import clone_params, make_params, max_relative_difference, random_gradients
 
 PATHS = {
     "reference": dict(foreach=False, fused=False),
@@ -55,7 +57,7 @@ def test_fused_true_says_why_it_steps_a_shared_group_in_place():
     alias = p.detach()
     optimizer = optim.SGD([p], lr=0.5, fused=True)
     p.grad = torch.ones(3)
-    message = r"(foreach|reference) path, in place: params\[0\]'s storage has 1 other holder"
+    message = r"table path, in place: params\[0\]'s storage has 1 other holder"
     with pytest.warns(RuntimeWarning, match=message):
         optimizer.step()
     assert alias.tolist() == [0.5] * 3
@@ -75,6 +77,57 @@ def test_a_group_flattened_before_an_alias_keeps_its_buffer_across_a_rebuild():
     optimizer.load_state_dict(optimizer.state_dict())
     optimizer.step()
     assert alias.tolist() == [0.0, 0.0] and params[1].data_ptr() == alias.data_ptr()
+
+
+def _aliased_trajectory(case, start, path, steps=12, sparse=()):
+    """``start``'s parameters after ``steps`` steps on ``path``, each held by an alias all along."""
+    params = clone_params(start)
+    aliases = [p.detach() for p in params]
+    optimizer = case.make(params, **PATHS[path])
+    for grads in random_gradients(params, steps):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            p.grad = g.to_sparse(1) if i in sparse else g
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+    assert all(alias.data_ptr() == p.data_ptr() for alias, p in zip(aliases, params, strict=True))
+    assert optimizer.path(optimizer.param_groups[0]) == ("table" if path == "default" else path)
+    return optimizer, params
+
+
+needs_kernels = pytest.mark.skipif(_kernels.unavailable_reason() is not None, reason="fused path unavailable")
+
+
+# every kernel structure in float64; float32 (another compilation) and complex for a few
+TABLE_CASES = [pytest.param(case, torch.float64, id=f"{case.id}-float64") for case in ALL_CASES] + [
+    pytest.param(case, dtype, id=f"{case.id}-{str(dtype).removeprefix('torch.')}")
+    for case in ALL_CASES if case.id in ("adam", "rmsprop_centered_momentum", "nadam")
+    for dtype in (torch.float32, torch.complex128)
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("case, dtype", TABLE_CASES)
+def test_the_pointer_table_kernel_steps_held_parameters_as_the_reference_does(case, dtype):
+    """A group held elsewhere is stepped in place by the fused kernel through a table of addresses."""
+    start = make_params(dtype, [(7, 5), (3,), (0,), (2, 3, 4), (1,), ()])
+    _, ours = _aliased_trajectory(case, start, "default")
+    _, reference = _aliased_trajectory(case, start, "reference")
+    tolerance = 1e-12 if dtype != torch.float32 else 1e-6  # as the fused path against the reference
+    assert max_relative_difference(ours, reference) <= tolerance
+
+
+@needs_kernels
+def test_the_pointer_table_path_with_sparse_gradients_and_the_users_own_state():
+    start = make_params(torch.float64, [(6, 3), (4,), (5, 2)])
+    case = next(case for case in ALL_CASES if case.id == "adam")
+    table, ours = _aliased_trajectory(case, start, "default", sparse={0})
+    _, reference = _aliased_trajectory(case, start, "reference", sparse={0})
+    assert max_relative_difference(ours, reference) <= 1e-12
+    exp_avg = table.state[ours[1]]["exp_avg"]
+    ours[1].grad = torch.ones(4, dtype=torch.float64).expand(2, 4)[0]  # a view, not a tensor of its own
+    table.step()
+    assert table.state[ours[1]]["exp_avg"] is exp_avg and exp_avg._base is None  # updated where it is
 
 
 def _hogwild_worker(model, kwargs):

@@ -322,3 +322,59 @@ def test_an_alias_taken_before_training_follows_the_weight_on_the_triton_path(in
     optimizer.load_state_dict(optimizer.state_dict())
     optimizer.step()
     assert optimizer.path(optimizer.param_groups[0]) == "fused"
+
+
+def test_triton_kernel_fuses_multiply_adds_where_torch_does(interpreted):
+    """As the numba kernels: SGD with momentum (``add_(alpha=…)``, one rounding in torch) is bit-identical.
+
+    The interpreter's ``tl.fma`` rounds twice, so its kernels widen float32 operands to float64,
+    where the product is exact (the sum's double rounding could still differ, very rarely).
+    """
+    fused, theirs = test_paths._against_torch_in_one_tensor(
+        optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01), torch.float32, numel=3000, steps=10
+    )
+    assert torch.equal(fused[0], theirs[0])
+
+
+TABLE_CASES = [c for c in ALL_CASES if c.id in ("sgd_nesterov", "adam", "rmsprop_centered_momentum")]
+
+
+@pytest.mark.parametrize("case", TABLE_CASES, ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex128], ids=str)
+def test_the_triton_pointer_table_kernel_steps_held_parameters_as_the_reference_does(case, dtype, interpreted):
+    """Each parameter held by an alias: stepped in place through a table of addresses, by Triton."""
+    import test_shared_storage
+
+    start = make_params(dtype, [(7, 5), (3000,), (0,), ()])
+    _, ours = test_shared_storage._aliased_trajectory(case, start, "default", steps=5)
+    _, reference = test_shared_storage._aliased_trajectory(case, start, "reference", steps=5)
+    assert max_relative_difference(ours, reference) <= TOLERANCE[dtype]
+
+
+def test_the_pointer_table_cuda_source_compiles(monkeypatch):
+    """Compiled for an H100's architecture without a device, as the flat kernel's test does."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    trace = Trace()
+    p, g = trace.array("p"), trace.array("g")
+    p.add_(g * g, alpha=-0.1)
+    function = triton_kernels.load_module(triton_kernels.table_source(trace, torch.bfloat16), "q").step
+    signature = {"addresses": "*i64", "lengths": "*i64", "rows": "*i64", "starts": "*i64", "c0": "fp32",
+                 "BLOCK": "constexpr"}
+    compiled = triton.compile(ASTSource(function, signature, constexprs={"BLOCK": triton_kernels.BLOCK}),
+                              target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": False})
+    assert "fma.rn.f32" in compiled.asm["ptx"]
+
+
+@cuda
+def test_the_pointer_table_path_on_cuda():
+    case = next(c for c in ALL_CASES if c.id == "adam")
+    import test_shared_storage
+
+    start = [p.cuda() for p in make_params(torch.float32, [(7, 5), (300_000,), ()])]
+    _, ours = test_shared_storage._aliased_trajectory(case, start, "default", steps=5)
+    _, reference = test_shared_storage._aliased_trajectory(case, start, "reference", steps=5)
+    assert max_relative_difference(ours, reference) <= TOLERANCE[torch.float32]

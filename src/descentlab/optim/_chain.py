@@ -12,8 +12,8 @@ from torch import Tensor
 
 from descentlab.optim import _checks, lattice
 from descentlab.optim.contract import Final, StateLike, TensorLike
-from descentlab.optim.paths import foreach, reference
-from descentlab.optim.paths.fused import FlatGroup, held_elsewhere, ineligibility
+from descentlab.optim.paths import foreach, reference, table
+from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.momentum import HeavyBall
 
@@ -103,7 +103,7 @@ class Chain:
         return g
 
 
-PATHS = {"reference": reference, "foreach": foreach}  # the fused path is a FlatGroup per param group
+PATHS = {"reference": reference, "foreach": foreach, "table": table}  # the fused path is a FlatGroup per param group
 
 
 def hyperparameters(arguments: dict) -> dict:
@@ -139,19 +139,17 @@ def build_chain(
     return Chain(tuple(rules), ScaleThenSubtract() if keras else Subtract(), keras_rounding=keras)
 
 
-IN_PLACE_FOREACH_BELOW = 1 << 15  # mean elements per tensor below which foreach beats the for-loop on the CPU
-
-
 def _in_place(params: list[Tensor]) -> str:
-    """The path for a group whose storage stays where it is: foreach off the CPU or for small tensors.
+    """The path for a group the fused kernels could step but whose storage stays where it is.
 
-    ``bench step`` on the CPU: the per-tensor reference beats foreach on 100 tensors of 100k
-    (Adam 19.5 ms against 52 ms, foreach's temporaries cost memory traffic), foreach wins on 1000
-    tensors of 1k (23.8 ms against 31.7 ms, the per-tensor calls dominate).
+    The pointer-table kernel (:mod:`descentlab.optim.paths.table`): the fused kernel over the
+    tensors where they are; foreach for DTensors (FSDP2's shards, whose elements are their local
+    tensors', not at their own address).
     """
-    if any(p.device.type != "cpu" for p in params):
+    dtensor = dtensor_type()
+    if dtensor is not None and any(isinstance(p, dtensor) for p in params):
         return "foreach"
-    return "foreach" if sum(p.numel() for p in params) < IN_PLACE_FOREACH_BELOW * len(params) else "reference"
+    return "table"
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -185,8 +183,9 @@ class ChainOptimizer(torch.optim.Optimizer):
     CPU and Triton on CUDA. Both batched paths run the reference code itself on list or symbolic
     values, so they cannot drift from it. With neither switch set, the dispatcher takes the fused
     path where it can (one device and dtype per group, contiguous, the backend importable, and
-    the optimizer the sole holder of the parameters' storage), foreach on other devices, and the
-    reference otherwise (or foreach, for small tensors whose storage is held elsewhere). ``step``
+    the optimizer the sole holder of the parameters' storage), the same kernel through a table of
+    the tensors' addresses where another holds their storage,
+    foreach on other devices, and the reference otherwise. ``step``
     and the other 0-d state live on the CPU, as torch keeps ``step``, so no path waits for the
     device during a step.
 
@@ -225,6 +224,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
         self._flat: dict[int, FlatGroup] = {}
+        self._chosen: dict[int, tuple] = {}  # a group's last path other than fused, with what it was chosen for
         self._warned: set[int] = set()  # groups told that fused=True fell back to foreach
         super().__init__(params, defaults)
 
@@ -269,6 +269,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 if torch.is_tensor(entries[key]) and entries[key].device.type != "cpu":
                     entries[key] = entries[key].cpu()
         self._warned = set()
+        self._chosen = {}
         self._flat = {}  # state replaced (load_state_dict, unpickling): rebuild flat buffers from it
 
     def _hyper(self, group: dict, traced: bool = False) -> Hyper:
@@ -360,18 +361,36 @@ class ChainOptimizer(torch.optim.Optimizer):
         if flat is not None and flat.state_dtype != flat.dtype:
             flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
         del flat  # its buffer would count as another holder of the parameters' storage
-        path = self.path(group)
+        path = self._chosen_path(index, group)
         if path == "fused":
             flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
             return flat.plan(self.chain, params, self.state, hp, undo)
         return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
+    def _chosen_path(self, index: int, group: dict) -> str:
+        """:meth:`path`, remembered while the group's switches, parameters and their data pointers stay.
+
+        Choosing scans every parameter's storage; a group that is not flattened would pay it at
+        every step. What the choice read changes only with a parameter's data pointer (a new
+        device, dtype or storage) or the switches; a holder that lets go later leaves the group
+        on its in-place path, which stays correct.
+        """
+        params = group["params"]
+        key = (group.get("foreach"), group.get("fused"), list(map(id, params)), list(map(Tensor.data_ptr, params)))
+        chosen = self._chosen.get(index)
+        if chosen is not None and chosen[0] == key:
+            return chosen[1]
+        path = self.path(group)
+        if path != "fused":
+            self._chosen[index] = (key, path)
+        return path
+
     def path(self, group: dict) -> str:
-        """Which path steps ``group``: "reference", "foreach" or "fused" (see the class docstring).
+        """Which path steps ``group``: "reference", "foreach", "fused" or "table" (see the class docstring).
 
         A group the fused kernels could step but whose parameters' storage someone else holds
-        (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place by the faster
-        of the other two (:func:`_in_place`); with ``fused=True`` a warning says why.
+        (:func:`~descentlab.optim.paths.fused.held_elsewhere`) is stepped in place (:func:`_in_place`:
+        "table", the pointer-table kernel); with ``fused=True`` a warning says why.
         """
         params = group["params"]
         flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)

@@ -37,6 +37,16 @@ def plan(chain: ChainLike, params: list[Tensor], state: dict, hp: Hyper, undo: l
 
 def step(chain: ChainLike, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hyper) -> None:
     """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
+    for scalars, batch in batches(chain, params, grads, state, hp):
+        step_batch(chain, batch, scalars, hp)
+
+
+def batches(chain, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hyper) -> list[tuple[dict, list]]:
+    """Step the sparse gradients' parameters one by one, initialize the others, and batch them.
+
+    Returns ``(scalars, batch)`` pairs: ``batch`` lists ``(p, grad, state[p])`` of parameters that
+    agree on device, dtype, state keys and every 0-d entry, whose values ``scalars`` maps by key.
+    """
     dense = []
     for p, grad in zip(params, grads, strict=True):
         if grad.is_sparse:
@@ -45,19 +55,22 @@ def step(chain: ChainLike, params: list[Tensor], grads: list[Tensor], state: dic
             chain.initialize(p, state[p], hp)
             dense.append((p, grad, state[p]))
     if not dense:
-        return
+        return []
     keys = sorted(chain.scalar_keys & set(dense[0][2]))
     # one read per key for the whole group (the entries are CPU scalars: no device waits)
     values = zip(*(torch.stack([entries[key] for _, _, entries in dense]).tolist() for key in keys), strict=True)
-    batches: dict[tuple, list] = {}
+    grouped: dict[tuple, list] = {}
     for (p, grad, entries), scalars in zip(dense, values, strict=True):
-        signature = (p.device, p.dtype, frozenset(entries), scalars)
-        batches.setdefault(signature, []).append(real_operands(p, grad, entries))
-    for (*_, scalars), batch in batches.items():
-        ps, gs, states = zip(*batch, strict=True)
-        step_number, lr = step_and_lr(scalars[keys.index("step")], hp)
-        torch._foreach_add_([entries["step"] for entries in states], 1)
-        chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step_number)
+        grouped.setdefault((p.device, p.dtype, frozenset(entries), scalars), []).append((p, grad, entries))
+    return [(dict(zip(keys, signature[-1], strict=True)), batch) for signature, batch in grouped.items()]
+
+
+def step_batch(chain, batch: list[tuple], scalars: dict, hp: Hyper) -> None:
+    """One step of a batch from :func:`batches`, with ``torch._foreach_*`` calls."""
+    ps, gs, states = zip(*(real_operands(*item) for item in batch), strict=True)
+    step_number, lr = step_and_lr(scalars["step"], hp)
+    torch._foreach_add_([entries["step"] for entries in states], 1)
+    chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step_number)
 
 
 def traced_step(chain: ChainLike, params: list[Tensor], state: dict, hp: Hyper) -> None:

@@ -12,7 +12,8 @@ parameter, its gradient and its state are complex views of them.
 The move is made only where the optimizer provably holds the parameters' storage alone
 (:func:`held_elsewhere`, checked when a group is built or rebuilt): another holder (a ZeRO bucket,
 shared memory, an FSDP2 shard, a user's alias) would keep the old memory and silently stop seeing
-the updates. Such a group is stepped in place by another path instead (the optimizer's ``path``).
+the updates. Such a group is stepped in place instead, by the same kernel through a table of the
+tensors' addresses (:mod:`.table`; the optimizer's ``path`` says which).
 
 The kernel is generated from the chain by tracing it (:mod:`.trace`) and compiled by the
 device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod:`.triton_kernels`).
@@ -94,7 +95,7 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
             return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
         if p.layout != torch.strided or not p.is_contiguous():
             return f"params[{i}] is not a contiguous dense tensor"
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
         (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(local) if p.numel()
@@ -110,7 +111,8 @@ def _holders(storage: torch.UntypedStorage) -> int:
     return torch._C._storage_Use_Count(storage._cdata) - 1
 
 
-def _dtensor_type():
+def dtensor_type():
+    """torch's DTensor class, or None where torch.distributed is unavailable."""
     if not torch.distributed.is_available():
         return None
     from torch.distributed.tensor import DTensor
@@ -131,7 +133,7 @@ def held_elsewhere(params: list[torch.Tensor]) -> str | None:
     count, whether or not the parameter is all of its storage. Aliases made later see the flat
     buffer's views and stay correct.
     """
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     storages: dict[int, list] = {}
     for i, p in enumerate(params):
         if dtensor is not None and isinstance(p, dtensor):
@@ -268,78 +270,99 @@ class FlatGroup:
         """
         if not self.holds(params):
             return None
-        present, sparse, stale, fresh = [], [], [], []
-        source = self.grad  # where the kernel reads the gradients
-        grads = list(map(_GRAD, params))
-        if all(map(operator.is_, grads, self.grad_views)):
-            present = self.indices
-        elif not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
-            if list(map(_SHAPE, grads)) != self.shapes:
-                return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
-            present = self.indices  # zero_grad() and backward: every gradient is new
-            kept = list(map(id, grads))
-            # the same tensors as last step, and nobody else's (a DDP bucket view is DDP's): adopted (below)
-            if kept == self.last_fresh and all(map(sole_holder, grads)):
-                stale, fresh = self.indices, grads
-            else:  # new ones every step: one concatenation, no copies per tensor
-                flat = torch._utils._flatten_dense_tensors(grads)
-                source = torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
-            self.last_fresh = kept
-        else:
-            for i, (grad, view) in enumerate(zip(grads, self.grad_views)):
-                if grad is None:
-                    continue
-                if grad is view:
-                    present.append(i)
-                elif grad.is_sparse:
-                    sparse.append(i)
-                elif grad.shape != self.shapes[i]:
-                    return None  # a parameter changed shape in place: rebuild
-                else:
-                    stale.append(i)
-                    fresh.append(grad)
-                    present.append(i)
-        if sparse and self.state_dtype != self.dtype:
-            raise RuntimeError(
-                f"the fused path keeps float32 state for {self.dtype} parameters, which the sparse (lazy) "
-                "path cannot step; use fused=False for a group with sparse gradients"
-            )
-        if stale:
-            # copied in, and p.grad becomes the buffer's view, so that backward accumulates into it,
-            # unless another holder of the gradient's storage would stop seeing it
-            torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)
-            for i, grad in zip(stale, fresh):
-                if sole_holder(grad):
-                    self.params[i].grad = self.grad_views[i]
-
-        clipping = hp.clipnorm or hp.global_clipnorm or hp.clipvalue
-        grad_flat, negate = source, hp.maximize
-        if clipping:  # clipping needs every gradient of the group, sparse ones included
-            negate = False
-            indices = sorted(present + sparse)
-            clipped = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
-            if self.scratch is None:
-                self.scratch = torch.zeros_like(self.grad)
-            grad_flat = self.scratch
-            if present:
-                scratch_views = self._views(self.scratch)
-                torch._foreach_copy_([scratch_views[i] for i in present], [clipped[i] for i in present])
-            sparse_grads = [clipped[i] for i in sparse]
-        else:
-            sparse_grads = gradients([self.params[i] for i in sparse], hp)
+        gathered = self._gather(list(map(_GRAD, params)))
+        if gathered is None:
+            return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
+        present, sparse, source = gathered
+        grad_flat, negate, sparse_grads = self._clipped(present, sparse, source, hp)
         runs = []
         if present:
             self._initialize(state, present, hp, undo)
             runs = [self._plan_run(state, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
 
         def apply() -> None:
-            for i, grad in zip(sparse, sparse_grads):
+            for i, grad in zip(sparse, sparse_grads, strict=True):
                 reference.step_param(self.chain, self.params[i], grad, state[self.params[i]], hp)
                 self.adopt(state, [i])
             for run in runs:
                 run()
 
         return apply
+
+    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor] | None:
+        """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
+
+        ``present`` are the indices of the dense gradients, which the kernel reads from ``source``
+        (a flat tensor: the gradient buffer, or this step's concatenation); ``sparse`` those of the
+        sparse ones. Gradients that are not the buffer's views are adopted into it (:meth:`_adopt_gradients`).
+        """
+        if all(map(operator.is_, grads, self.grad_views)):
+            return self.indices, [], self.grad  # the steady state: backward accumulated into the views
+        if not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+            return self._gather_new(grads)
+        present, sparse, stale = [], [], []
+        for i, (grad, view) in enumerate(zip(grads, self.grad_views, strict=True)):
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                sparse.append(i)
+                continue
+            if grad is not view:
+                if grad.shape != self.shapes[i]:
+                    return None
+                stale.append(i)
+            present.append(i)
+        if sparse and self.state_dtype != self.dtype:  # refused before any gradient moves
+            raise RuntimeError(
+                f"the fused path keeps float32 state for {self.dtype} parameters, which the sparse (lazy) "
+                "path cannot step; use fused=False for a group with sparse gradients"
+            )
+        self._adopt_gradients(stale, [grads[i] for i in stale])
+        return present, sparse, self.grad
+
+    def _gather_new(self, grads: list[torch.Tensor]) -> tuple[list[int], list[int], torch.Tensor] | None:
+        """:meth:`_gather` when every gradient is dense and none is the buffer's view (``zero_grad()`` and backward)."""
+        if list(map(_SHAPE, grads)) != self.shapes:
+            return None
+        kept = list(map(id, grads))
+        last, self.last_fresh = self.last_fresh, kept
+        # the same tensors as last step, and nobody else's (a DDP bucket view is DDP's): adopted
+        if kept == last and all(map(sole_holder, grads)):
+            self._adopt_gradients(self.indices, grads)
+            return self.indices, [], self.grad
+        # new ones every step: one concatenation, no copies per tensor
+        flat = torch._utils._flatten_dense_tensors(grads)
+        return self.indices, [], torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
+
+    def _adopt_gradients(self, indices: list[int], grads: list[torch.Tensor]) -> None:
+        """Copy ``grads`` into the gradient buffer's views, and make each one ``p.grad``.
+
+        From then on backward accumulates into the buffer, unless another holder of a gradient's
+        storage would stop seeing it: that gradient is copied in again at every step.
+        """
+        if not indices:
+            return
+        torch._foreach_copy_([self.grad_views[i] for i in indices], grads)
+        for i, grad in zip(indices, grads, strict=True):
+            if sole_holder(grad):
+                self.params[i].grad = self.grad_views[i]
+
+    def _clipped(self, present: list[int], sparse: list[int], source: torch.Tensor, hp):
+        """The flat gradient the kernel reads, whether it negates it, and the sparse gradients (clipped).
+
+        Clipping needs every gradient of the group, sparse ones included: the dense ones are
+        clipped into a scratch buffer (negated there if maximizing), the flat gradient left as it is.
+        """
+        if not (hp.clipnorm or hp.global_clipnorm or hp.clipvalue):
+            return source, hp.maximize, gradients([self.params[i] for i in sparse], hp)
+        indices = sorted(present + sparse)
+        grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
+        if self.scratch is None:
+            self.scratch = torch.zeros_like(self.grad)
+        if present:
+            scratch_views = self._views(self.scratch)
+            torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
+        return self.scratch, False, [grads[i] for i in sparse]
 
     def _initialize(self, state: dict, present: list[int], hp, undo: list) -> None:
         """Create the state the chain's ``initialize`` would create (new parameters, new options)."""

@@ -52,19 +52,49 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def source(trace: Trace) -> str:
-    """A module with the body as a parallel (``prange``) and a serial function."""
-    arguments = ", ".join([*trace.arguments(), "scalars"])
+LOOPS = (("parallel_step", "prange"), ("serial_step", "range"))
+
+
+def _prologue_and_body(trace: Trace) -> tuple[list[str], list[str]]:
+    """The scalars read before the loop, and the loop body at index ``i``."""
     prologue = [f"    c{k} = scalars[{k}]" for k in range(len(trace.scalars))]
     body = [f"x_{argument} = {argument}[i]" for argument in trace.loaded]
     body += trace.render(SPELLING)
     body += [f"{argument}[i] = {value}" for argument, value in trace.stores()]
+    return prologue, body
+
+
+def source(trace: Trace) -> str:
+    """A module with the body as a parallel (``prange``) and a serial function over flat arrays."""
+    arguments = ", ".join([*trace.arguments(), "scalars"])
+    prologue, body = _prologue_and_body(trace)
     functions = []
-    for name, loop in (("parallel_step", "prange"), ("serial_step", "range")):
+    for name, loop in LOOPS:
         first = trace.arguments()[0]
         functions += [f"def {name}({arguments}):", *prologue, f"    for i in {loop}({first}.shape[0]):",
                       *(f"        {line}" for line in body), ""]
     header = ["import numpy as np", "from numba import prange", "from descentlab.optim.paths.numba_fma import fma"]
+    return "\n".join([*header, "", *functions])
+
+
+def table_source(trace: Trace) -> str:
+    """A module with the body over a table of chunks (an address per argument, a length), in parallel and serially.
+
+    Row ``r`` of ``addresses`` holds, for each argument, where chunk ``r`` of that argument starts;
+    ``lengths[r]`` its element count. The tensors stay where their owners keep them.
+    """
+    prologue, body = _prologue_and_body(trace)
+    views = [f"{argument} = carray(pointer_like(addresses[r, {k}], scalars), n)"
+             for k, argument in enumerate(trace.arguments())]
+    functions = []
+    for name, loop in LOOPS:
+        functions += [f"def {name}(addresses, lengths, scalars):", *prologue,
+                      f"    for r in {loop}(lengths.shape[0]):", "        n = lengths[r]",
+                      *(f"        {line}" for line in views), "        for i in range(n):",
+                      *(f"            {line}" for line in body), ""]
+    header = ["import numpy as np", "from numba import carray, prange",
+              "from descentlab.optim.paths.numba_fma import fma",
+              "from descentlab.optim.paths.numba_pointers import pointer_like"]
     return "\n".join([*header, "", *functions])
 
 
@@ -80,7 +110,40 @@ class Kernel:
         self.function(*self.arrays, self.scalars)
 
 
+class TableKernel:
+    """One compiled loop over a table of chunks of tensors that stay where they are; ``kernel()`` runs it.
+
+    ``columns[k][t]`` is argument ``k``'s tensor ``t``: contiguous, all of one shape per ``t`` and
+    of one dtype, whose real view (``dtype``) the kernel steps. Each tensor is cut into chunks of at
+    most ``CHUNK`` elements, so that one large tensor is shared between threads too.
+    """
+
+    CHUNK = PARALLEL_MIN_ELEMENTS
+
+    def __init__(self, module, columns: list[list[torch.Tensor]], scalars: list[float], dtype: torch.dtype) -> None:
+        self.columns = columns  # kept alive: the table holds their addresses
+        lengths = np.array(list(map(torch.Tensor.numel, columns[0])), dtype=np.int64)
+        if columns[0] and columns[0][0].is_complex():
+            lengths *= 2  # the real view's elements
+        chunks = -(-lengths // self.CHUNK)
+        starts = np.repeat(np.cumsum(chunks) - chunks, chunks)
+        offsets = (np.arange(starts.size) - starts) * self.CHUNK  # of each chunk in its tensor
+        owner = np.repeat(np.arange(lengths.size), chunks)
+        self.lengths = np.minimum(lengths[owner] - offsets, self.CHUNK)
+        itemsize = torch.finfo(dtype).bits // 8
+        pointers = np.array([list(map(torch.Tensor.data_ptr, column)) for column in columns], dtype=np.int64).T
+        self.addresses = np.ascontiguousarray(pointers.reshape(-1, len(columns))[owner] + (offsets * itemsize)[:, None])
+        total = int(lengths.sum())
+        self.function = module.parallel_step if total >= PARALLEL_MIN_ELEMENTS else module.serial_step
+        self.scalars = np.array(scalars, dtype=DTYPES[dtype])
+
+    def __call__(self) -> None:
+        if self.lengths.size:
+            self.function(self.addresses, self.lengths, self.scalars)
+
+
 _compiled: dict[tuple, object] = {}
+_compiled_tables: dict[tuple, object] = {}
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
@@ -92,10 +155,19 @@ def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Ker
     return Kernel(module, buffers, trace.scalars, dtype)
 
 
-def _compile(text: str):
+def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
+    """The compiled kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
+    key = trace.structure()
+    module = _compiled_tables.get(key)
+    if module is None:
+        module = _compiled_tables[key] = _compile(table_source(trace), prefix="p")
+    return TableKernel(module, columns, trace.scalars, dtype)
+
+
+def _compile(text: str, prefix: str = "k"):
     from numba import njit
 
-    module = load_module(text, "k")
+    module = load_module(text, prefix)
     options: dict[str, Any] = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
     module.parallel_step = njit(parallel=True, **options)(module.parallel_step)
     module.serial_step = njit(**options)(module.serial_step)

@@ -79,19 +79,43 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def source(trace: Trace, dtype: torch.dtype) -> str:
-    """A module with one ``@triton.jit`` function, ``step``, over blocks of the flat buffers."""
+ELEMENT = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.bfloat16: "tl.bfloat16",
+           torch.float16: "tl.float16"}
+
+
+def _module(trace: Trace, dtype: torch.dtype, arguments: list[str], prologue: list[str]) -> str:
+    """A module with one ``@triton.jit`` function, ``step``; its ``prologue`` sets ``i`` and ``mask`` (and pointers)."""
     compute = COMPUTE[dtype]
     scalars = [f"c{k}: {compute}" for k in range(len(trace.scalars))]
-    arguments = ", ".join([*trace.arguments(), "n", *scalars, "BLOCK: tl.constexpr"])
-    body = ["i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)", "mask = i < n"]
+    signature = ", ".join([*arguments, *scalars, "BLOCK: tl.constexpr"])
+    body = [*prologue]
     body += [f"x_{argument} = tl.load({argument} + i, mask=mask).to({compute})" for argument in trace.loaded]
     body += trace.render(spelling(dtype))
     body += [f"tl.store({argument} + i, {value}, mask=mask)" for argument, value in trace.stores()]
     header = ["import triton", "import triton.language as tl"]
     if not interpreted():
         header.append("from triton.language.extra import libdevice")
-    return "\n".join([*header, "", "", "@triton.jit", f"def step({arguments}):", *(f"    {line}" for line in body), ""])
+    return "\n".join([*header, "", "", "@triton.jit", f"def step({signature}):", *(f"    {line}" for line in body), ""])
+
+
+def source(trace: Trace, dtype: torch.dtype) -> str:
+    """A module with one ``@triton.jit`` function, ``step``, over blocks of the flat buffers."""
+    prologue = ["i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)", "mask = i < n"]
+    return _module(trace, dtype, [*trace.arguments(), "n"], prologue)
+
+
+def table_source(trace: Trace, dtype: torch.dtype) -> str:
+    """A module whose ``step`` runs over tensors that stay where they are, through a table of their addresses.
+
+    Program ``b`` steps the block starting at element ``starts[b]`` of tensor ``rows[b]``, whose
+    length is ``lengths[rows[b]]``; ``addresses[t, k]`` is where argument ``k``'s tensor ``t`` lives.
+    """
+    count = len(trace.arguments())
+    prologue = ["b = tl.program_id(0)", "t = tl.load(rows + b)", "i = tl.load(starts + b) + tl.arange(0, BLOCK)",
+                "mask = i < tl.load(lengths + t)"]
+    prologue += [f"{argument} = tl.load(addresses + t * {count} + {k}).to(tl.pointer_type({ELEMENT[dtype]}))"
+                 for k, argument in enumerate(trace.arguments())]
+    return _module(trace, dtype, ["addresses", "lengths", "rows", "starts"], prologue)
 
 
 class Kernel:
@@ -122,7 +146,48 @@ class Kernel:
         launcher(*self.arguments, BLOCK=BLOCK, num_warps=NUM_WARPS, enable_fp_fusion=False, **extra)
 
 
+class TableKernel(Kernel):
+    """One compiled Triton kernel over a table of tensors that stay where they are; ``kernel()`` launches it.
+
+    ``columns[k][t]`` is argument ``k``'s tensor ``t``: contiguous, one shape per ``t``, one dtype.
+    The table is copied to the device from pinned memory without waiting (no host sync).
+    """
+
+    def __init__(self, function, columns: list[list[torch.Tensor]], scalars: list[float]) -> None:
+        first = columns[0]
+        lengths = np.array(list(map(torch.Tensor.numel, first)), dtype=np.int64)
+        if first and first[0].is_complex():
+            lengths *= 2  # the real view's elements
+        blocks = -(-lengths // BLOCK)
+        rows = np.repeat(np.arange(lengths.size), blocks)
+        starts = (np.arange(rows.size) - np.repeat(np.cumsum(blocks) - blocks, blocks)) * BLOCK
+        addresses = np.array([list(map(torch.Tensor.data_ptr, column)) for column in columns], dtype=np.int64).T
+        self.device = first[0].device if first else torch.device("cpu")
+        table = [self._on_device(np.ascontiguousarray(array)) for array in (addresses, lengths, rows, starts)]
+        self.columns = columns  # kept alive: the table holds their addresses
+        self.function = function
+        self.n = int(rows.size)
+        self.grid = (max(1, self.n),)
+        self.arguments = (*table, *scalars)
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+
 _compiled: dict[tuple, object] = {}
+_compiled_tables: dict[tuple, object] = {}
+
+
+def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
+    """The Triton kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
+    key = (trace.structure(), dtype, interpreted())
+    function = _compiled_tables.get(key)
+    if function is None:
+        function = _compiled_tables[key] = load_module(table_source(trace, dtype), "q").step
+    return TableKernel(function, columns, trace.scalars)
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
