@@ -1,6 +1,7 @@
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,3 +51,26 @@ def chromium() -> str:
     if binary is None:
         pytest.skip("Chromium is not installed, and installing it (apt-get install chromium) needs root")
     return binary
+
+
+@pytest.fixture(scope="session")
+def two_ranks(tmp_path_factory) -> Path:
+    """The folder where one spawn of ``distributed_worker.py`` (two gloo ranks) left every two-rank result."""
+    import torch
+
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    directory = tmp_path_factory.mktemp("two_ranks")
+    worker = Path(__file__).with_name("distributed_worker.py")
+    source = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's descentlab, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    # fresh interpreters, not forks: a forked rank can deadlock in the parent's OpenMP pool
+    processes = [
+        subprocess.Popen([sys.executable, str(worker), str(rank), str(directory / "init"), str(directory)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    return directory

@@ -1,14 +1,26 @@
-"""The checks of ``test_integrations.py`` that need two processes: DDP and FSDP2 over gloo on the CPU.
+"""Every check that needs two processes, run in one spawn of two gloo ranks on the CPU.
 
-One spawn runs them all (starting the process group costs more than the checks). Each check
-trains the same small model with a descentlab optimizer and with torch's Adam, and records the
-largest difference between them and between the ranks; the test reads the records.
+Starting the processes and importing torch's distributed packages costs more than all the checks
+together, so one spawn (the ``two_ranks`` fixture in ``conftest.py``) serves two test files:
+
+- ``test_integrations.py``: DDP and FSDP2 (``fully_shard`` per layer) train a small model with a
+  descentlab Adam on every path and with torch's Adam; ``rank{r}.json`` records the largest
+  difference between them, between the ranks, and the RuntimeWarnings the step gave;
+- ``test_shared_storage.py``: ZeRO with bucket views (``zero{r}.pt``), and FSDP2 with a
+  one-DTensor param group on every path plus a ``torch.distributed.checkpoint`` round trip
+  (``fsdp{r}.pt``).
+
+Each check records its error instead of raising (``errors{r}.json`` for the last two), so that
+one failure does not hide the others.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,9 +30,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 import descentlab.optim as dl
 
-PATHS = {"reference": {"foreach": False}, "foreach": {"foreach": True}, "default": {}, "fused": {"fused": True}}
-CHECKS = [("ddp", path) for path in PATHS] + [("fsdp2", path) for path in ("reference", "foreach", "default")]
+PATHS = {"reference": {"foreach": False, "fused": False}, "foreach": {"foreach": True}, "fused": {"fused": True},
+         "default": {}}
 STEPS = 5
+
+
+# ---------------------------------------------------------------- test_integrations: DDP and FSDP2
 
 
 def _model() -> torch.nn.Module:
@@ -51,23 +66,128 @@ def _largest(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b))
 
 
-def main(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+def integrations(rank: int) -> dict:
     records = {}
-    for wrapper, path in CHECKS:
-        name = f"{wrapper}-{path}"
-        try:
-            ours = _train(wrapper, lambda params: dl.Adam(params, lr=0.01, **PATHS[path]), rank)  # noqa: B023
-            theirs = _train(wrapper, lambda params: torch.optim.Adam(params, lr=0.01), rank)
-            flat = torch.cat([p.reshape(-1) for p in ours])
-            gathered = [torch.empty_like(flat) for _ in range(2)]
-            dist.all_gather(gathered, flat)
-            spread = (gathered[0] - gathered[1]).abs().max().item()
-            records[name] = {"vs_torch": _largest(ours, theirs), "ranks": spread}
-        except Exception as error:  # recorded, so that one failing check does not hide the others
-            records[name] = {"error": f"{type(error).__name__}: {error}"}
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(records))
-    dist.destroy_process_group()
+    for wrapper in ("ddp", "fsdp2"):
+        for path, options in PATHS.items():
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", RuntimeWarning)
+                    ours = _train(wrapper, lambda params: dl.Adam(params, lr=0.01, **options), rank)  # noqa: B023
+                theirs = _train(wrapper, lambda params: torch.optim.Adam(params, lr=0.01), rank)
+                flat = torch.cat([p.reshape(-1) for p in ours])
+                gathered = [torch.empty_like(flat) for _ in range(2)]
+                dist.all_gather(gathered, flat)
+                records[f"{wrapper}-{path}"] = {
+                    "vs_torch": _largest(ours, theirs),
+                    "ranks": (gathered[0] - gathered[1]).abs().max().item(),
+                    "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+                }
+            except Exception as error:
+                records[f"{wrapper}-{path}"] = {"error": f"{type(error).__name__}: {error}"}
+    return records
+
+
+# ---------------------------------------------------------------- test_shared_storage: ZeRO, FSDP2 groups, DCP
+
+
+def zero() -> dict:
+    """ZeRO with ``parameters_as_bucket_view``: the parameters are views of ZeRO's buckets."""
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    results = {}
+    for name, kwargs in [("torch", None), *PATHS.items()]:
+        params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))]
+        if kwargs is None:
+            optimizer = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.Adam, lr=0.1,
+                                                parameters_as_bucket_view=True)
+        else:
+            optimizer = ZeroRedundancyOptimizer(params, optimizer_class=dl.Adam, lr=0.1,
+                                                parameters_as_bucket_view=True, **kwargs)
+        for _ in range(3):
+            optimizer.zero_grad()
+            (params[0].sum() + params[1].sum()).backward()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                optimizer.step()
+        results[name] = torch.stack([p.detach() for p in params])
+    return results
+
+
+def _fsdp_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    fully_shard(model)
+    return model
+
+
+def _fsdp_optimizer(model, kwargs):
+    no_decay = [model[1].weight]  # a group of one DTensor (the LayerNorm weight), as trainers make
+    decay = [p for p in model.parameters() if p is not model[1].weight]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if kwargs is None:
+        return torch.optim.Adam(groups, lr=0.01, weight_decay=0.1)
+    return dl.Adam(groups, lr=0.01, weight_decay=0.1, **kwargs)
+
+
+def _fsdp_train(model, optimizer, steps, first=0):
+    for step in range(first, first + steps):
+        x = torch.randn(5, 4, generator=torch.Generator().manual_seed(step))
+        model(x).square().sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            optimizer.step()
+        optimizer.zero_grad()
+
+
+def fsdp_groups_and_checkpoint(folder: str) -> dict:
+    """FSDP2 with two param groups on every path; the default path's optimizer through DCP into a fresh one."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    results = {}
+    for name, kwargs in [("torch", None), *PATHS.items()]:
+        model = _fsdp_model()
+        optimizer = _fsdp_optimizer(model, kwargs)
+        _fsdp_train(model, optimizer, 3)
+        results[name] = [p.full_tensor() for p in model.parameters()]
+    # the last (default path) optimizer through torch.distributed.checkpoint, into a fresh one
+    checkpoint = os.path.join(folder, "checkpoint")
+    dcp.save({"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)},
+             checkpoint_id=checkpoint)
+    restored_model = _fsdp_model()
+    restored = _fsdp_optimizer(restored_model, {})
+    loaded = {"model": get_model_state_dict(restored_model),
+              "optim": get_optimizer_state_dict(restored_model, restored)}  # a step at lr=0 makes state
+    dcp.load(loaded, checkpoint_id=checkpoint)
+    set_model_state_dict(restored_model, loaded["model"])
+    set_optimizer_state_dict(restored_model, restored, loaded["optim"])
+    _fsdp_train(model, optimizer, 2, first=3)
+    _fsdp_train(restored_model, restored, 2, first=3)
+    results["continued"] = [p.full_tensor() for p in model.parameters()]
+    results["restored"] = [p.full_tensor() for p in restored_model.parameters()]
+    return results
+
+
+def main(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)  # two ranks on a small host: threads would only wait for each other
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(integrations(rank)))
+        errors = {}
+        for name, run in [("zero", zero), ("fsdp", lambda: fsdp_groups_and_checkpoint(out_dir))]:
+            try:
+                torch.save(run(), os.path.join(out_dir, f"{name}{rank}.pt"))
+            except Exception:  # recorded, so that one failing check does not hide the others
+                errors[name] = traceback.format_exc(limit=-3)
+        Path(out_dir, f"errors{rank}.json").write_text(json.dumps(errors))
+    finally:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

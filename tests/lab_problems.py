@@ -82,5 +82,32 @@ def study_far_from_its_grid(db: str, pause: float = 0.0) -> dict:
     return run_study(study, db=db)
 
 
+def small_study():
+    """Plain SGD on the quadratic, two lrs, one seed: a study of two short trials."""
+    from descentlab.lab import Study
+
+    return Study(problems=["quadratic"], optimizers=["sgd"], grid=2, span=1.0, seeds=1, steps=20, extend=0)
+
+
+def first_trial(study):
+    """The study's first trial: sgd at the lowest lr of its grid, seed 0."""
+    from descentlab import problems
+
+    return study.trial("quadratic", problems.get("quadratic"), "sgd", {}, 0)
+
+
+def hold_a_claim(db: str, study_id: str) -> None:
+    """Claim the small study's first trial as this process, say so, and wait (to be killed)."""
+    from descentlab.lab import Store
+    from descentlab.lab.store import owner_id
+
+    Store(db).claim(first_trial(small_study()), int(study_id), "tune", "quadratic", owner_id())
+    print("holding", flush=True)
+    time.sleep(600)
+
+
 if __name__ == "__main__":
-    study_far_from_its_grid(sys.argv[1], float(sys.argv[2]))
+    if sys.argv[1] == "hold":
+        hold_a_claim(*sys.argv[2:])
+    else:
+        study_far_from_its_grid(sys.argv[1], float(sys.argv[2]))

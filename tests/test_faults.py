@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from lab_problems import FINISHED_TRIALS, wait_for
+import lab_problems
+from lab_problems import FINISHED_TRIALS, first_trial, small_study, wait_for
 
 STUDY = ["--problems", "quadratic", "--optimizers", "sgd,adam", "--grid", "3", "--seeds", "2", "--steps", "2000",
          "--extend", "0"]
@@ -76,21 +77,101 @@ def test_two_runs_on_one_store_share_the_work_without_duplicates(tmp_path):
     assert tables[0] == tables[1]  # and both report the same study
 
 
-def test_a_trial_left_running_by_a_dead_process_is_taken_over(tmp_path):
-    from descentlab.lab import Store, Study, run_study
+@pytest.mark.parametrize("death", ["exited", "killed"])
+def test_a_trial_left_running_by_a_dead_process_is_taken_over(tmp_path, death):
+    from descentlab.lab import Store, run_study
     from descentlab.lab.store import owner_id
 
     db = str(tmp_path / "dead.sqlite")
-    study = Study(problems=["quadratic"], optimizers=["sgd"], grid=2, span=1.0, seeds=1, steps=20, extend=0)
+    study = small_study()
+    spec = first_trial(study)
     store = Store(db)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     study_id = store.add_study("study", study.to_json())
-    spec = study.trial("quadratic", __import__("descentlab").problems.get("quadratic"), "sgd", {}, 0)
-    store.claim(spec, study_id, "tune", "quadratic", f"{os.uname().nodename}:{dead.stdout.strip()}:gone")
-    assert store.claim(spec, study_id, "tune", "quadratic", owner_id()) == "claimed"  # its owner's pid is gone
-    store.close()
+    if death == "exited":  # it ended without finishing the trial or handing it back
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        store.claim(spec, study_id, "tune", "quadratic", f"{os.uname().nodename}:{dead.stdout.strip()}:gone")
+    else:  # SIGKILL while it holds the claim
+        holder = subprocess.Popen([sys.executable, lab_problems.__file__, "hold", db, str(study_id)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "holding"
+        assert store.claim(spec, study_id, "tune", "quadratic", owner_id()) == "taken"  # its owner lives
+        holder.kill()
+        holder.wait()
+        assert holder.returncode == -signal.SIGKILL
+    assert store.trial(spec.key)["status"] == "running"
+    owner = owner_id()
+    assert store.claim(spec, study_id, "tune", "quadratic", owner) == "claimed"  # its owner's pid is gone
+    store.release(owner)  # hand it to the study run below, which takes it over at once
     summary = run_study(study, db=db, progress_stream=open(os.devnull, "w"))
-    assert summary["problems"]["quadratic"]["rows"][0]["seeds"] == 1
+    assert summary["complete"] and summary["problems"]["quadratic"]["rows"][0]["seeds"] == 1
+    assert store.trial(spec.key)["status"] == "done"
+
+
+def test_a_lease_held_on_another_host_expires_and_its_trial_is_taken_over(tmp_path):
+    from descentlab.lab import Store, run_study
+    from descentlab.lab.store import LEASE_SECONDS, owner_id
+
+    db = str(tmp_path / "lease.sqlite")
+    study = small_study()
+    spec = first_trial(study)
+    now = [1000.0]
+    store = Store(db, clock=lambda: now[0])
+    study_id = store.add_study("study", study.to_json())
+    elsewhere = "another-host:1:token"  # a process of another host: only its lease says whether it lives
+    assert store.claim(spec, study_id, "tune", "quadratic", elsewhere) == "claimed"
+    now[0] += LEASE_SECONDS / 2
+    store.renew(elsewhere)  # it renews while it runs
+    now[0] += LEASE_SECONDS - 1
+    assert store.claim(spec, study_id, "tune", "quadratic", owner_id()) == "taken"
+    now[0] += 2  # it stopped renewing: its lease has run out
+    assert store.claim(spec, study_id, "tune", "quadratic", owner_id()) == "claimed"
+
+    # end to end: the lease runs out 2 s from now, while a study waits for the trial
+    Store(db, clock=lambda: time.time() - LEASE_SECONDS + 2).claim(spec, study_id, "tune", "quadratic", elsewhere)
+    summary = run_study(study, db=db, progress_stream=open(os.devnull, "w"))
+    assert summary["complete"]
+    trial = store.trial(spec.key)
+    assert trial["status"] == "done" and trial["owner"] != elsewhere
+
+
+DIES_ONCE = """
+import multiprocessing, os, signal
+import torch
+
+def model():
+    # the first trial that a worker process starts kills that worker (SIGKILL), once in the study
+    if multiprocessing.parent_process() is not None:
+        try:
+            os.close(os.open("died", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return torch.nn.Linear(3, 1)
+
+def setup():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g); y = x.sum(1, keepdim=True)
+    return dict(model_fn=model, loss_fn=torch.nn.functional.mse_loss,
+                train_data=(x[:48], y[:48]), val_data=(x[48:], y[48:]))
+"""
+
+
+def test_a_worker_that_dies_mid_trial_fails_that_trial_and_the_study_goes_on(tmp_path):
+    (tmp_path / "dies.py").write_text(DIES_ONCE)
+    db = str(tmp_path / "w.sqlite")
+    done = _cli("compare", "--entry", "dies:setup", "--budget", "10", "--seeds", "2", "--grid", "2", "--extend", "0",
+                "--optimizers", "sgd,adam", "--workers", "2", "--db", db, cwd=tmp_path)
+    assert done.returncode == 0 and "verdict" in done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "died").exists()  # a worker was killed
+    connection = sqlite3.connect(db)
+    statuses = connection.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall()
+    errors = [row[0] for row in connection.execute("SELECT error FROM trials WHERE status = 'failed'")]
+    connection.close()
+    counts = dict(statuses)
+    assert counts.pop("failed") == 1 and "worker lost" in errors[0], (statuses, errors)
+    # every other trial ran: of 2 optimizers x 2 lrs on seed 0, then seed 1 of each optimizer's choice
+    assert sum(counts.values()) == 4 + 2 - 1 and set(counts) <= {"done", "diverged"}, statuses
 
 
 def test_an_interrupted_study_says_so_ranks_nothing_and_names_the_resume_command(tmp_path):

@@ -1,15 +1,13 @@
 """descentlab inside the tools PyTorch users train with: each use locked in against torch's optimizer.
 
 Lightning and Hugging Face's Trainer are the ``integrations`` extra; their tests are skipped
-without them. DDP and FSDP2 run in two gloo processes on the CPU (``distributed_worker.py``).
+without them. DDP and FSDP2 run in two gloo processes on the CPU (``distributed_worker.py``, one spawn for
+the suite: the ``two_ranks`` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,41 +33,45 @@ def _params(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+def _largest(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy host they wait for each other (HF: 6 s a run, not 0.5)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- two processes: DDP and FSDP2
 
 
 @pytest.fixture(scope="module")
-def distributed(tmp_path_factory) -> dict:
-    """One spawn of two gloo processes running every distributed check; rank -> records."""
-    pytest.importorskip("torch.distributed.fsdp")
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
-    directory = tmp_path_factory.mktemp("distributed")
-    worker = Path(__file__).with_name("distributed_worker.py")
-    source = str(Path(dl.__file__).parents[2])  # this checkout's descentlab, installed or not
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
-    processes = [
-        subprocess.Popen([sys.executable, str(worker), str(rank), str(directory / "init"), str(directory)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in range(2)
-    ]
-    outputs = [process.communicate(timeout=300)[0] for process in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
-    return {rank: json.loads((directory / f"rank{rank}.json").read_text()) for rank in range(2)}
+def distributed(two_ranks) -> dict:
+    """rank -> the records of the DDP and FSDP2 checks (``distributed_worker.py``, one spawn for the suite)."""
+    return {rank: json.loads((two_ranks / f"rank{rank}.json").read_text()) for rank in range(2)}
 
 
-@pytest.mark.parametrize(
-    "check",
-    ["ddp-reference", "ddp-foreach", "ddp-default", "ddp-fused", "fsdp2-reference", "fsdp2-foreach", "fsdp2-default"],
-)
-def test_distributed_equals_torch_adam_on_every_rank(distributed, check):
-    """DDP and FSDP2 (DTensor parameters): 5 steps equal to torch's Adam to 1e-7, ranks identical."""
+@pytest.mark.parametrize("wrapper", ["ddp", "fsdp2"])
+@pytest.mark.parametrize("path", ["reference", "foreach", "default", "fused"])
+def test_distributed_equals_torch_adam_on_every_rank(distributed, wrapper, path):
+    """DDP and FSDP2 (DTensor parameters): 5 steps equal to torch's Adam to 6e-8 (measured 3e-8), ranks identical.
+
+    ``fused=True`` cannot move FSDP2's shards into a flat buffer (FSDP2 all-gathers from its own
+    shard storage): it steps them in place and says so, naming the DTensor; nothing else warns.
+    """
     for rank in range(2):
-        record = distributed[rank][check]
+        record = distributed[rank][f"{wrapper}-{path}"]
         assert "error" not in record, f"rank {rank}: {record.get('error')}"
-        assert record["vs_torch"] <= 1e-7
+        assert record["vs_torch"] <= 6e-8
         assert record["ranks"] == 0.0
+        if wrapper == "fsdp2" and path == "fused":
+            assert len(record["warnings"]) == 1 and "is a DTensor" in record["warnings"][0], record["warnings"]
+        else:
+            assert record["warnings"] == []
 
 
 # ---------------------------------------------------------------- Lightning
@@ -97,20 +99,18 @@ def test_lightning_fit_and_resume_equal_torch_nadam(tmp_path):
 
     def fit(optimizer, epochs: int, save: Path | None = None, resume: Path | None = None) -> Module:
         module = Module(optimizer)
+        callbacks = [lightning.pytorch.callbacks.ModelCheckpoint(save, every_n_epochs=1, save_top_k=-1)] if save else []
         trainer = lightning.Trainer(
-            max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+            max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=bool(save), callbacks=callbacks,
             enable_progress_bar=False, enable_model_summary=False, deterministic=True,
         )
         trainer.fit(module, loader, ckpt_path=resume)
-        if save:
-            trainer.save_checkpoint(save)
         return module
 
-    ours = fit(dl.Nadam, 4)
+    ours = fit(dl.Nadam, 4, save=tmp_path)  # a checkpoint after every epoch
     theirs = fit(torch.optim.NAdam, 4)
-    torch.testing.assert_close(_params(ours), _params(theirs), rtol=0, atol=1e-6)
-    fit(dl.Nadam, 2, save=tmp_path / "half.ckpt")
-    resumed = fit(dl.Nadam, 4, resume=tmp_path / "half.ckpt")
+    assert _largest(_params(ours), _params(theirs)) <= 4e-7  # measured 2.1e-7
+    resumed = fit(dl.Nadam, 4, resume=tmp_path / "epoch=1-step=8.ckpt")  # from the end of epoch 2
     assert all(map(torch.equal, _params(resumed), _params(ours)))
 
 
@@ -130,12 +130,13 @@ def test_hf_trainer_and_resume_equal_torch_adamw(tmp_path):
     labels = torch.randint(0, 2, (32,), generator=generator)
     dataset = [{"input_ids": ids[i], "labels": labels[i]} for i in range(32)]
 
-    def train(optimizer, output: Path, resume: Path | None = None, max_steps: int = 8):
+    def train(optimizer, output: Path, resume: Path | None = None, save: bool = False):
         torch.manual_seed(0)
         model = transformers.BertForSequenceClassification(config)
         args = transformers.TrainingArguments(
-            output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=8, save_steps=4,
-            report_to=[], use_cpu=True, logging_strategy="no", disable_tqdm=True, seed=0, data_seed=0,
+            output_dir=str(output), max_steps=8, per_device_train_batch_size=8, save_steps=4,
+            save_strategy="steps" if save else "no", report_to=[], use_cpu=True, logging_strategy="no",
+            disable_tqdm=True, seed=0, data_seed=0,
         )
         opt = optimizer(model.parameters(), lr=1e-3, weight_decay=0.01)
         transformers.Trainer(model=model, args=args, train_dataset=dataset, optimizers=(opt, None)).train(
@@ -143,9 +144,9 @@ def test_hf_trainer_and_resume_equal_torch_adamw(tmp_path):
         )
         return _params(model)
 
-    ours = train(dl.AdamW, tmp_path / "ours")
+    ours = train(dl.AdamW, tmp_path / "ours", save=True)
     theirs = train(torch.optim.AdamW, tmp_path / "theirs")
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert _largest(ours, theirs) <= 2.4e-7  # measured 1.2e-7 (8 steps)
     resumed = train(dl.AdamW, tmp_path / "resumed", resume=tmp_path / "ours" / "checkpoint-4")
     assert all(map(torch.equal, resumed, ours))
 
@@ -179,7 +180,7 @@ def test_one_cycle_lr_cycles_betas_and_momentum(path):
          lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, nesterov=True)),
     ]:
         (a, opt), (b, reference) = _run(ours, one_cycle), _run(theirs, one_cycle)
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        assert _largest(a, b) <= 2e-7  # measured 9.1e-8
         key = "betas" if "betas" in opt.param_groups[0] else "momentum"
         assert opt.param_groups[0][key] == reference.param_groups[0][key]
 
@@ -202,7 +203,7 @@ def test_grad_scaler_skips_inf_steps(path):
 
     ours, opt, scale = train(lambda ps: dl.Adam(ps, lr=0.01, **PATHS[path]))
     theirs, reference, reference_scale = train(lambda ps: torch.optim.Adam(ps, lr=0.01))
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert _largest(ours, theirs) <= 2e-7  # measured 9e-8 or less
     assert scale == reference_scale
     assert [float(s["step"]) for s in opt.state.values()] == [5.0] * 4  # the overflowing step was skipped
 
@@ -239,7 +240,7 @@ def test_optimizer_hooks_run_around_every_step():
     ours, state = run(lambda ps: dl.Adam(ps, lr=0.01))
     assert calls == ["pre", "post", "global"] * 3 and state["tag"] == 1
     theirs, _ = run(lambda ps: torch.optim.Adam(ps, lr=0.01))
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert _largest(ours, theirs) <= 2e-7  # measured 9e-8 or less
 
 
 def test_swa_utils_average_and_swalr():
@@ -261,5 +262,5 @@ def test_swa_utils_average_and_swalr():
 
     ours, lr = run(lambda ps: dl.SGD(ps, lr=0.05, momentum=0.9))
     theirs, reference_lr = run(lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9))
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert _largest(ours, theirs) <= 2e-7  # measured 9e-8 or less
     assert lr == reference_lr

@@ -192,13 +192,11 @@ def test_resume_after_sigkill_loses_no_finished_trial(tmp_path):
         assert [p["step"] for p in curve] == list(range(75, 1501, 75))  # whole curves only
 
 
-def test_cli_runs_the_quick_suite_end_to_end_and_resumes_instantly(tmp_path):
+def test_cli_runs_the_quick_suite_end_to_end_and_a_rerun_runs_no_trial_again(tmp_path):
     db, out = str(tmp_path / "q.sqlite"), str(tmp_path / "out")
     command = [sys.executable, "-m", "descentlab", "run", "--suite", "quick", "--db", db, "--out", out]
-    started = time.time()
     first = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert time.time() - started < 60
     for problem in ("rosenbrock", "beale", "quadratic"):
         assert f"\n{problem}: " in first.stdout
     assert "optimizer" in first.stdout and "bracketed" in first.stdout and "steps→target" in first.stdout
@@ -206,9 +204,10 @@ def test_cli_runs_the_quick_suite_end_to_end_and_resumes_instantly(tmp_path):
     summary = json.loads(open(os.path.join(out, "summary.json")).read())
     assert set(summary["problems"]) == {"rosenbrock", "beale", "quadratic"}
     assert all(len(t["rows"]) == 3 for t in summary["problems"].values())
-    trials = Store(db).count()
+    counts, finished = _counts(db)
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and Store(db).count() == trials
+    assert again.returncode == 0, again.stderr
+    assert _counts(db) == (counts, finished)  # the same trials, each finished when it first was: none reran
     assert again.stdout.split("\nresults:")[0] == first.stdout.split("\nresults:")[0]
     shown = subprocess.run([sys.executable, "-m", "descentlab", "show", "1", "--db", db], capture_output=True,
                            text=True)
@@ -234,16 +233,41 @@ def test_cli_bad_arguments_exit_2_with_a_message(arguments, message):
     assert message in done.stderr
 
 
-def test_ray_executor_writes_into_the_same_store(tmp_path):
+def _ray_tasks(ray, function: str) -> set[str]:
+    """The ids of the Ray tasks that ran ``function``, from Ray's own task records."""
+    return {event["args"]["task_id"] for event in ray.timeline()
+            if event.get("cat", "").startswith("task::") and event.get("args", {}).get("name") == function}
+
+
+def test_ray_executor_runs_every_trial_as_a_ray_task_into_the_same_store(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra and could not be imported")
+    from descentlab.lab import executors
+
     study = Study(problems=["quadratic", "valley"], optimizers=["momentum", "adam"], grid=2, span=1.0, seeds=2,
                   steps=30)
     quiet = open(os.devnull, "w")
     local = run_study(study, db=str(tmp_path / "local.sqlite"), progress_stream=quiet)
+    submitted = []  # (kind, number of trials) of each task handed to Ray
+    submit = executors.RayExecutor.submit
+
+    def spy(self, kind, specs):
+        submitted.append((kind, len(specs)))
+        return submit(self, kind, specs)
+
+    monkeypatch.setattr(executors.RayExecutor, "submit", spy)
     try:
         remote = run_study(study, db=str(tmp_path / "ray.sqlite"), executor="ray", workers=2, progress_stream=quiet)
+        deadline = time.monotonic() + 30
+        tasks = _ray_tasks(ray, "descentlab.lab.executors.execute")
+        while len(tasks) < len(submitted) and time.monotonic() < deadline:  # task events reach Ray's records in ~1 s
+            time.sleep(0.5)
+            tasks = _ray_tasks(ray, "descentlab.lab.executors.execute")
     finally:
         ray.shutdown()
+    trials = Store(str(tmp_path / "ray.sqlite")).count()
+    assert sum(count for _, count in submitted) == trials  # every trial went to Ray…
+    assert len(tasks) == len(submitted)  # …and ran there, one Ray task per task submitted
+    assert {kind for kind, _ in submitted} == {"trial", "population"}  # the valley's trials as populations
     for name, table in local["problems"].items():
         for a, b in zip(table["rows"], remote["problems"][name]["rows"], strict=True):
             assert (a["optimizer"], a["lr"]) == (b["optimizer"], b["lr"])

@@ -310,8 +310,20 @@ def test_converges_on_an_ill_conditioned_quadratic(name, flavor):
     assert final <= 1e-4 * _quadratic(torch.tensor(start)).item()
 
 
-@pytest.mark.parametrize("name", list(CONVERGENCE))
+# Within 3000 steps from (-1.5, 2) (loss 12.5), these reach Rosenbrock's minimum (loss 0 at (1, 1));
+# Adagrad, Adadelta, Nadamax and FTRL, whose steps shrink as their accumulators grow, are still in the
+# curved valley (losses 0.02-0.47 measured) and are held to what they do: a twentyfold cut.
+ROSENBROCK_CONVERGES = ["SGD", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam"]
+
+
+@pytest.mark.parametrize("name", ROSENBROCK_CONVERGES)
 def test_converges_on_rosenbrock(name):
+    final = _minimize(optim.NAMED[name], CONVERGENCE[name], _rosenbrock, [-1.5, 2.0], 3000)
+    assert final <= 1e-2  # measured: 2.6e-3 (RMSprop) and below
+
+
+@pytest.mark.parametrize("name", sorted(set(CONVERGENCE) - set(ROSENBROCK_CONVERGES)))
+def test_cuts_the_rosenbrock_loss_twentyfold_where_3000_steps_do_not_converge(name):
     start = [-1.5, 2.0]
     final = _minimize(optim.NAMED[name], CONVERGENCE[name], _rosenbrock, start, 3000)
     assert math.isfinite(final) and final <= 0.05 * _rosenbrock(torch.tensor(start)).item()

@@ -20,10 +20,15 @@ STEPS = 60
 
 @pytest.fixture(scope="module")
 def built():
-    """A small playground: Beale, sgd (no second slider) and adam (β1), lrs from crawling to diverging."""
+    """A small playground: Beale with and without gradient noise, and the saddle; sgd (no second
+    slider) and adam (β1), lrs from crawling to diverging."""
     setting = Setting(VIEWS[0], {"start": 0, "noise": 0.0, "jitter": 0.0}, STEPS, None)
+    noisy = Setting(VIEWS[0], {"start": 0, "noise": 1.0, "jitter": 0.0}, STEPS, 1)
+    saddle = Setting(VIEWS[2], {"start": VIEWS[2].start, "noise": 0.0, "jitter": 0.0}, STEPS, None)
     sliders = [playground.slider("sgd", 1e-3, 0.3, points=5), playground.slider("adam", 1e-2, 3.0, points=5)]
-    return setting, sliders, playground.build([Group([setting], [s.optimizer for s in sliders], sliders)])
+    names = [s.optimizer for s in sliders]
+    groups = [Group([setting, noisy], names, sliders), Group([saddle], names, sliders)]
+    return setting, sliders, playground.build(groups)
 
 
 def _decode(variant: dict) -> tuple[list[np.ndarray], list[int]]:
@@ -125,6 +130,21 @@ def test_the_page_in_headless_chromium(built, chromium, tmp_path):
         scope: dict = {}
         exec(code, scope)
         assert np.abs(np.array(scope["path"]) - expected).max() < 1e-9
+
+        # the noise box and the surface picker show the other variants' paths, from their own starts
+        def switch(selector: str, value: str) -> dict:
+            browser.evaluate(f"(() => {{ const e = {root}.querySelector('{selector}'); "
+                             f"if (e.type === 'checkbox') e.checked = {value}; else e.value = '{value}';"
+                             "e.dispatchEvent(new Event('change')); })()")
+            assert browser.evaluate(f"{root}.playground.ready()")
+            return browser.evaluate(f"{root}.playground.path('adam')")
+
+        noisy = switch(".pg-noise", "true")
+        assert noisy["points"][0] == drawn["points"][0] and noisy["points"] != drawn["points"]
+        assert switch(".pg-view", "saddle")["points"][0] != drawn["points"][0]
+        assert switch(".pg-noise", "false")["points"][0] != drawn["points"][0]  # the saddle has no noisy variant
+        assert browser.evaluate(f"{root}.querySelector('.pg-noise').disabled")
+        assert switch(".pg-view", "beale")["points"] == drawn["points"]
 
         # a slider move redraws the path
         canvas = f"{root}.querySelector('canvas').toDataURL()"

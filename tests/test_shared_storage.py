@@ -1,15 +1,14 @@
 """Parameters whose storage someone else holds are trained where they live, on every path.
 
 An alias taken before training, Hogwild's shared memory with forked workers, ZeRO's bucket views
-and FSDP2's DTensor shards (two gloo ranks, spawned: a forked rank can deadlock in torch's
-thread pool once the parent has used it), each against torch.optim.
+and FSDP2's DTensor shards (two gloo ranks, in the one spawn of ``distributed_worker.py`` that
+serves the suite), each against torch.optim.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
-import os
-import socket
 import warnings
 
 import pytest
@@ -110,48 +109,16 @@ def test_hogwild_workers_train_the_shared_model(path):
     assert results[0].abs().max() > 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _two_rank_results(folder, name: str) -> list[dict]:
+    """Both ranks' results of one check of ``distributed_worker.py`` (one spawn serves the suite)."""
+    for rank in range(2):
+        errors = json.loads((folder / f"errors{rank}.json").read_text())
+        assert name not in errors, f"rank {rank}: {errors.get(name)}"
+    return [torch.load(folder / f"{name}{rank}.pt") for rank in range(2)]
 
 
-def _zero_worker(rank: int, port: int, folder: str) -> None:
-    import torch.distributed as dist
-    from torch.distributed.optim import ZeroRedundancyOptimizer
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        results = {}
-        for name, kwargs in [("torch", None), *PATHS.items()]:
-            params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))]
-            if kwargs is None:
-                zero = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.Adam, lr=0.1,
-                                               parameters_as_bucket_view=True)
-            else:
-                zero = ZeroRedundancyOptimizer(params, optimizer_class=optim.Adam, lr=0.1,
-                                               parameters_as_bucket_view=True, **kwargs)
-            for _ in range(3):
-                zero.zero_grad()
-                (params[0].sum() + params[1].sum()).backward()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    zero.step()
-            results[name] = torch.stack([p.detach() for p in params])
-        torch.save(results, os.path.join(folder, f"zero{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_zero_with_bucket_views_trains_every_parameter_on_every_path(tmp_path):
-    pytest.importorskip("torch.distributed.optim")
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is unavailable")
-    import torch.multiprocessing as mp
-
-    mp.start_processes(_zero_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
-    ranks = [torch.load(tmp_path / f"zero{rank}.pt") for rank in range(2)]
+def test_zero_with_bucket_views_trains_every_parameter_on_every_path(two_ranks):
+    ranks = _two_rank_results(two_ranks, "zero")
     for name in PATHS:
         assert torch.equal(ranks[0][name], ranks[1][name]), name
         assert torch.allclose(ranks[0][name], ranks[0]["torch"], rtol=0, atol=1e-7), name
@@ -197,81 +164,9 @@ def test_torch_switches_are_taken_at_the_values_honoured_and_refused_by_name_oth
             cls(params, capturable=False)
 
 
-def _fsdp_model():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
-    from torch.distributed.fsdp import fully_shard
-
-    fully_shard(model)
-    return model
-
-
-def _fsdp_optimizer(model, kwargs):
-    no_decay = [model[1].weight]  # a group of one DTensor (the LayerNorm weight), as trainers make
-    decay = [p for p in model.parameters() if p is not model[1].weight]
-    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if kwargs is None:
-        return torch.optim.Adam(groups, lr=0.01, weight_decay=0.1)
-    return optim.Adam(groups, lr=0.01, weight_decay=0.1, **kwargs)
-
-
-def _fsdp_train(model, optimizer, steps, first=0):
-    for step in range(first, first + steps):
-        x = torch.randn(5, 4, generator=torch.Generator().manual_seed(step))
-        model(x).square().sum().backward()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            optimizer.step()
-        optimizer.zero_grad()
-
-
-def _fsdp_worker(rank: int, port: int, folder: str) -> None:
-    import torch.distributed as dist
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import (
-        get_model_state_dict,
-        get_optimizer_state_dict,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        results = {}
-        for name, kwargs in [("torch", None), *PATHS.items()]:
-            model = _fsdp_model()
-            optimizer = _fsdp_optimizer(model, kwargs)
-            _fsdp_train(model, optimizer, 3)
-            results[name] = [p.full_tensor() for p in model.parameters()]
-        # the last (default path) optimizer through torch.distributed.checkpoint, into a fresh one
-        checkpoint = os.path.join(folder, "checkpoint")
-        dcp.save({"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)},
-                 checkpoint_id=checkpoint)
-        restored_model = _fsdp_model()
-        restored = _fsdp_optimizer(restored_model, {})
-        loaded = {"model": get_model_state_dict(restored_model),
-                  "optim": get_optimizer_state_dict(restored_model, restored)}  # a step at lr=0 makes state
-        dcp.load(loaded, checkpoint_id=checkpoint)
-        set_model_state_dict(restored_model, loaded["model"])
-        set_optimizer_state_dict(restored_model, restored, loaded["optim"])
-        _fsdp_train(model, optimizer, 2, first=3)
-        _fsdp_train(restored_model, restored, 2, first=3)
-        results["continued"] = [p.full_tensor() for p in model.parameters()]
-        results["restored"] = [p.full_tensor() for p in restored_model.parameters()]
-        torch.save(results, os.path.join(folder, f"fsdp{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is unavailable")
-    pytest.importorskip("torch.distributed.fsdp")
-    import torch.multiprocessing as mp
-
-    mp.start_processes(_fsdp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
-    ranks = [torch.load(tmp_path / f"fsdp{rank}.pt") for rank in range(2)]
+def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(two_ranks):
+    """FSDP2 with a group of one DTensor, every path against torch; DCP restores the optimizer exactly."""
+    ranks = _two_rank_results(two_ranks, "fsdp")
     for name in [*PATHS, "restored"]:
         for mine, other in zip(ranks[0][name], ranks[1][name]):
             assert torch.equal(mine, other), name

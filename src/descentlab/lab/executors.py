@@ -6,10 +6,12 @@ results back to the parent, which alone writes the store.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import multiprocessing
 import os
 import signal
+from concurrent.futures.process import BrokenProcessPool
 
 from descentlab.lab import runner
 
@@ -26,12 +28,10 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _init_worker(threads: int, counter=None, gpus: int = 0) -> None:
+def _init_worker(threads: int, gpu: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
-    if gpus:  # one GPU per worker, round robin; set before torch starts CUDA in this process
-        with counter.get_lock():
-            index, counter.value = counter.value, counter.value + 1
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    if gpu is not None:  # this worker's GPU alone, set before torch starts CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -68,31 +68,56 @@ class InProcess:
 
 class LocalPool:
     """``workers`` spawned processes, each with its share of the cores; with ``gpus`` > 0, worker
-    i sees GPU i mod ``gpus`` alone (as its ``cuda``), so several GPUs share one study."""
+    i sees GPU i mod ``gpus`` alone (as its ``cuda``), so several GPUs share one study.
+
+    Each worker is a one-process pool of its own, so a worker that dies (killed, out of memory, a
+    crash in native code) fails only the task it ran, and a fresh worker takes its place; in one
+    shared pool, a death breaks the pool and every task running beside it.
+    """
 
     name = "local"
 
     def __init__(self, workers: int, gpus: int = 0) -> None:
         self.capacity = workers
-        context = multiprocessing.get_context("spawn")
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context,
-            initializer=_init_worker, initargs=(threads_per_worker(workers), context.Value("i", 0), gpus),
-        )
+        self.threads, self.gpus = threads_per_worker(workers), gpus
+        self.context = multiprocessing.get_context("spawn")
+        self.workers = [self._start(index) for index in range(workers)]
+        self.running: dict[concurrent.futures.Future, int] = {}  # task -> the worker it runs on
+
+    def _start(self, index: int) -> concurrent.futures.ProcessPoolExecutor:
+        gpu = index % self.gpus if self.gpus else None
+        return concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=self.context,
+                                                      initializer=_init_worker, initargs=(self.threads, gpu))
 
     def submit(self, kind: str, specs: list):
-        return self.pool.submit(execute, kind, specs)
+        """Run the task on the least busy worker (an idle one, while ``capacity`` is respected)."""
+        load = collections.Counter(self.running.values())
+        index = min(range(self.capacity), key=load.__getitem__)
+        try:
+            future = self.workers[index].submit(execute, kind, specs)
+        except BrokenProcessPool:  # it died while idle
+            self.workers[index] = self._start(index)
+            future = self.workers[index].submit(execute, kind, specs)
+        self.running[future] = index
+        return future
 
     def wait(self, futures):
         done, pending = concurrent.futures.wait(futures, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+        lost = {self.running[f] for f in done if f in self.running and isinstance(f.exception(), BrokenProcessPool)}
+        for future in done:
+            self.running.pop(future, None)
+        for index in lost:  # the task fails with the worker ("worker lost"); a fresh worker takes its place
+            self.workers[index].shutdown(wait=False)
+            self.workers[index] = self._start(index)
         return list(done), pending
 
     def close(self, now: bool = False) -> None:
-        """Shut the pool down; ``now``: without waiting for the running trials (they are killed)."""
+        """Shut the workers down; ``now``: without waiting for the running trials (they are killed)."""
         if now:
             for child in multiprocessing.active_children():
                 child.terminate()
-        self.pool.shutdown(wait=not now, cancel_futures=True)
+        for worker in self.workers:
+            worker.shutdown(wait=not now, cancel_futures=True)
 
 
 class RayExecutor:

@@ -225,8 +225,10 @@ def _blocks(specs: list, points: torch.Tensor) -> tuple[list[tuple], list]:
             owners.append(optimizer)  # its record's lr is the row's (see record)
             for name in ROW_HYPERPARAMETERS:
                 values[name].append(spec.lr if name == "lr" else hp.get(name))
+        # a value shared by the whole block stays the optimizer's own number: the step it takes is
+        # then exactly the one it took before rows could differ in it
         rows_hp = {name: torch.tensor(column, dtype=points.dtype).view(-1, *shape)
-                   for name, column in values.items() if None not in column}
+                   for name, column in values.items() if None not in column and (name == "lr" or len(set(column)) > 1)}
         blocks.append((owners[start], rows, rows_hp))
         start = end
     return blocks, owners

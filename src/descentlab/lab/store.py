@@ -127,12 +127,14 @@ class Store:
     """A results file. Safe to open from several processes (WAL, busy timeout).
 
     ``readonly=True`` opens it for reading only (``show``, reports): nothing is written, and a
-    file on a read-only disk or without write permission opens too.
+    file on a read-only disk or without write permission opens too. ``clock`` tells the time
+    leases start and expire by (seconds since the epoch; tests move it to expire a lease).
     """
 
-    def __init__(self, path: str, readonly: bool = False) -> None:
+    def __init__(self, path: str, readonly: bool = False, clock=time.time) -> None:
         self.path = str(path)
         self.readonly = readonly
+        self.clock = clock
         if readonly:
             self.db = self._open_readonly()
         else:
@@ -251,7 +253,7 @@ class Store:
             if row is not None and row[0] in FINISHED:
                 self.link(study_id, spec.key, phase, label)
                 return "finished"
-            if row is not None and row[1] != owner and alive(row[1], row[2]):
+            if row is not None and row[1] != owner and alive(row[1], row[2], self.clock()):
                 self.link(study_id, spec.key, phase, label)
                 return "taken"
             self.db.execute("DELETE FROM curves WHERE trial_key = ?", (spec.key,))
@@ -261,7 +263,7 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (spec.key, spec.problem, _dumps(spec.problem_options), spec.optimizer, _dumps(spec.hyperparameters),
                  spec.seed, spec.steps, spec.batch_size, spec.eval_every, spec.divergence_factor, time.time(),
-                 socket.gethostname(), owner, time.time() + LEASE_SECONDS),
+                 socket.gethostname(), owner, self.clock() + LEASE_SECONDS),
             )
             self.link(study_id, spec.key, phase, label)
             return "claimed"
@@ -269,7 +271,7 @@ class Store:
     def renew(self, owner: str) -> None:
         """Extend the lease of every trial ``owner`` runs."""
         self.db.execute("UPDATE trials SET lease_until = ? WHERE owner = ? AND status = 'running'",
-                        (time.time() + LEASE_SECONDS, owner))
+                        (self.clock() + LEASE_SECONDS, owner))
 
     def release(self, owner: str) -> int:
         """Give up ``owner``'s running trials (stopped by the user): others may claim them at once."""
@@ -392,10 +394,10 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def alive(owner: str | None, lease_until: float | None) -> bool:
-    """Whether a running trial's owner may still be running it: its lease has not expired, and
-    (for a process of this host) the process exists."""
-    if owner is None or lease_until is None or lease_until < time.time():
+def alive(owner: str | None, lease_until: float | None, now: float | None = None) -> bool:
+    """Whether a running trial's owner may still be running it: its lease has not expired by
+    ``now`` (default: the time now), and (for a process of this host) the process exists."""
+    if owner is None or lease_until is None or lease_until < (time.time() if now is None else now):
         return False
     host, _, rest = owner.partition(":")
     if host == socket.gethostname():

@@ -272,13 +272,14 @@ class ChainOptimizer(torch.optim.Optimizer):
     def _hyper(self, group: dict, traced: bool = False) -> Hyper:
         """The hyperparameters one step of ``group`` reads, Tensor values read as numbers.
 
-        A traced step keeps a Tensor ``lr`` a tensor: read, it would become a constant of the graph,
-        recompiled whenever a scheduler changes it (torch's advice for compiled steps: a Tensor lr).
+        A traced step reads no Tensor but ``betas``: a Tensor ``lr`` stays a tensor (read, it would
+        become a constant of the graph, recompiled whenever a scheduler changes it; torch's advice
+        for compiled steps is a Tensor lr), and the copies schedulers keep beside it (``initial_lr``)
+        are not read either, since reading one breaks the graph.
         """
         hp = Hyper(self._fixed)
-        hp.update({name: _number(value) for name, value in group.items() if not (traced and name == "lr")})
-        if traced:
-            hp["lr"] = group["lr"]
+        hp.update({name: value if traced and torch.is_tensor(value) else _number(value)
+                   for name, value in group.items()})
         if "betas" in group:
             hp["beta1"], hp["beta2"] = map(_number, group["betas"])
         for name, target in self._aliases.items():

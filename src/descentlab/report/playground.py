@@ -2,9 +2,10 @@
 redraws its path at once.
 
 Every path is precomputed by the lab's population runner (:func:`descentlab.lab.runner.run_population`,
-one vectorized population per surface): per optimizer, a fine log grid of learning rates times,
-where it has one, a grid of momentum (or β1) values. The paths are quantized to the plot's
-resolution (``LEVELS`` steps across each axis), delta-coded as zigzag varints, deflated and
+one vectorized population per surface variant, each row with its own lr, momentum or β1): per
+optimizer, a fine log grid of learning rates times, where it has one, a grid of momentum (or β1)
+values. The paths are quantized to the plot's resolution (``LEVELS`` steps across each axis),
+coded as the change of each step (:func:`_second_differences`) in zigzag varints, deflated and
 embedded in base85; the page inflates them with the browser's own ``DecompressionStream``, and
 draws them on a canvas over a contour picture (matplotlib). No server, no recompute in the browser.
 """
