@@ -158,7 +158,7 @@ def test_each_optimizer_follows_a_schedule_as_keras(name):
         return type(OPTIMIZERS[name]()).from_config(config)
 
     dtype, tolerance = ("float32", 1e-5) if name in FLOAT32_ONLY else ("float64", 1e-14)
-    assert _train(scheduled, dtype, steps=40) <= tolerance
+    assert _train(scheduled, dtype, steps=20) <= tolerance
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
