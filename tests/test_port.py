@@ -447,6 +447,10 @@ def test_batch_statistics_and_dropout_are_named_as_what_differs():
                    steps=1, batch_size=16)
     assert result.cause().startswith("the first losses differ with equal weights: the Keras Dropout 'drop' draws its "
                                      "own random numbers in training")
+    result = check(*_normalized_recipe(keras.layers.Dense(16, kernel_regularizer="l2", name="penalized"),
+                                       torch.nn.Linear(16, 16)), loss, steps=1, batch_size=16)
+    assert result.cause() == ("the first losses differ with equal weights: the Keras Dense 'penalized' has a "
+                              "kernel_regularizer: Keras adds its penalty to the loss: add it to loss_fn")
 
 
 def test_a_bias_on_one_side_only_is_named():
