@@ -40,6 +40,7 @@ docs: $(VENV)/.installed
 
 test: $(VENV)/.installed $(VENV)/.triton $(VENV)/.integrations
 	$(PY) -m ruff check src tests bench docs
+	$(PY) -m mypy
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 	KERAS_BACKEND=torch $(PY) -m pytest -q
 

@@ -29,13 +29,13 @@ def median_step_ms(make, device: torch.device, total: int, tensors: int, new_gra
     gen = torch.Generator(device).manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(total // tensors, generator=gen, device=device)) for _ in range(tensors)]
     grads = [torch.randn_like(p) for p in params]
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         p.grad = g
     optimizer = make(params)
     times = []
     for _ in range(steps + 3):
         if new_grads:
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 p.grad = g.clone()
         _synchronize(device)
         start = time.perf_counter()

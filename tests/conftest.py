@@ -71,6 +71,6 @@ def two_ranks(tmp_path_factory) -> Path:
         for rank in range(2)
     ]
     outputs = [process.communicate(timeout=600)[0] for process in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
     return directory

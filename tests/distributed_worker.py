@@ -63,7 +63,7 @@ def _train(wrapper: str, make_optimizer, rank: int) -> list[torch.Tensor]:
 
 
 def _largest(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b))
+    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
 
 
 def integrations(rank: int) -> dict:

@@ -36,13 +36,13 @@ def run(optimizers_and_params, steps, seed=1, start=0):
     first_params = optimizers_and_params[0][1]
     for grads in list(random_gradients(first_params, steps + start, seed))[start:]:
         for optimizer, params in optimizers_and_params:
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 p.grad = g.clone()
             optimizer.step()
 
 
 def max_relative_difference(params_a, params_b) -> float:
-    return max(relative_difference(a, b) for a, b in zip(params_a, params_b))
+    return max(relative_difference(a, b) for a, b in zip(params_a, params_b, strict=True))
 
 
 def max_scaled_difference(params_a, params_b) -> float:
@@ -53,4 +53,4 @@ def max_scaled_difference(params_a, params_b) -> float:
     amplifying one rounding of ``z``; against the parameters' scale it is a rounding again.
     """
     return max(((a - b).abs().max() / b.abs().max().clamp(min=1)).item() if b.numel() else 0.0
-               for a, b in zip(params_a, params_b))
+               for a, b in zip(params_a, params_b, strict=True))

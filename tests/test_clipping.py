@@ -67,7 +67,7 @@ def test_a_clipped_variant_differs_from_its_base_only_by_the_clipping():
     tight = dataclasses.replace(spec, optimizer="momentum+clipnorm=0.01")
     assert never.key != spec.key and tight.settings == {"momentum": 0.9, "clipnorm": 0.01, "lr": 0.05}
     base, unclipped, clipped = (runner.run_trial(s) for s in (spec, never, tight))
-    assert base["curve"] == [{**p, "wall": q["wall"]} for p, q in zip(unclipped["curve"], base["curve"])]
+    assert base["curve"] == [{**p, "wall": q["wall"]} for p, q in zip(unclipped["curve"], base["curve"], strict=True)]
     assert base["valid"] == unclipped["valid"] and clipped["valid"] != base["valid"]
     assert clipped["optimizer_config"]["clipnorm"] == 0.01
 

@@ -3,6 +3,7 @@ verdict rule, resume after SIGKILL, devices, and errors that name the argument a
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -116,11 +117,11 @@ def test_the_data_order_is_fixed_by_the_seed_alone(form):
         return torch.cat([t.flatten() for t in parts])
 
     def first_batches(seed, count=6):
-        return [flat(b) for b, _ in zip(problem.batches("train", 16, seed), range(count))]
+        return [flat(b) for b in itertools.islice(problem.batches("train", 16, seed), count)]
 
     same, again, other = first_batches(0), first_batches(0), first_batches(1)
-    assert all(torch.equal(a, b) for a, b in zip(same, again))  # epochs included (6 batches > one epoch)
-    assert not all(torch.equal(a, b) for a, b in zip(same, other))
+    assert all(torch.equal(a, b) for a, b in zip(same, again, strict=True))  # epochs included (6 batches > one epoch)
+    assert not all(torch.equal(a, b) for a, b in zip(same, other, strict=True))
 
 
 def test_every_optimizer_sees_the_same_batches_at_a_seed(tmp_path):

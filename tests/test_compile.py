@@ -73,6 +73,6 @@ def test_compiled_step_equals_eager_without_recompiling_or_warnings(options):
         torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-7)
         assert counters["stats"]["unique_graphs"] == 1
     else:  # the fused kernel itself, behind one graph break
-        assert all(torch.equal(a, b) for a, b in zip(compiled, eager))
+        assert all(torch.equal(a, b) for a, b in zip(compiled, eager, strict=True))
         assert counters["stats"]["unique_graphs"] == 0
     torch._dynamo.reset()

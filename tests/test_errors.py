@@ -142,7 +142,7 @@ def _snapshot(optimizer, params):
 
 def _assert_unchanged(before, after):
     (params_before, state_before), (params_after, state_after) = before, after
-    assert all(torch.equal(a, b) for a, b in zip(params_before, params_after))
+    assert all(torch.equal(a, b) for a, b in zip(params_before, params_after, strict=True))
     assert state_before.keys() == state_after.keys()
     for i, entries in state_before.items():
         assert entries.keys() == state_after[i].keys()
@@ -153,7 +153,7 @@ def _two_groups(cls, switches, steps, **kwargs):
     params = make_params(torch.float64, [(4, 3), (5,), (2, 2), (3,)])
     optimizer = cls([{"params": params[:2]}, {"params": params[2:]}], lr=0.01, **switches, **kwargs)
     for grads in random_gradients(params, steps):
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.grad = g
         optimizer.step()
     return optimizer, params
@@ -216,7 +216,7 @@ FAILURES = [
 def test_an_error_inside_a_step_leaves_parameters_and_state_as_they_were(failure, path, steps_before, monkeypatch):
     """The error comes from the second group or from compiling: nothing may have moved."""
     optimizer, params = failure(path, steps_before, monkeypatch)
-    for p, g in zip(params, next(random_gradients(params, 1, seed=9))):
+    for p, g in zip(params, next(random_gradients(params, 1, seed=9)), strict=True):
         p.grad = g.to(p.dtype)
     before = _snapshot(optimizer, params)
     with pytest.raises(RuntimeError, match=MESSAGES[failure]):

@@ -133,13 +133,13 @@ def _max_relative_difference(make_ours, make_keras, dtype: str, steps: int = 120
     ours_opt, keras_opt = make_ours(ours), make_keras()
     for _ in range(steps):
         grads = [torch.tensor(rng.standard_normal(shape).astype(dtype) * 2) for shape in SHAPES]
-        for p, g in zip(ours, grads):
+        for p, g in zip(ours, grads, strict=True):
             p.grad = g.clone()
         ours_opt.step()
-        keras_opt.apply_gradients(zip([g.clone() for g in grads], theirs))
+        keras_opt.apply_gradients(zip([g.clone() for g in grads], theirs, strict=True))
     return max(
         ((p.detach() - v.value.detach().cpu()).abs().max() / v.value.detach().cpu().abs().max()).item()
-        for p, v in zip(ours, theirs)
+        for p, v in zip(ours, theirs, strict=True)
     )
 
 

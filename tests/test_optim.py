@@ -29,7 +29,7 @@ def test_composed_spelling_is_bit_identical(case):
     named = make_params()
     composed = clone_params(named)
     run([(case.make(named), named), (case.make_composed(composed), composed)], steps=100)
-    for a, b in zip(named, composed):
+    for a, b in zip(named, composed, strict=True):
         assert torch.equal(a, b)
 
 
@@ -48,7 +48,7 @@ def test_state_dict_round_trip_continues_bit_exactly(case):
     second_half = case.make(resumed, lr=123.0)  # the loaded state_dict must restore lr too
     second_half.load_state_dict(saved)
     run([(second_half, resumed)], steps=50, start=50)
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=True):
         assert torch.equal(a, b)
 
 
@@ -114,7 +114,7 @@ def test_lr_scheduler_drives_group_lr_as_in_torch(case):
     schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=10, gamma=0.5) for o in (ours_opt, torch_opt)]
     for grads in random_gradients(ours, 60):
         for params, opt in ((ours, ours_opt), (theirs, torch_opt)):
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 p.grad = g.clone()
             opt.step()
         for scheduler in schedulers:
@@ -177,11 +177,11 @@ def test_maximize_ascends_as_descending_the_negated_gradient():
     down = clone_params(up)
     up_opt, down_opt = optim.Nadamax(up, lr=0.01, maximize=True), optim.Nadamax(down, lr=0.01)
     for grads in random_gradients(up, 30):
-        for p, q, g in zip(up, down, grads):
+        for p, q, g in zip(up, down, grads, strict=True):
             p.grad, q.grad = g.clone(), -g
         up_opt.step()
         down_opt.step()
-    for a, b in zip(up, down):
+    for a, b in zip(up, down, strict=True):
         assert torch.equal(a, b)
 
 
@@ -194,7 +194,7 @@ def test_zero_or_none_clipping_is_off(clip):
          (optim.SGD(none, lr=0.01, **{clip: None}), none)],
         steps=5,
     )
-    for a, b, c in zip(reference, zero, none):
+    for a, b, c in zip(reference, zero, none, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
@@ -339,5 +339,5 @@ def test_pickled_and_deep_copied_optimizers_keep_training_identically(case):
     model_and_opt = pickle.loads(pickle.dumps((original, optimizer)))
     copied_params, copied = copy.deepcopy((original, optimizer))
     run([(optimizer, original), (model_and_opt[1], model_and_opt[0]), (copied, copied_params)], steps=10, start=10)
-    for a, b, c in zip(original, model_and_opt[0], copied_params):
+    for a, b, c in zip(original, model_and_opt[0], copied_params, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)

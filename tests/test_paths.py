@@ -39,7 +39,7 @@ def _trajectories(case, dtype, shapes, steps=30, sparse_rows=None, seed=0):
         params = clone_params(start)
         optimizer = case.make(params, **switches)
         for grads in random_gradients(params, steps, seed + 1):
-            for i, (p, g) in enumerate(zip(params, grads)):
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
                 p.grad = g.to_sparse(1) if sparse_rows and i in sparse_rows else g
             optimizer.step()
         assert optimizer.path(optimizer.param_groups[0]) == path
@@ -137,8 +137,8 @@ def test_a_tensor_learning_rate_changed_in_place_is_followed(path):
         if step == 10:
             lr.fill_(0.01)
             optimizers[1].param_groups[0]["lr"] = 0.01
-        for optimizer, params in zip(optimizers, (ours, theirs)):
-            for p, g in zip(params, grads):
+        for optimizer, params in zip(optimizers, (ours, theirs), strict=True):
+            for p, g in zip(params, grads, strict=True):
                 p.grad = g.clone()
             optimizer.step()
     assert max_relative_difference(ours, theirs) <= TOLERANCE[torch.float64]
@@ -221,8 +221,8 @@ def test_add_param_group_and_params_without_gradients():
             optimizers[0].add_param_group({"params": fused_params[2:], "lr": 0.02})
             optimizers[1].add_param_group({"params": reference_params[2:], "lr": 0.02})
         grads = [torch.randn(4, 3, generator=gen) for _ in range(4)]
-        for params, optimizer in zip((fused_params, reference_params), optimizers):
-            for i, (p, g) in enumerate(zip(params, grads)):
+        for params, optimizer in zip((fused_params, reference_params), optimizers, strict=True):
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
                 # parameter 1 skips every third step: its step count falls behind the others'
                 p.grad = None if (i == 1 and step % 3 == 0) else g.clone()
             optimizer.step()
@@ -269,7 +269,7 @@ def test_fused_state_dict_moves_both_ways_with_torch(case):
     run([(ours, ours_params)], steps=20)
     theirs = case.make_torch(theirs_params)
     with torch.no_grad():
-        for p, q in zip(theirs_params, ours_params):
+        for p, q in zip(theirs_params, ours_params, strict=True):
             p.copy_(q)
     theirs.load_state_dict(copy.deepcopy(ours.state_dict()))
     back_params = clone_params(ours_params)
@@ -443,7 +443,7 @@ def test_a_parameter_shrunk_in_place_is_seen_and_its_group_rebuilt():
     fused_params = [torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(4))]
     reference_params = clone_params(fused_params)
     optimizers = [optim.SGD(fused_params, lr=1.0, fused=True), optim.SGD(reference_params, lr=1.0, fused=False)]
-    for params, optimizer in zip((fused_params, reference_params), optimizers):
+    for params, optimizer in zip((fused_params, reference_params), optimizers, strict=True):
         for p in params:
             p.grad = torch.ones(4)
         optimizer.step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import json
 import zlib
 
@@ -46,7 +47,7 @@ def _decode(variant: dict) -> tuple[list[np.ndarray], list[int]]:
     assert len(values) == 3 * total
     bounds = np.cumsum([0, *lengths])
     paths = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         columns = []
         for stream in range(3):
             coded = np.array(values[stream * total + a : stream * total + b])
@@ -76,7 +77,8 @@ def test_the_stored_paths_are_the_runners_to_within_half_a_level(built):
     assert len(paths) == len(settings) == 5 + 5 * len(playground.MOMENTA)
     ends = set()
     runs = _runner_paths(setting, settings)
-    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, path_ends, settings, runs):
+    for codes, end, (optimizer, hyperparameters), (expected, result) in zip(paths, path_ends, settings, runs,
+                                                                             strict=True):
         n = len(codes)
         # only a path's last point may lie past the plot's margin, kept clamped to it
         edge = playground.LEVELS / 2 + playground.MARGIN

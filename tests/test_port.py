@@ -287,7 +287,8 @@ def test_each_layer_type_is_copied_and_computes_the_same(kind):
     rng = np.random.default_rng(0)
     for layer in keras_model.layers:  # random weights everywhere, biases and norms included
         values = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
-        layer.set_weights([np.abs(v) + 0.5 if "variance" in w.path else v for v, w in zip(values, layer.weights)])
+        layer.set_weights([np.abs(v) + 0.5 if "variance" in w.path else v
+                           for v, w in zip(values, layer.weights, strict=True)])
     torch_model = make_torch()
     matched = layers.copy_weights(keras_model, torch_model)
     inputs = rng.integers(0, 11, (6, 5)) if shape is None else rng.standard_normal(shape).astype("float32")

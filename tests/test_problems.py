@@ -33,7 +33,7 @@ def _problem(name):
 def _equal_batches(a, b):
     if torch.is_tensor(a):
         return torch.equal(a, b)
-    return all(_equal_batches(x, y) for x, y in zip(a, b))
+    return all(_equal_batches(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _train(problem, model, optimizer, steps, batch_size, seed=0):
@@ -58,12 +58,12 @@ def test_names_are_the_registry():
 def test_same_seed_same_init_batches_and_losses(name):
     problem = _problem(name)
     a, b = problem.model(3), problem.model(3)
-    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), key
     batch_size = problem.default_batch_size
     for first, second in zip(
         itertools.islice(problem.batches("train", batch_size, 7), 3),
-        itertools.islice(problem.batches("train", batch_size, 7), 3),
+        itertools.islice(problem.batches("train", batch_size, 7), 3), strict=True
     ):
         assert _equal_batches(first, second)
     losses_a = _train(problem, a, optim.SGD(a.parameters(), lr=1e-3), 3, batch_size, seed=7)

@@ -85,10 +85,10 @@ def test_named_equals_composed(data, family, shape_list, common, dtype, seed):
     opt_a = cls(a, **named_kwargs, **common)
     opt_b = optim.Composed(b, **composed_kwargs, **common)
     for _ in range(15):
-        for p, q in zip(a, b):
+        for p, q in zip(a, b, strict=True):
             g = torch.randn(p.shape, dtype=dtype, generator=gen)
             p.grad, q.grad = g, g.clone()
         opt_a.step()
         opt_b.step()
-    for p, q in zip(a, b):  # bitwise, NaN included (centered RMSprop with alpha=0 takes √ of ±0)
+    for p, q in zip(a, b, strict=True):  # bitwise, NaN included (centered RMSprop with alpha=0 takes √ of ±0)
         assert torch.allclose(p, q, rtol=0, atol=0, equal_nan=True)

@@ -121,7 +121,7 @@ def test_a_replayed_path_ends_at_the_stored_final_point(tiny_store, tmp_path):
     study = frames.load(tiny_store)
     chosen = list(study.chosen["beale"].values())
     paths = trajectories.replay(chosen, population=True)
-    for trial, path in zip(chosen, paths):
+    for trial, path in zip(chosen, paths, strict=True):
         assert trial["status"] == "done"
         assert len(path.points) == trial["steps"] + 1  # every step, where the store kept every eval_every-th
         assert path.points[-1] == pytest.approx([trial["valid"]["x"], trial["valid"]["y"]], abs=1e-12)
@@ -139,7 +139,7 @@ def test_a_replayed_path_ends_at_the_stored_final_point(tiny_store, tmp_path):
 def test_a_replay_one_trial_at_a_time_matches_the_population_run(tiny_store):
     chosen = list(frames.load(tiny_store).chosen["beale"].values())
     for alone, together in zip(trajectories.replay(chosen, population=False),
-                               trajectories.replay(chosen, population=True)):
+                               trajectories.replay(chosen, population=True), strict=True):
         assert alone.deviation <= trajectories.REPLAY_TOLERANCE
         assert alone.points == pytest.approx(together.points, abs=1e-5)
 

@@ -168,10 +168,10 @@ def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(two_ranks):
     """FSDP2 with a group of one DTensor, every path against torch; DCP restores the optimizer exactly."""
     ranks = _two_rank_results(two_ranks, "fsdp")
     for name in [*PATHS, "restored"]:
-        for mine, other in zip(ranks[0][name], ranks[1][name]):
+        for mine, other in zip(ranks[0][name], ranks[1][name], strict=True):
             assert torch.equal(mine, other), name
     for name in PATHS:
-        for mine, expected in zip(ranks[0][name], ranks[0]["torch"]):
+        for mine, expected in zip(ranks[0][name], ranks[0]["torch"], strict=True):
             assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
-    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"]):
+    for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"], strict=True):
         assert torch.equal(mine, expected)

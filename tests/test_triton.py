@@ -143,7 +143,7 @@ def _half_precision_steps(dtype, steps):
     fused = optim.Adam(half, lr=0.01, fused=True)
     reference = optim.Adam(wide, lr=0.01, foreach=False, fused=False)
     for grads in random_gradients(wide, steps):
-        for p, q, g in zip(half, wide, grads):
+        for p, q, g in zip(half, wide, grads, strict=True):
             p.grad, q.grad = g.to(dtype), g.to(dtype).float()
         fused.step()
         reference.step()
@@ -154,12 +154,12 @@ def _half_precision_steps(dtype, steps):
 def test_half_precision_parameters_keep_float32_state(dtype, interpreted):
     (fused, half), (_, wide) = _half_precision_steps(dtype, steps=1)
     assert fused.path(fused.param_groups[0]) == "fused"
-    for p, q in zip(half, wide):
+    for p, q in zip(half, wide, strict=True):
         # one step: float32 arithmetic, the parameter rounded once (the interpreter's cast to a half
         # type truncates where a GPU rounds to nearest, so one unit in the last place; exact on CUDA)
         assert torch.allclose(p.float(), q, rtol=torch.finfo(dtype).eps, atol=0)
     (fused, half), (reference, wide) = _half_precision_steps(dtype, steps=20)
-    for p, q in zip(half, wide):
+    for p, q in zip(half, wide, strict=True):
         # the moments see the same gradients in both: float32 state keeps them to float32's rounding
         for key in ("exp_avg", "exp_avg_sq"):
             assert fused.state[p][key].dtype == torch.float32
@@ -206,7 +206,7 @@ def test_cuda_steps_make_no_host_device_sync(name, path):
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 p.grad = g.clone()
             optimizer.step()
     finally:
@@ -228,7 +228,7 @@ def test_cuda_flat_buffers_under_real_use(clip):
     for step in range(30):
         x, y = torch.randn(16, 6, device="cuda", generator=gen), torch.randn(16, 2, device="cuda", generator=gen)
         g = torch.randn(4, 3, device="cuda", generator=gen)
-        for model, optimizer, params in zip(models, optimizers, extras):
+        for model, optimizer, params in zip(models, optimizers, extras, strict=True):
             if step == 5:
                 optimizer.add_param_group({"params": params, "lr": 0.02})
             model.zero_grad(set_to_none=step % 2 == 0)
@@ -274,7 +274,7 @@ def test_cuda_half_precision_parameters(dtype):
     wide = [torch.nn.Parameter(p.detach().float()) for p in half]
     fused = optim.Adam(half, lr=0.01, fused=True)
     reference = optim.Adam(wide, lr=0.01, foreach=False, fused=False)
-    for p, q in zip(half, wide):
+    for p, q in zip(half, wide, strict=True):
         g = torch.randn_like(q)
         p.grad, q.grad = g.to(dtype), g.to(dtype).float()
     fused.step()
@@ -305,7 +305,7 @@ def test_a_sparse_gradient_in_a_half_precision_fused_group_is_refused_before_any
     params[1].grad = torch.ones(5, 3, dtype=torch.bfloat16)
     with pytest.raises(RuntimeError, match="use fused=False for a group with sparse gradients"):
         optimizer.step()
-    assert all(torch.equal(p, q) for p, q in zip(params, before))
+    assert all(torch.equal(p, q) for p, q in zip(params, before, strict=True))
     assert all(optimizer.state[p]["step"].item() == 1 for p in params)
 
 

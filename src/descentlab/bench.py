@@ -28,7 +28,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -48,8 +50,8 @@ class Contestant:
     """One optimizer in the benchmark: descentlab's constructor and torch's for the same algorithm."""
 
     name: str
-    ours: object
-    theirs: object = None
+    ours: Callable[..., torch.optim.Optimizer]  # descentlab's, given the params and a path's switches
+    theirs: Callable[..., torch.optim.Optimizer] | None = None
     torch_paths: tuple = ("for-loop", "foreach")
 
 
@@ -223,7 +225,7 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
     fused, fused_params = contenders["fused"]
     moved = _state_bytes(fused, fused_params)
     row = Row(case, contestant.name, moved, moved / bandwidth * 1e3)
-    times = {name: [] for name in contenders}
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     order = random.Random(0)
     for _ in range(rounds):
         names = list(contenders)
@@ -261,54 +263,64 @@ def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu"
     """Run the benchmark; print the tables as it goes and return everything measured."""
     from descentlab.optim.paths.fused import ineligibility
 
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    where = torch.device(device)
+    if where.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"no CUDA device here: torch {torch.__version__} sees none")
-    reason = ineligibility([torch.empty(1, device=device)])
+    reason = ineligibility([torch.empty(1, device=where)])
     if reason:
         raise RuntimeError(f"the fused path is unavailable: {reason}")
-    cases = cases or DEFAULT_CASES.get(device.type, ("a", "b"))
+    cases = cases or DEFAULT_CASES.get(where.type, ("a", "b"))
     chosen = [c for c in CONTESTANTS if names is None or c.name in names]
     unknown = set(names or ()) - {c.name for c in CONTESTANTS}
     if unknown:
         raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__, "cases": {}}
+    name = torch.cuda.get_device_name(where) if where.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    result: dict[str, Any] = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "cases": {}}
     with tempfile.TemporaryDirectory() as cold:
-        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold, device),
-                                        "warm cache": first_fused_step_seconds(cold, device)}
+        result["first_fused_step_s"] = {"cold cache": first_fused_step_seconds(cold, where),
+                                        "warm cache": first_fused_step_seconds(cold, where)}
     out(f"{name}; first fused Adam step in a new process (compile included): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in result["first_fused_step_s"].items()))
     for case in cases:
-        total, tensors = CASES[case]
-        if device.type == "cuda":
-            bandwidth = copy_bandwidth(total, device)
-            how = "device-to-device copy, read + written"
-        else:
-            bandwidth = stream_bandwidth(2 * total)
-            how = f"in-place a += b, cold cache, {torch.get_num_threads()} threads"
-        out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; bandwidth "
-            f"{bandwidth / 1e9:.1f} GB/s ({how})")
-        out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
-            f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
-        rows = []
-        for contestant in chosen:
-            row = measure(contestant, case, bandwidth, rounds, device=device)
-            rows.append(row)
-            best = row.torch_best
-            fused = row.ms["fused"]
-            speedup = f"{best[1] / fused:6.2f}×" if best else "      —"
-            best_text = f"{best[1]:12.2f} {best[0].removeprefix('torch '):<10}" if best else f"{'—':>12} {'':<10}"
-            memory = "/".join(_mb(row.peak_extra_mb.get(k)) for k in ("reference", "foreach", "fused"))
-            memory += "/" + (_mb(row.peak_extra_mb[best[0]]) if best else "—")
-            out(f"{row.optimizer:<26}{row.bound_ms:7.2f}{fused:8.2f}{fused / row.bound_ms:7.2f}"
-                f"{row.bytes_per_step / fused / 1e6:6.0f}{row.ms['foreach']:9.2f}{row.ms['reference']:10.2f}"
-                f"{best_text}{speedup}   {memory}")
-            gc.collect()
-        result["cases"][case] = {"params": total, "tensors": tensors, "bandwidth_gb_s": bandwidth / 1e9,
-                                 "rows": [asdict(r) for r in rows]}
+        result["cases"][case] = _case(case, chosen, rounds, where, out)
     return result
+
+
+def _case(case: str, chosen: list[Contestant], rounds: int, where: torch.device, out) -> dict:
+    """One case: its bandwidth bound, then every contestant measured, a printed line each."""
+    total, tensors = CASES[case]
+    if where.type == "cuda":
+        bandwidth = copy_bandwidth(total, where)
+        how = "device-to-device copy, read + written"
+    else:
+        bandwidth = stream_bandwidth(2 * total)
+        how = f"in-place a += b, cold cache, {torch.get_num_threads()} threads"
+    out(f"\ncase ({case}): {total:,} float32 params in {tensors} tensors; bandwidth "
+        f"{bandwidth / 1e9:.1f} GB/s ({how})")
+    out(f"{'optimizer':<26}{'bound':>7}{'fused':>8}{'×bound':>7}{'GB/s':>6}{'foreach':>9}{'reference':>10}"
+        f"{'torch best':>12} {'(path)':<10}{'×torch':>7}   peak extra MB: ref/foreach/fused/torch")
+    rows = []
+    for contestant in chosen:
+        row = measure(contestant, case, bandwidth, rounds, device=where)
+        rows.append(row)
+        out(_line(row))
+        gc.collect()
+    return {"params": total, "tensors": tensors, "bandwidth_gb_s": bandwidth / 1e9, "rows": [asdict(r) for r in rows]}
+
+
+def _line(row: Row) -> str:
+    """A measured row as the terminal table prints it."""
+    best = row.torch_best
+    fused = row.ms["fused"]
+    speedup = f"{best[1] / fused:6.2f}×" if best else "      —"
+    best_text = f"{best[1]:12.2f} {best[0].removeprefix('torch '):<10}" if best else f"{'—':>12} {'':<10}"
+    memory = "/".join(_mb(row.peak_extra_mb.get(k)) for k in ("reference", "foreach", "fused"))
+    memory += "/" + (_mb(row.peak_extra_mb[best[0]]) if best else "—")
+    return (f"{row.optimizer:<26}{row.bound_ms:7.2f}{fused:8.2f}{fused / row.bound_ms:7.2f}"
+            f"{row.bytes_per_step / fused / 1e6:6.0f}{row.ms['foreach']:9.2f}{row.ms['reference']:10.2f}"
+            f"{best_text}{speedup}   {memory}")
 
 
 def _mb(value) -> str:
@@ -324,7 +336,7 @@ def markdown(result: dict) -> str:
         for row in measured["rows"]:
             ms = row["ms"]
             torch_times = {k: v for k, v in ms.items() if k.startswith("torch ")}
-            best = min(torch_times, key=torch_times.get) if torch_times else None
+            best = min(torch_times, key=torch_times.__getitem__) if torch_times else None
             best_text = f"{torch_times[best]:.2f} ({best.removeprefix('torch ')})" if best else "—"
             speedup = f"{torch_times[best] / ms['fused']:.2f}×" if best else "—"
             lines.append(f"| ({case}) | {row['optimizer']} | {row['bound_ms']:.2f} | {ms['fused']:.2f} | "

@@ -1,5 +1,5 @@
 """The ``descentlab`` command line: ``run``, ``show``, ``report``, ``migrate``, ``compare``, ``list``, ``demo``,
-``playground`` and ``bench step``.
+``playground``, ``port`` and ``bench step``.
 
 Exit codes: 0 success, 1 a failure while running (missing data, a store that cannot be opened),
 2 bad arguments (with a message naming the argument, and the valid names where there is a list).
@@ -13,6 +13,9 @@ import shlex
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 
 def _integer(text: str, low: int, wanted: str) -> int:
@@ -65,7 +68,7 @@ def list_optimizers(out=print) -> None:
     from descentlab.lab import OPTIMIZERS, default_lr
 
     for name, cls in optim.NAMED.items():
-        summary = cls.__doc__.strip().splitlines()[0]
+        summary = (cls.__doc__ or name).strip().splitlines()[0]
         out(f"{name}: {summary.removeprefix(name + ': ')}")
     out(f"Composed: momentum_rule {optim.MOMENTUM_RULES} x adaptation_rule {optim.ADAPTATION_RULES}, "
         f"order {optim.ORDERS}")
@@ -132,7 +135,7 @@ def _add_trial_arguments(command) -> None:
     command.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 with a GradScaler)")
 
 
-def _device(args, parser) -> str:
+def _device(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """--device checked before any work: a GPU that is not there is one line and exit 2."""
     from descentlab.lab import devices
 
@@ -147,7 +150,7 @@ def _study_from(args, parser):
 
     if args.suite and args.suite not in SUITES:
         parser.error(f"--suite: unknown suite {args.suite!r}. Valid suites: {', '.join(SUITES)}")
-    spec = dict(SUITES[args.suite]) if args.suite else {}
+    spec: dict[str, Any] = dict(SUITES[args.suite]) if args.suite else {}
     for option in ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor", "extend"):
         if getattr(args, option) is not None:
             spec[option] = getattr(args, option)
@@ -261,13 +264,30 @@ def _migrate(args, parser) -> int:
 
 
 def _compare(args, parser) -> int:
-    from descentlab.lab.compare import compare, format_result, load_entry, load_function
-    from descentlab.lab.spec import check_optimizers
+    from descentlab.lab.compare import compare, format_result, load_entry
 
     try:
         arguments = load_entry(args.entry)
     except (ValueError, ImportError) as error:
         parser.error(f"--entry: {error}")
+    options = _compare_options(args, parser)
+    if args.epochs is not None:
+        arguments.pop("steps", None)
+    if args.out:
+        _check_writable(args.out, parser)
+    try:
+        result = compare(**{**arguments, **options})
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    print(format_result(result))
+    return 0
+
+
+def _compare_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``compare``'s keyword arguments from the command line (the entry's own come first, these override)."""
+    from descentlab.lab.compare import load_function
+    from descentlab.lab.spec import check_optimizers
+
     options = {"device": _device(args, parser), "amp": args.amp, "workers": args.workers, "executor": args.executor,
                "address": args.address, "report": args.report, "out": args.out, "db": args.db, "entry": args.entry,
                "name": args.name or args.entry}
@@ -287,16 +307,7 @@ def _compare(args, parser) -> int:
             options["test"] = load_function(args.test, "test")()
         except (ValueError, ImportError) as error:
             parser.error(f"--test: {error}")
-    if args.epochs is not None:
-        arguments.pop("steps", None)
-    if args.out:
-        _check_writable(args.out, parser)
-    try:
-        result = compare(**{**arguments, **options})
-    except (ValueError, TypeError) as error:
-        parser.error(str(error))
-    print(format_result(result))
-    return 0
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,45 +325,113 @@ def main(argv: list[str] | None = None) -> int:
     return 130
 
 
-def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="descentlab",
-                                     description="The classic optimizers, exact, and a lab to compare them.")
-    parser.add_argument("--data-dir",
-                        help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="train a tiny model with every optimizer and print a table")
+def _demo_arguments(demo: argparse.ArgumentParser) -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=300, help="full-batch steps per run (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization (default 0)")
-    listing = commands.add_parser("list", help="list problems (with their data provenance) and optimizers")
+    return demo
+
+
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from descentlab.demo import run_demo
+
+    run_demo(steps=args.steps, seed=args.seed)
+    return 0
+
+
+def _list_arguments(listing: argparse.ArgumentParser) -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", choices=("all", "problems", "optimizers", "suites"), default="all")
-    bench = commands.add_parser("bench", help="benchmarks")
-    bench_kinds = bench.add_subparsers(dest="bench", required=True)
-    bench_step = bench_kinds.add_parser(
+    return listing
+
+
+def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.what in ("all", "optimizers"):
+        list_optimizers()
+    if args.what in ("all", "problems"):
+        list_problems()
+    if args.what in ("all", "suites"):
+        list_suites()
+    return 0
+
+
+def _bench_arguments(bench: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``bench step``: the one benchmark (its parser is the one whose errors are printed)."""
+    step = bench.add_subparsers(dest="bench", required=True).add_parser(
         "step", help="optimizer step time of every path vs the memory-bandwidth bound and torch.optim"
     )
-    bench_step.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    bench_step.add_argument("--cases", help="a: 10M params in 100 tensors, b: 1M in 1000, c: 100M in 100, "
-                                            "d: 10M in 1000 (default a,b on the CPU, c,d on CUDA)")
-    bench_step.add_argument("--optimizers", help="comma-separated subset (default: all)")
-    bench_step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
-    bench_step.add_argument("--json", default="bench-step.json",
-                            help="where to write the results (default bench-step.json)")
-    bench_step.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
-    run = commands.add_parser("run", help="run (or resume) a study: tune lr, select on validation, confirm on seeds")
+    step.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    step.add_argument("--cases", help="a: 10M params in 100 tensors, b: 1M in 1000, c: 100M in 100, "
+                                      "d: 10M in 1000 (default a,b on the CPU, c,d on CUDA)")
+    step.add_argument("--optimizers", help="comma-separated subset (default: all)")
+    step.add_argument("--rounds", type=_positive_int, default=15, help="timed steps per contender (default 15)")
+    step.add_argument("--json", default="bench-step.json", help="where to write the results (default bench-step.json)")
+    step.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    return step
+
+
+def _bench_choices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[str], list[str] | None]:
+    """``--device``, ``--cases`` and ``--optimizers`` of ``bench step``, checked: (cases, names or None)."""
+    from descentlab import bench as benchmarks
+
+    if args.device.split(":")[0] not in ("cpu", "cuda"):
+        parser.error(f"--device: expected cpu or cuda, got {args.device!r}")
+    cases = [c for c in (args.cases or "").split(",") if c]
+    bad = [c for c in cases if c not in benchmarks.CASES]
+    if bad:
+        parser.error(f"--cases: unknown case {bad[0]!r}; choose from {sorted(benchmarks.CASES)}")
+    names = [n for n in args.optimizers.split(",") if n] if args.optimizers else None
+    known = [c.name for c in benchmarks.CONTESTANTS]
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        parser.error(f"--optimizers: unknown optimizer {unknown[0]!r}; choose from {', '.join(known)}")
+    return cases, names
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from descentlab import bench as benchmarks
+
+    cases, names = _bench_choices(args, parser)
+    try:
+        result = benchmarks.run(cases or None, names, args.rounds, device=args.device)
+    except RuntimeError as error:  # no such device, or no fused path on it
+        print(f"descentlab bench step: {error}", file=sys.stderr)
+        return 1
+    benchmarks.write_json(result, args.json)
+    if args.markdown:
+        print("\n" + benchmarks.markdown(result))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _add_run_arguments(run)
-    show = commands.add_parser("show", help="list the studies in a store, or show one")
+    return run
+
+
+def _db_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+
+
+def _show_arguments(show: argparse.ArgumentParser) -> argparse.ArgumentParser:
     show.add_argument("study", nargs="?", type=int, help="study id (default: list them)")
-    show.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    _db_argument(show)
     show.add_argument("--format", choices=("text", "markdown"), default="text",
                       help="tables for the terminal or Markdown")
-    reporting = commands.add_parser("report",
-                                    help="write a study's pictures and tables as one self-contained HTML page")
-    reporting.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
+    return show
+
+
+def _report_arguments(reporting: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _db_argument(reporting)
     reporting.add_argument("--study", type=int, help="study id (default: the latest in the store)")
     reporting.add_argument("--out", help="folder for report.html (default: the store's folder)")
-    migrating = commands.add_parser("migrate", help="upgrade a results store written by an older descentlab")
-    migrating.add_argument("--db", default="descentlab.sqlite", help="the results store (default descentlab.sqlite)")
-    comparing = commands.add_parser("compare", help="race optimizers on your own model: --entry module:function")
+    return reporting
+
+
+def _migrate_arguments(migrating: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _db_argument(migrating)
+    return migrating
+
+
+def _compare_arguments(comparing: argparse.ArgumentParser) -> argparse.ArgumentParser:
     comparing.add_argument("--entry", required=True,
                            help="module:function returning dict(model_fn=, loss_fn= or step_fn=, train=, valid=, "
                                 "test=, metrics=, select=...): the keyword arguments of descentlab.compare")
@@ -375,86 +454,118 @@ def _main(argv: list[str]) -> int:
     comparing.add_argument("--out", help="folder for report.html (default: the store's folder)")
     comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
     comparing.set_defaults(device="auto")
-    playing = commands.add_parser("playground", help="write the interactive surface playground (one offline page)")
+    return comparing
+
+
+def _playground_arguments(playing: argparse.ArgumentParser) -> argparse.ArgumentParser:
     playing.add_argument("--out", required=True, help="folder for playground.html")
     playing.add_argument("--steps", type=_positive_int, default=200, help="steps per path (default 200)")
     playing.add_argument("--optimizers", help="comma-separated lab names (default: every one it can run)")
     playing.add_argument("--no-noise", action="store_true", help="leave out the gradient-noise variants")
     playing.add_argument("--workers", type=_positive_int, default=1, help="processes computing paths (default 1)")
-    porting = commands.add_parser("port", help="port a Keras training recipe to PyTorch: explain, check")
-    from descentlab.port.command import add_arguments as port_arguments
+    return playing
 
-    port_commands = port_arguments(porting)
-    # also after the subcommand
-    for command in (demo, listing, bench_step, run, show, reporting, migrating, comparing, playing, *port_commands):
+
+def _playground(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from descentlab.report.playground import command
+
+    return command(args, parser)
+
+
+def _port_arguments(porting: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from descentlab.port.command import add_arguments
+
+    for command in add_arguments(porting):  # its own subcommands take --data-dir after them too
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    parser = {"run": run, "show": show, "report": reporting, "compare": comparing, "migrate": migrating,
-              "bench": bench_step, "playground": playing, "port": porting,
-              "demo": demo, "list": listing}[args.command]  # errors print the usage of the command at fault
+    return porting
+
+
+def _port(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from descentlab.port.command import command
+
+    return command(args, parser)
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``descentlab`` subcommand: adding one is one entry of :data:`SUBCOMMANDS`."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]  # adds its options; returns the
+    # parser whose usage its errors print (``bench``'s is ``bench step``'s)
+    handler: Callable[[argparse.Namespace, argparse.ArgumentParser], int]  # runs it; returns the exit status
+    store: bool = False  # it reads data or a results store: their faults are one line and exit status 1
+
+
+SUBCOMMANDS = (
+    Subcommand("demo", "train a tiny model with every optimizer and print a table", _demo_arguments, _demo),
+    Subcommand("list", "list problems (with their data provenance) and optimizers", _list_arguments, _list),
+    Subcommand("bench", "benchmarks", _bench_arguments, _bench),
+    Subcommand("run", "run (or resume) a study: tune lr, select on validation, confirm on seeds", _run_arguments,
+               _run, store=True),
+    Subcommand("show", "list the studies in a store, or show one", _show_arguments, _show, store=True),
+    Subcommand("report", "write a study's pictures and tables as one self-contained HTML page", _report_arguments,
+               _report, store=True),
+    Subcommand("migrate", "upgrade a results store written by an older descentlab", _migrate_arguments, _migrate,
+               store=True),
+    Subcommand("compare", "race optimizers on your own model: --entry module:function", _compare_arguments,
+               _compare, store=True),
+    Subcommand("playground", "write the interactive surface playground (one offline page)", _playground_arguments,
+               _playground),
+    Subcommand("port", "port a Keras training recipe to PyTorch: explain, check", _port_arguments, _port),
+)
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command line's parser, and each subcommand's parser (the one its errors print the usage of)."""
+    parser = argparse.ArgumentParser(prog="descentlab",
+                                     description="The classic optimizers, exact, and a lab to compare them.")
+    parser.add_argument("--data-dir",
+                        help="folder holding datasets (mnist/, ptb/, ...); searched before DESCENTLAB_DATA")
+    commands = parser.add_subparsers(dest="command", required=True)
+    leaves = {}
+    for subcommand in SUBCOMMANDS:
+        leaf = subcommand.arguments(commands.add_parser(subcommand.name, help=subcommand.help))
+        leaf.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # also after it
+        leaves[subcommand.name] = leaf
+    return parser, leaves
+
+
+def _use_data_dir(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.data_dir:
         if not os.path.isdir(args.data_dir):
             parser.error(f"--data-dir: {args.data_dir} is not a directory")
         searched = [args.data_dir, os.environ.get("DESCENTLAB_DATA")]
         os.environ["DESCENTLAB_DATA"] = os.pathsep.join(filter(None, searched))
-    if args.command in ("run", "show", "report", "compare", "migrate"):
-        from descentlab import data
 
-        handler = {"run": _run, "show": _show, "report": _report, "compare": _compare,
-                   "migrate": _migrate}[args.command]
-        try:
-            return handler(args, parser)
-        except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:
-            print(f"descentlab {args.command}: {error}", file=sys.stderr)
-            return 1
-        except sqlite3.DatabaseError as error:  # damage found while reading (writing checks first)
-            from descentlab.lab.store import damaged
 
-            print(f"descentlab {args.command}: {damaged(args.db, str(error))}", file=sys.stderr)
-            return 1
-    if args.command == "playground":
-        from descentlab.report.playground import command
+def _with_store(subcommand: Subcommand, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run a subcommand that reads data or a store: a missing dataset, a failed run or a damaged
+    store is one line on stderr and exit status 1."""
+    from descentlab import data
 
-        return command(args, parser)
-    if args.command == "port":
-        from descentlab.port.command import command
+    try:
+        return subcommand.handler(args, parser)
+    except (data.DataUnavailable, data.ChecksumMismatch, RuntimeError) as error:
+        print(f"descentlab {args.command}: {error}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as error:  # damage found while reading (writing checks first)
+        from descentlab.lab.store import damaged
 
-        return command(args, parser)
-    if args.command == "demo":
-        from descentlab.demo import run_demo
+        print(f"descentlab {args.command}: {damaged(args.db, str(error))}", file=sys.stderr)
+        return 1
 
-        run_demo(steps=args.steps, seed=args.seed)
-    elif args.command == "bench":
-        from descentlab import bench as benchmarks
 
-        if args.device.split(":")[0] not in ("cpu", "cuda"):
-            parser.error(f"--device: expected cpu or cuda, got {args.device!r}")
-        cases = [c for c in (args.cases or "").split(",") if c]
-        bad = [c for c in cases if c not in benchmarks.CASES]
-        if bad:
-            parser.error(f"--cases: unknown case {bad[0]!r}; choose from {sorted(benchmarks.CASES)}")
-        names = [n for n in args.optimizers.split(",") if n] if args.optimizers else None
-        known = [c.name for c in benchmarks.CONTESTANTS]
-        if names and any(n not in known for n in names):
-            unknown = next(n for n in names if n not in known)
-            parser.error(f"--optimizers: unknown optimizer {unknown!r}; choose from {', '.join(known)}")
-        try:
-            result = benchmarks.run(cases or None, names, args.rounds, device=args.device)
-        except RuntimeError as error:  # no such device, or no fused path on it
-            print(f"descentlab bench step: {error}", file=sys.stderr)
-            return 1
-        benchmarks.write_json(result, args.json)
-        if args.markdown:
-            print("\n" + benchmarks.markdown(result))
-        print(f"\nwrote {args.json}")
-    elif args.command == "list":
-        if args.what in ("all", "optimizers"):
-            list_optimizers()
-        if args.what in ("all", "problems"):
-            list_problems()
-        if args.what in ("all", "suites"):
-            list_suites()
-    return 0
+def _main(argv: list[str]) -> int:
+    parser, leaves = _parser()
+    args = parser.parse_args(argv)
+    subcommand = next(s for s in SUBCOMMANDS if s.name == args.command)
+    leaf = leaves[args.command]  # errors print the usage of the subcommand at fault
+    _use_data_dir(args, leaf)
+    if subcommand.store:
+        return _with_store(subcommand, args, leaf)
+    return subcommand.handler(args, leaf)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
 
 import torch
 
 from descentlab.lab import runner, verdict
 from descentlab.lab.protocol import run_study
+from descentlab.lab.records import CompareResult, Summary
 from descentlab.lab.spec import OPTIMIZERS, check_optimizers
 from descentlab.lab.study import Study
 from descentlab.lab.tables import duel_table, format_summary, render
@@ -34,7 +36,7 @@ GOALS = ("min", "max")
 EVAL_CHUNK = 1024  # examples per evaluation batch of tensors and Datasets
 
 
-def _refuse(name: str, value, wanted: str):
+def _refuse(name: str, value, wanted: str) -> NoReturn:
     raise ValueError(f"`{name}` must be {wanted}. Received: {name}={_short(value)}")
 
 
@@ -52,6 +54,7 @@ class Split:
 
     def __init__(self, argument: str, data) -> None:
         self.argument, self.data = argument, data
+        self.size: int | None
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
             if len(data[0]) != len(data[1]) or len(data[0]) == 0:
                 _refuse(argument, data, "a pair (inputs, targets) of tensors with the same, non-zero length")
@@ -85,13 +88,19 @@ class Split:
         else:
             digest.update(getattr(self.data, "__qualname__", type(self.data).__name__).encode())
 
+    @property
+    def length(self) -> int:
+        """The number of examples of a pair of tensors or a Dataset (a factory's is unknown)."""
+        assert self.size is not None, "a factory's split has no length"
+        return self.size
+
     def train(self, batch_size: int | None, seed: int) -> Iterator:
         """Endless batches, in an order fixed by ``seed`` alone (the same for every optimizer)."""
         if self.kind == "tensors":
             inputs, targets = self.data
-            yield from example_batches(self.size, lambda i: (inputs[i], targets[i]), batch_size, seed)
+            yield from example_batches(self.length, lambda i: (inputs[i], targets[i]), batch_size, seed)
         elif self.kind == "dataset":
-            size = self.size if batch_size is None else min(batch_size, self.size)
+            size = self.length if batch_size is None else min(batch_size, self.length)
             generator = torch.Generator().manual_seed(seed)
             sampler = None if batch_size is None else torch.utils.data.RandomSampler(self.data, generator=generator)
             loader = torch.utils.data.DataLoader(self.data, batch_size=size, sampler=sampler, drop_last=True)
@@ -114,11 +123,12 @@ class Split:
         """The split in order, once: its first ``limit`` examples (all when None)."""
         if self.kind == "tensors":
             inputs, targets = self.data
-            count = first(limit, self.size)
+            count = first(limit, self.length)
             for start in range(0, count, EVAL_CHUNK):
                 yield inputs[start : min(start + EVAL_CHUNK, count)], targets[start : min(start + EVAL_CHUNK, count)]
         elif self.kind == "dataset":
-            subset = self.data if limit is None else torch.utils.data.Subset(self.data, range(first(limit, self.size)))
+            subset = (self.data if limit is None
+                      else torch.utils.data.Subset(self.data, range(first(limit, self.length))))
             yield from torch.utils.data.DataLoader(subset, batch_size=EVAL_CHUNK)
         else:
             seen = 0
@@ -220,6 +230,7 @@ class UserProblem(Problem):
     def loss(self, model, batch):
         if self.step_fn is not None:
             return self.step_fn(model, batch)
+        assert self.loss_fn is not None  # __init__ takes exactly one of loss_fn, step_fn
         return self.loss_fn(*self.forward(model, batch))
 
     def evaluate(self, model, split, limit=None):
@@ -239,6 +250,7 @@ class UserProblem(Problem):
                         values.update({m: fn(model, batch) for m, (fn, _) in self.metrics.items()})
                     else:
                         output, target = self.forward(model, batch)
+                        assert self.loss_fn is not None  # __init__ takes exactly one of loss_fn, step_fn
                         values = {"loss": self.loss_fn(output, target)}
                         values.update({m: fn(output, target) for m, (fn, _) in self.metrics.items()})
                     for metric, value in values.items():
@@ -258,7 +270,7 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
             extend: int = 8, seeds: int = 5, divergence_factor: float = 10.0, device: str = "auto",
             amp: str | None = None, workers: int = 1, executor: str = "local", address: str | None = None,
             db: str | None = None, name: str = "model", report: bool = False, out: str | None = None,
-            progress_stream=None, entry: str | None = None, **renamed) -> dict:
+            progress_stream=None, entry: str | None = None, **renamed) -> CompareResult:
     """Race ``optimizers`` on your model by the lab's protocol; return the summary and the verdict.
 
     Data: ``train``, ``valid`` and optional ``test`` are each a ``torch.utils.data.Dataset``, a
@@ -307,20 +319,12 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
                              f"seed -> batches. Received: {argument}=None")
     if epochs is None and steps is None:
         steps = 200
-    named = _optimizers(optimizers)
-    if len(named) < 2:
-        _refuse("optimizers", optimizers, "at least two optimizers")
-    user_made = [n for n in named if named[n] is not None]
-    if (workers != 1 or executor != "local") and (entry is None or user_made):
-        why = f"optimizers not in the lab ({', '.join(user_made)})" if user_made else "your model and data"
-        raise ValueError(f"`workers` > 1 and executor='ray' run trials in other processes, which cannot rebuild "
-                         f"{why}: give `entry` ('module:function') and lab optimizer names. Received: "
-                         f"workers={workers!r}, executor={executor!r}, entry={entry!r}")
+    named = _contestants(optimizers, workers, executor, entry)
     problem = UserProblem(name, model_fn, loss_fn, step_fn, train, valid, test, metrics, select, target_key,
                           batch_size, steps or 200, eval_examples)
     key = "user:" + name.replace("@", "_")
     problem_options = dict(problem.options, **({"entry": entry, "eval_examples": eval_examples} if entry else {}))
-    added = {n: (cls, {}) for n, cls in named.items() if cls is not None}
+    added: dict[str, tuple[type, dict]] = {n: (cls, {}) for n, cls in named.items() if cls is not None}
     OPTIMIZERS.update(added)
     runner.register(key, problem)
     try:
@@ -337,16 +341,35 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
         runner.unregister(key)
         for n in added:
             OPTIMIZERS.pop(n, None)
-    (table,) = summary["problems"].values()
-    duels = verdict.duels(key, table)
     written = None
     if report:
         from descentlab.report import write_report
 
         written = write_report(db, summary["study"]["id"], out)
+    return _result(key, summary, problem.has_test, db, written)
+
+
+def _contestants(optimizers, workers: int, executor: str, entry: str | None) -> dict:
+    """The optimizers by name (:func:`_optimizers`), at least two, and runnable where the trials run."""
+    named = _optimizers(optimizers)
+    if len(named) < 2:
+        _refuse("optimizers", optimizers, "at least two optimizers")
+    user_made = [n for n in named if named[n] is not None]
+    if (workers != 1 or executor != "local") and (entry is None or user_made):
+        why = f"optimizers not in the lab ({', '.join(user_made)})" if user_made else "your model and data"
+        raise ValueError(f"`workers` > 1 and executor='ray' run trials in other processes, which cannot rebuild "
+                         f"{why}: give `entry` ('module:function') and lab optimizer names. Received: "
+                         f"workers={workers!r}, executor={executor!r}, entry={entry!r}")
+    return named
+
+
+def _result(key: str, summary: Summary, has_test: bool, db: str, report: str | None) -> CompareResult:
+    """The summary, the champion's duels and their verdict sentences, and where everything is."""
+    (table,) = summary["problems"].values()
+    duels = verdict.duels(key, table)
     return {"summary": summary, "duels": duels, "verdict": [verdict.sentence(d) for d in duels],
             "champion": duels[0]["ours"] if duels else None,
-            "has_test": problem.has_test, "db": db, "study": summary["study"]["id"], "report": written}
+            "has_test": has_test, "db": db, "study": summary["study"]["id"], "report": report}
 
 
 def _renamed(renamed: dict, options: dict) -> dict:
@@ -415,7 +438,7 @@ def default_db() -> str:
     return os.path.join(folder, "descentlab.sqlite")
 
 
-def format_result(result: dict) -> str:
+def format_result(result: CompareResult) -> str:
     """The lab's tables for the study, then the verdict lines."""
     (label, table), = result["summary"]["problems"].items()
     duels = duel_table(label, table)

@@ -38,7 +38,7 @@ def resolve(device: object) -> str:
 def check_amp(amp: object) -> str | None:
     if amp is not None and amp not in AMP:
         raise ValueError(f"`amp` must be None, 'bf16' or 'fp16'. Received: amp={amp!r}")
-    return amp  # type: ignore[return-value]
+    return amp
 
 
 def move(batch, device: str):

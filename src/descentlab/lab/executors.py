@@ -12,11 +12,13 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from descentlab.lab import runner
+from descentlab.lab.records import Result
 
 
-def execute(kind: str, specs: list) -> list[dict]:
+def execute(kind: str, specs: list) -> list[Result]:
     """Run a task: ``("trial", [spec])`` or ``("population", specs)``; a result per spec."""
     if kind == "population":
         return runner.run_population(specs)
@@ -53,7 +55,7 @@ class InProcess:
         self.tasks: dict[concurrent.futures.Future, tuple] = {}
 
     def submit(self, kind: str, specs: list):
-        future = concurrent.futures.Future()
+        future: concurrent.futures.Future = concurrent.futures.Future()
         self.tasks[future] = (kind, specs)
         return future
 
@@ -135,17 +137,17 @@ class RayExecutor:
         if not ray.is_initialized():
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         **({} if address else {"num_cpus": workers}))
+                         num_cpus=None if address else workers)
             except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError…
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise RuntimeError(f"cannot start or reach {where}: {error}") from error
         # a trial asks Ray for its share of a GPU; Ray sets CUDA_VISIBLE_DEVICES to the GPU it grants
         self.remote = ray.remote(num_cpus=1, num_gpus=gpus)(execute)
         self.capacity = workers if address is None else max(workers, int(ray.cluster_resources().get("CPU", 1)))
-        self.futures = {}
+        self.futures: dict[Any, concurrent.futures.Future] = {}
 
     def submit(self, kind: str, specs: list):
-        future = concurrent.futures.Future()
+        future: concurrent.futures.Future = concurrent.futures.Future()
         self.futures[self.remote.remote(kind, specs)] = future
         return future
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from typing import Any
 
 from descentlab import data, problems
+from descentlab.lab.records import ProblemInfo, StudyRecord, Trial
 from descentlab.lab.store import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Store, StoreError
 
 
@@ -53,7 +55,7 @@ def migrate(path: str) -> str:
             f"the original is kept as {backup}")
 
 
-def _describe_v1(store: Store, study: dict) -> None:
+def _describe_v1(store: Store, study: StudyRecord) -> None:
     trials = store.study_trials(study["id"])
     for label in study["spec"]["problems"]:
         mine = [t for t in trials if t["problem"] == label]
@@ -74,7 +76,7 @@ def _describe_v1(store: Store, study: dict) -> None:
             store.choose(study["id"], label, optimizer, chosen["key"], lr, bracket, grid, 0)
 
 
-def _info(name: str, trial: dict) -> dict:
+def _info(name: str, trial: Trial) -> ProblemInfo:
     """A problem's description from one of its trials and the registry (built if its data is here)."""
     try:
         problem = problems.get(name, **trial["problem_options"])
@@ -82,7 +84,7 @@ def _info(name: str, trial: dict) -> dict:
         population, curve_limit = problem.population, problem.curve_limit
     except (data.DataUnavailable, data.ChecksumMismatch, ValueError):
         factory = problems.REGISTRY.get(name)
-        cls = getattr(factory, "func", factory)
+        cls: Any = getattr(factory, "func", factory)  # a Problem class, or a partial of one
         metric, goal, description = cls.metric, cls.metric_goal, cls.description or name
         population, curve_limit = cls.population, cls.curve_limit
     return {"problem": name, "options": trial["problem_options"], "metric": metric, "goal": goal,

@@ -16,6 +16,7 @@ import threading
 
 from descentlab.lab import executors, runner
 from descentlab.lab.progress import Progress
+from descentlab.lab.records import ProblemInfo, Summary
 from descentlab.lab.scheduler import run_specs
 from descentlab.lab.selection import LrAxis, best, score, ties
 from descentlab.lab.store import LEASE_SECONDS, Store, owner_id
@@ -33,7 +34,7 @@ class Interrupted(Exception):
 
 def run_study(study: Study, db: str = "descentlab.sqlite", workers: int = 1, executor: str = "local",
               address: str | None = None, progress_stream=None, population: bool = True,
-              command: list[str] | None = None) -> dict:
+              command: list[str] | None = None) -> Summary:
     """Run (or resume) ``study`` into the store at ``db``; return its summary (see :func:`summarize`).
 
     ``command``: the command line to record with the study (the CLI passes its own). Ctrl-C
@@ -158,7 +159,7 @@ def _best_point(store: Store, study: Study, label: str, problem, optimizer: str,
     return index, value, spec, {index} | {i for v, _, (i, _) in candidates if ties(v, value)}
 
 
-def describe(problem, study: Study, label: str) -> dict:
+def describe(problem, study: Study, label: str) -> ProblemInfo:
     """What readers of the store need to know of a study's problem, without rebuilding it."""
     steps, batch_size, eval_every = study.budget(problem, label)
     return {"problem": problem.name, "options": dict(problem.options), "metric": problem.metric,

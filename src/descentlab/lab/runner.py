@@ -22,6 +22,7 @@ import torch
 import descentlab
 from descentlab import problems
 from descentlab.lab import devices
+from descentlab.lab.records import CurvePoint, Metrics, Result
 from descentlab.optim._checks import CLIP_OPTIONS
 from descentlab.optim.paths import reference
 
@@ -71,14 +72,15 @@ def optimizer_config(optimizer, lr=None) -> dict:
     return {"class": type(optimizer).__name__, **config}
 
 
-def record(status: str, seconds: float, curve: list | None = None, steps_done: int = 0, diverged_at: int | None = None,
-           valid: dict | None = None, test: dict | None = None, problem=None, optimizer=None, lr: float | None = None,
-           error: BaseException | None = None, where: dict | None = None) -> dict:
+def record(status: str, seconds: float, curve: list[CurvePoint] | None = None, steps_done: int = 0,
+           diverged_at: int | None = None, valid: Metrics | None = None, test: Metrics | None = None, problem=None,
+           optimizer=None, lr: float | None = None,
+           error: BaseException | None = None, where: dict | None = None) -> Result:
     """A trial's result as :meth:`Store.finish` writes it; every outcome (done, diverged, failed)
     of every runner (one trial, a population, a lost worker) is built here. ``where``: the device
     and precision a trial ran on other than the CPU in float32, kept with its versions."""
     ran_on = {k: v for k, v in (where or {}).items() if v not in (None, "cpu")}
-    result = {"status": status, "seconds": seconds, "steps_done": steps_done, "diverged_at": diverged_at,
+    result: Result = {"status": status, "seconds": seconds, "steps_done": steps_done, "diverged_at": diverged_at,
               "curve": curve or [], "valid": valid, "test": test, "versions": {**versions(), **ran_on},
               "threads": torch.get_num_threads(),
               "host": socket.gethostname(), "provenance": problem.provenance if problem is not None else None,
@@ -88,7 +90,7 @@ def record(status: str, seconds: float, curve: list | None = None, steps_done: i
     return result
 
 
-def run_trial(spec) -> dict:
+def run_trial(spec) -> Result:
     """Train one trial; never raises (an exception is recorded as a failed trial)."""
     started = time.perf_counter()
     try:
@@ -97,14 +99,15 @@ def run_trial(spec) -> dict:
         return record("failed", time.perf_counter() - started, error=error)
 
 
-def _train(spec, started: float) -> dict:
+def _train(spec, started: float) -> Result:
     problem = problem_of(spec)
     device, amp = spec.device, spec.amp
     model = problem.model(spec.seed).to(device)
     optimizer = spec.make_optimizer(model.parameters())
     scaler = devices.scaler(device, amp)
     batches = problem.batches("train", spec.batch_size, spec.seed)
-    curve, losses = [], []
+    curve: list[CurvePoint] = []
+    losses: list[float] = []
     limit = None
     diverged_at = None
 
@@ -214,7 +217,7 @@ def _blocks(specs: list, points: torch.Tensor) -> tuple[list[tuple], list]:
         if end < len(specs) and _configuration(specs[end]) == _configuration(specs[start]):
             continue
         rows = points[start:end]
-        values = {name: [] for name in ROW_HYPERPARAMETERS}
+        values: dict[str, list] = {name: [] for name in ROW_HYPERPARAMETERS}
         for spec in specs[start:end]:
             setting = json.dumps([spec.optimizer, {k: v for k, v in spec.hyperparameters.items() if k != "lr"}],
                                  sort_keys=True)
@@ -234,7 +237,7 @@ def _blocks(specs: list, points: torch.Tensor) -> tuple[list[tuple], list]:
     return blocks, owners
 
 
-def run_population(specs: list, trace=None) -> list[dict]:
+def run_population(specs: list, trace=None) -> list[Result]:
     """Run trials of one :func:`population_groups` group as one (K, 2) tensor, row k = trial k.
 
     Row k sees exactly what trial k would alone: its seed's start and gradient-noise stream,
@@ -254,9 +257,9 @@ def run_population(specs: list, trace=None) -> list[dict]:
 
     k = len(specs)
     alive = torch.ones(k, dtype=torch.bool)
-    diverged_at = [None] * k
+    diverged_at: list[int | None] = [None] * k
     limit = None
-    curves = [[] for _ in range(k)]
+    curves: list[list[CurvePoint]] = [[] for _ in range(k)]
     loss_sums = torch.zeros(k, dtype=points.dtype)
     loss_counts = torch.zeros(k, dtype=points.dtype)
     if trace is not None:
@@ -293,8 +296,9 @@ def run_population(specs: list, trace=None) -> list[dict]:
     for row in range(k):
         common = {"seconds": seconds / k, "curve": curves[row], "problem": problem, "optimizer": owners[row],
                   "lr": specs[row].lr}
-        if diverged_at[row] is not None:
-            results.append(record("diverged", steps_done=diverged_at[row] - 1, diverged_at=diverged_at[row], **common))
+        stopped = diverged_at[row]
+        if stopped is not None:
+            results.append(record("diverged", steps_done=stopped - 1, diverged_at=stopped, **common))
         else:
             results.append(record("done", steps_done=first.steps, valid=final[row], test=final[row], **common))
     return results
@@ -303,4 +307,4 @@ def run_population(specs: list, trace=None) -> list[dict]:
 def _rows(columns: dict) -> list[dict]:
     """Per-row metric dicts from metric columns of shape (K,)."""
     columns = {name: values.tolist() for name, values in columns.items()}
-    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]

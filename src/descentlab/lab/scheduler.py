@@ -9,6 +9,7 @@ import time
 
 from descentlab.lab import runner
 from descentlab.lab.progress import Progress
+from descentlab.lab.records import Result
 from descentlab.lab.spec import TrialSpec
 from descentlab.lab.store import FINISHED, Store
 
@@ -104,7 +105,7 @@ class _Run:
         self.taken.clear()
 
 
-def _results(future, count: int) -> list[dict]:
+def _results(future, count: int) -> list[Result]:
     """A task's results; a task whose worker died fails each of its trials (the study goes on)."""
     try:
         return future.result()

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
+from descentlab.lab.records import Metrics, Trial
 from descentlab.lab.spec import worst
 
 
-def metric_value(metrics: dict | None, metric: str, goal: str) -> float:
+def metric_value(metrics: Metrics | None, metric: str, goal: str) -> float:
     """``metrics[metric]`` where it is a finite number, else the worst score."""
     value = (metrics or {}).get(metric)
     return value if value is not None and math.isfinite(value) else worst(goal)
 
 
-def score(record: dict | None, metric: str, goal: str, split: str = "valid") -> float:
+def score(record: Trial | None, metric: str, goal: str, split: Literal["valid", "test"] = "valid") -> float:
     """A trial's final metric on ``split``: on validation, its selection score; on test, what is
     reported. Diverged or failed runs, and runs without the metric, score worst."""
     if record is None or record["status"] != "done":
         return worst(goal)
-    return metric_value(record.get(split), metric, goal)
+    return metric_value(record[split], metric, goal)
 
 
 def better(a: float, b: float, goal: str) -> bool:

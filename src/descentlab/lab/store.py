@@ -18,6 +18,9 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from typing import Any, cast
+
+from descentlab.lab.records import Choice, CurvePoint, ProblemInfo, Result, StudyRecord, Trial
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -191,6 +194,7 @@ class Store:
         with self.transaction():
             cursor = self.db.execute("INSERT INTO studies (name, created, spec, meta) VALUES (?, ?, ?, ?)",
                                      (name, time.time(), _dumps(spec), _dumps(meta)))
+        assert cursor.lastrowid is not None  # an INSERT sets it
         return cursor.lastrowid
 
     def find_study(self, name: str, spec: dict) -> int | None:
@@ -199,20 +203,20 @@ class Store:
                               (name, _dumps(spec))).fetchone()
         return row[0] if row else None
 
-    def studies(self) -> list[dict]:
+    def studies(self) -> list[StudyRecord]:
         rows = self.db.execute("SELECT id, name, created, spec, meta FROM studies ORDER BY id").fetchall()
         return [_study(row) for row in rows]
 
-    def study(self, study_id: int) -> dict | None:
+    def study(self, study_id: int) -> StudyRecord | None:
         row = self.db.execute("SELECT id, name, created, spec, meta FROM studies WHERE id = ?", (study_id,)).fetchone()
         return _study(row) if row else None
 
-    def describe(self, study_id: int, label: str, info: dict) -> None:
+    def describe(self, study_id: int, label: str, info: ProblemInfo) -> None:
         """Record what a study's problem is (metric, goal, provenance, budget…), for readers of the store."""
         self.db.execute("INSERT OR REPLACE INTO study_problems (study_id, label, info) VALUES (?, ?, ?)",
                         (study_id, label, _dumps(info)))
 
-    def problems(self, study_id: int) -> dict[str, dict]:
+    def problems(self, study_id: int) -> dict[str, ProblemInfo]:
         rows = self.db.execute("SELECT label, info FROM study_problems WHERE study_id = ? ORDER BY rowid",
                                (study_id,)).fetchall()
         return {label: json.loads(info) for label, info in rows}
@@ -225,11 +229,11 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (study_id, label, optimizer, trial_key, lr, bracket, _dumps(grid), extended))
 
-    def choices(self, study_id: int) -> list[dict]:
+    def choices(self, study_id: int) -> list[Choice]:
         cursor = self.db.execute("SELECT label, optimizer, trial_key, lr, bracket, grid, extended FROM choices "
                                  "WHERE study_id = ? ORDER BY rowid", (study_id,))
-        return [{**dict(zip([c[0] for c in cursor.description], row)), "grid": json.loads(row[5])}
-                for row in cursor.fetchall()]
+        return [cast(Choice, {**dict(zip([c[0] for c in cursor.description], row, strict=True)),
+                              "grid": json.loads(row[5])}) for row in cursor.fetchall()]
 
     # trials
     def status(self, key: str) -> str | None:
@@ -278,7 +282,7 @@ class Store:
         return self.db.execute("UPDATE trials SET lease_until = 0 WHERE owner = ? AND status = 'running'",
                                (owner,)).rowcount
 
-    def finish(self, key: str, result: dict, owner: str) -> bool:
+    def finish(self, key: str, result: Result, owner: str) -> bool:
         """Write a trial's outcome and its whole curve in one transaction, if ``owner`` still holds
         it (a result for a trial another process has taken over is dropped: False)."""
         with self.transaction():
@@ -301,17 +305,17 @@ class Store:
             )
         return True
 
-    def trial(self, key: str) -> dict | None:
+    def trial(self, key: str) -> Trial | None:
         cursor = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,))
         row = cursor.fetchone()
         return None if row is None else _trial(cursor.description, row)
 
-    def curve(self, key: str) -> list[dict]:
+    def curve(self, key: str) -> list[CurvePoint]:
         return self.curves([key])[key]
 
-    def curves(self, keys: list[str]) -> dict[str, list[dict]]:
+    def curves(self, keys: list[str]) -> dict[str, list[CurvePoint]]:
         """The curves of many trials in one query: {key: [points by step]}."""
-        result: dict[str, list[dict]] = {key: [] for key in keys}
+        result: dict[str, list[CurvePoint]] = {key: [] for key in keys}
         for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
             chunk = keys[start : start + 500]
             rows = self.db.execute(
@@ -322,7 +326,7 @@ class Store:
                                     "valid": json.loads(valid) if valid else None})
         return result
 
-    def study_trials(self, study_id: int) -> list[dict]:
+    def study_trials(self, study_id: int) -> list[Trial]:
         """Every trial the study asked for, with the ``phase`` and problem ``label`` it asked in."""
         cursor = self.db.execute(
             "SELECT trials.*, study_trials.phase, study_trials.label FROM study_trials "
@@ -345,15 +349,15 @@ class Store:
 _JSON_COLUMNS = ("problem_options", "hyperparameters", "optimizer_config", "valid", "test", "versions")
 
 
-def _trial(description, row) -> dict:
-    record = dict(zip([c[0] for c in description], row))
+def _trial(description, row) -> Trial:
+    record: dict[str, Any] = dict(zip([c[0] for c in description], row, strict=True))
     for column in _JSON_COLUMNS:
         if record[column] is not None:
             record[column] = json.loads(record[column])
-    return record
+    return cast(Trial, record)  # the trials table's columns, as records.Trial lists them
 
 
-def _study(row) -> dict:
+def _study(row) -> StudyRecord:
     return {"id": row[0], "name": row[1], "created": row[2], "spec": json.loads(row[3]),
             "meta": (json.loads(row[4]) if row[4] else None) or {}}
 

@@ -54,15 +54,29 @@ class Study:
     amp: str | None = None
 
     def __post_init__(self) -> None:
+        """Every argument checked: a bad one is an error naming it and its value."""
+        self._check_problems()
+        check_optimizers(self.optimizers)
+        self.device = devices.resolve(self.device)
+        devices.check_amp(self.amp)
+        self._check_integers()
+        self._check_epochs()
+        self._check_span()
+        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
+            raise ValueError(f"`divergence_factor` must be > 1. Received: divergence_factor={self.divergence_factor!r}")
+        check_optimizers(list(self.search_space), "optimizer in search_space")
+        self._check_per_problem()
+
+    def _check_problems(self) -> None:
         from descentlab.lab.runner import USER_PROBLEMS
 
         check_names("problem", [self.problem_name(label) for label in self.problems],
                     problems.names() + list(USER_PROBLEMS))
         if len(set(self.problems)) != len(self.problems):
             raise ValueError(f"`problems` names a problem twice. Received: problems={self.problems!r}")
-        check_optimizers(self.optimizers)
-        self.device = devices.resolve(self.device)
-        devices.check_amp(self.amp)
+
+    def _check_integers(self) -> None:
+        """``grid``, ``seeds``, ``extend``, and ``steps`` and ``eval_every`` where given."""
         for option, value, low in (("grid", self.grid, 1), ("seeds", self.seeds, 1), ("extend", self.extend, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{option}` must be an integer >= {low}. Received: {option}={value!r}")
@@ -70,19 +84,24 @@ class Study:
             value = getattr(self, option)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"`{option}` must be a positive integer. Received: {option}={value!r}")
-        if self.epochs is not None:
-            if self.steps is not None:
-                raise ValueError(f"Give `steps` or `epochs`, not both. Received: steps={self.steps!r}, "
-                                 f"epochs={self.epochs!r}")
-            if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not self.epochs > 0:
-                raise ValueError(f"`epochs` must be > 0. Received: epochs={self.epochs!r}")
+
+    def _check_epochs(self) -> None:
+        if self.epochs is None:
+            return
+        if self.steps is not None:
+            raise ValueError(f"Give `steps` or `epochs`, not both. Received: steps={self.steps!r}, "
+                             f"epochs={self.epochs!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not self.epochs > 0:
+            raise ValueError(f"`epochs` must be > 0. Received: epochs={self.epochs!r}")
+
+    def _check_span(self) -> None:
         if not (isinstance(self.span, (int, float)) and math.isfinite(self.span) and self.span >= 0):
             raise ValueError(f"`span` must be >= 0 decades. Received: span={self.span!r}")
         if self.grid > 1 and self.span == 0:
             raise ValueError(f"`span` must be > 0 for a grid of {self.grid} points. Received: span={self.span!r}")
-        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
-            raise ValueError(f"`divergence_factor` must be > 1. Received: divergence_factor={self.divergence_factor!r}")
-        check_optimizers(list(self.search_space), "optimizer in search_space")
+
+    def _check_per_problem(self) -> None:
+        """``problem_options`` and ``problem_steps`` name problems of the study; steps are positive integers."""
         for option in ("problem_options", "problem_steps"):
             unknown = [label for label in getattr(self, option) if label not in self.problems]
             if unknown:
@@ -103,7 +122,7 @@ class Study:
 
     def budget(self, problem, label: str | None = None) -> tuple[int, int | None, int]:
         """(steps, batch_size, eval_every) of every trial on ``problem`` (the study's ``label``)."""
-        batch_size = problem.default_batch_size if self.batch_size == "default" else self.batch_size
+        batch_size = problem.default_batch_size if isinstance(self.batch_size, str) else self.batch_size  # "default"
         steps = self.problem_steps.get(label) or self.steps or problem.default_steps
         if self.epochs is not None:
             if batch_size is None:
@@ -120,7 +139,8 @@ class Study:
         """The optimizer's hyperparameters besides the lr: one dict per point of its search space."""
         space = self.search_space.get(optimizer, {})
         names = list(space)
-        return [_canonical(dict(zip(names, values))) for values in itertools.product(*(space[n] for n in names))]
+        return [_canonical(dict(zip(names, values, strict=True)))
+                for values in itertools.product(*(space[n] for n in names))]
 
     def trial(self, label: str, problem, optimizer: str, configuration: dict, index: int, seed: int = 0) -> TrialSpec:
         """The trial at point ``index`` of the optimizer's lr grid (outside 0..grid-1: an extension)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from descentlab.lab.spec import OPTIMIZERS
 
 TALK_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
@@ -13,7 +15,7 @@ CLIPPED = ["momentum+clipnorm=1", "momentum+clipvalue=0.5"]
 CLIFF_OPTIONS = {"cliff": {"jitter": 0.1}}
 LSTM_OPTIONS, LSTM_STEPS = {"lstm_lm": {"vocab_size": 2000}}, {"lstm_lm": 300}
 
-SUITES = {
+SUITES: dict[str, dict[str, Any]] = {
     # A sub-minute smoke study: two surfaces (one vectorized population each) and the quadratic.
     # Starts jittered per seed, so that seeds differ on the surfaces too.
     "quick": dict(problems=["rosenbrock", "beale", "quadratic"], optimizers=["momentum", "rmsprop", "nadam"],

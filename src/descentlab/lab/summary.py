@@ -8,16 +8,19 @@ triple). Across problems: performance profiles, and the verdict on the talk's cl
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
+from typing import Literal
 
 from descentlab.lab import stats, verdict
+from descentlab.lab.records import Choice, CurvePoint, ProblemInfo, ProblemTable, Progress, Row, Summary, Trial
 from descentlab.lab.selection import metric_value, score
 from descentlab.lab.spec import worst
 from descentlab.lab.store import FINISHED, Store, alive
 
 
-def summarize(store: Store, study_id: int) -> dict:
+def summarize(store: Store, study_id: int) -> Summary:
     """The summary of study ``study_id``: ``{"study", "problems": {label: table}, "profile", "verdict"}``."""
     study = store.study(study_id)
     if study is None:
@@ -28,24 +31,29 @@ def summarize(store: Store, study_id: int) -> dict:
     seeds = study["spec"]["seeds"]
     keys = [t["key"] for t in trials if t["status"] in ("done", "diverged")]
     curves = store.curves(keys)
-    tables = {}
+    tables: dict[str, ProblemTable] = {}
     for label, info in infos.items():
         mine = [t for t in trials if t["label"] == label]
-        tables[label] = _problem(info, mine, [c for c in choices if c["label"] == label], seeds, curves)
-        tables[label]["progress"] = _progress(mine, study["spec"]["optimizers"], tables[label]["rows"], seeds)
+        table = _problem(info, mine, [c for c in choices if c["label"] == label], seeds, curves)
+        table["progress"] = _progress(mine, study["spec"]["optimizers"], table["rows"], seeds)
+        tables[label] = table
     missing = [label for label in study["spec"]["problems"] if label not in tables]
-    complete = {label: t for label, t in tables.items() if t["progress"]["complete"]}
+    complete = {label: t for label, t in tables.items() if _complete(t)}
     for table in tables.values():
-        if not table["progress"]["complete"]:
+        if not _complete(table):
             for row in table["rows"]:
                 row["rank"] = None  # an incomplete problem ranks nothing
-    summary = {"study": study, "problems": tables, "complete": not missing and len(complete) == len(tables),
+    summary: Summary = {"study": study, "problems": tables, "complete": not missing and len(complete) == len(tables),
                "missing": missing, "profile": _profiles(complete)}
     summary["verdict"] = verdict.judge({**summary, "problems": complete})
     return summary
 
 
-def _progress(trials: list[dict], optimizers: list[str], rows: list[dict], seeds: int) -> dict:
+def _complete(table: ProblemTable) -> bool:
+    return "progress" in table and table["progress"]["complete"]
+
+
+def _progress(trials: list[Trial], optimizers: list[str], rows: list[Row], seeds: int) -> Progress:
     """How far a problem got: finished trials, trials running now, trials whose process is gone,
     and whether every optimizer is tuned and confirmed on every seed."""
     running = [t for t in trials if t["status"] == "running"]
@@ -55,10 +63,11 @@ def _progress(trials: list[dict], optimizers: list[str], rows: list[dict], seeds
             "complete": set(optimizers) <= confirmed}
 
 
-def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, curves: dict) -> dict:
+def _problem(info: ProblemInfo, trials: list[Trial], choices: list[Choice], seeds: int,
+             curves: dict[str, list[CurvePoint]]) -> ProblemTable:
     metric, goal = info["metric"], info["goal"]
     by_key = {t["key"]: t for t in trials}
-    rows = []
+    rows: list[Row] = []
     for choice in choices:
         chosen = by_key[choice["trial_key"]]
         optimizer = choice["optimizer"]
@@ -93,6 +102,9 @@ def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, cu
             "sensitivity": [{"lr": t["hyperparameters"]["lr"], "score": score(t, metric, goal), "status": t["status"],
                              "phase": t["phase"], "hyperparameters": t["hyperparameters"]} for t in tuning],
             "curve": curve,
+            "steps_to_target": None,
+            "seconds_to_target": None,
+            "rank": None,
         })
     target = stats.target_of([row["curve"][-1][2] for row in rows if row["curve"]] +
                              [worst(goal) for row in rows if not row["curve"]])
@@ -103,23 +115,27 @@ def _problem(info: dict, trials: list[dict], choices: list[dict], seeds: int, cu
                              else math.inf))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
-    for row, following in zip(rows, rows[1:]):
+    for row, following in itertools.pairwise(rows):
         row["beats_next"] = stats.wins(row["seed_tests"], following["seed_tests"], goal)
     return {**info, "target": target, "rows": rows,
             "wins": {a["optimizer"]: {b["optimizer"]: stats.wins(a["seed_tests"], b["seed_tests"], goal)
                                       for b in rows if b is not a} for a in rows}}
 
 
-def _profiles(tables: dict) -> dict:
+def _profiles(tables: dict[str, ProblemTable]) -> dict[str, dict]:
     """Performance profiles from steps and from seconds to each problem's target. Seconds leave
     out problems run as populations, whose trials share one clock."""
     profiles = {}
-    for unit in ("steps", "seconds"):
+    keys: dict[str, Literal["steps_to_target", "seconds_to_target"]] = {"steps": "steps_to_target",
+                                                                         "seconds": "seconds_to_target"}
+    for unit, key in keys.items():
         times: dict[str, dict[str, float]] = {}
         for label, table in tables.items():
             if table["target"] is None or (unit == "seconds" and table["population"]):
                 continue
             for row in table["rows"]:
-                times.setdefault(row["optimizer"], {})[label] = row[f"{unit}_to_target"]
+                value = row[key]
+                assert value is not None  # set for every row of a table with a target
+                times.setdefault(row["optimizer"], {})[label] = value
         profiles[unit] = stats.performance_profile(times)
     return profiles

@@ -15,6 +15,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from descentlab.lab.records import Duel, ProblemTable, Row, Summary, VerdictRow
+
 WIDTH = 160  # terminal tables wider than this wrap their cells
 
 
@@ -39,7 +41,7 @@ def interval(bounds) -> str:
     return "" if bounds is None else f"[{number(bounds[0])}, {number(bounds[1])}]"
 
 
-def problem_table(label: str, table: dict) -> Table:
+def problem_table(label: str, table: ProblemTable) -> Table:
     """One problem's ranking: lr and bracket, test metric with its interval, selection metric,
     paired wins over the next row, steps and seconds to the target, divergences."""
     metric, goal = table["metric"], table["goal"]
@@ -75,7 +77,7 @@ def problem_table(label: str, table: dict) -> Table:
                  {0, 2, 4, 5, 6, 7, 8, 9}, notes)
 
 
-def _bracket(row: dict) -> str:
+def _bracket(row: Row) -> str:
     extended = f" (+{row['extended']})" if row["extended"] else ""
     return {"interior": "yes", "edge": "EDGE", "single": "—"}[row["bracket"]] + extended
 
@@ -105,7 +107,7 @@ def profile_table(profile: dict) -> Table | None:
                   "optimizer's time; 1 = fastest everywhere, 0 = never within r_max"])
 
 
-def verdict_table(rows: list[dict]) -> Table | None:
+def verdict_table(rows: list[VerdictRow]) -> Table | None:
     """One row per claim of the talk: our evidence, paired wins, and the outcome of the rule."""
     if not rows:
         return None
@@ -129,7 +131,7 @@ def verdict_table(rows: list[dict]) -> Table | None:
                  ["claim", "our result (test metric, 95% CI)", "seeds won", "outcome"], cells, {2})
 
 
-def _best_of(row: dict, problem: str) -> str:
+def _best_of(row: VerdictRow, problem: str) -> str:
     ranked = {d["ours"]: d for d in row["evidence"] if d["problem"] == problem}
     best = min(ranked.values(), key=lambda d: -_oriented(d["ours_mean"], d["goal"]), default=None)
     return "—" if best is None else f"{best['ours']} {number(best['ours_mean'])}"
@@ -139,13 +141,13 @@ def _oriented(value, goal):
     return -math.inf if value is None else (value if goal == "max" else -value)
 
 
-def _duel(duel: dict) -> str:
+def _duel(duel: Duel) -> str:
     return (f"{duel['problem']}: {duel['ours']} {number(duel['ours_mean'])} {interval(duel['ours_ci'])} vs "
             f"{duel['theirs']} {number(duel['theirs_mean'])} {interval(duel['theirs_ci'])}, "
             f"Δ {number(duel['difference'], 3)} {interval(duel['difference_ci'])}")
 
 
-def duel_table(label: str, table: dict) -> Table | None:
+def duel_table(label: str, table: ProblemTable) -> Table | None:
     """One problem's verdict by the lab's rule: its champion on validation against each other
     optimizer, on the test metric paired by seed (:func:`verdict.duels`)."""
     from descentlab.lab import verdict
@@ -161,7 +163,7 @@ def duel_table(label: str, table: dict) -> Table | None:
                  ["a winner is named only when the interval excludes 0; positive: the champion is better"])
 
 
-def leaderboard_table(summary: dict) -> Table | None:
+def leaderboard_table(summary: Summary) -> Table | None:
     """Each optimizer's rank on every ranked (complete) problem (by mean test metric, a lost seed
     ranking last) and its mean rank, best first."""
     labels = [label for label, table in summary["problems"].items()
@@ -169,7 +171,8 @@ def leaderboard_table(summary: dict) -> Table | None:
     ranks: dict[str, dict[str, int]] = {}
     for label in labels:
         for row in summary["problems"][label]["rows"]:
-            ranks.setdefault(row["optimizer"], {})[label] = row["rank"]
+            if row["rank"] is not None:  # a ranked table ranks every row
+                ranks.setdefault(row["optimizer"], {})[label] = row["rank"]
     if not ranks:
         return None
     means = {name: sum(mine.values()) / len(mine) for name, mine in ranks.items()}
@@ -180,7 +183,7 @@ def leaderboard_table(summary: dict) -> Table | None:
                  ["a rank alone says nothing of the margin: the per-problem tables give the intervals"])
 
 
-def summary_tables(summary: dict) -> list[Table]:
+def summary_tables(summary: Summary) -> list[Table]:
     tables = [problem_table(label, table) for label, table in summary["problems"].items()]
     return [t for t in (*tables, profile_table(summary["profile"]), verdict_table(summary["verdict"])) if t]
 
@@ -230,7 +233,7 @@ def _html(table: Table) -> str:
             f"<tbody>\n{body}</tbody></table>{notes}")
 
 
-def format_summary(summary: dict, style: str = "text") -> str:
+def format_summary(summary: Summary, style: str = "text") -> str:
     study = summary["study"]
     head = f"study {study['id']} ({study['name']})"
     if not summary["complete"]:

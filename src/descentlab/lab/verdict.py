@@ -35,9 +35,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from descentlab.lab import stats
+from descentlab.lab.records import Duel, ProblemTable, Row, Summary, VerdictRow
 from descentlab.lab.spec import OPTIMIZERS
+from descentlab.optim._chain import ChainOptimizer
 from descentlab.rules.adaptation import L2
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -47,7 +50,8 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 def norm(optimizer: str) -> str | None:
     """The norm of past gradients the lab optimizer divides by, read from its chain of rules:
     ``"L2"`` (a sum or an EMA of g², Adadelta's ratio), ``"L∞"`` (an EMA-max of |g|), or None."""
-    chain = OPTIMIZERS[optimizer][0].chain_for("torch")  # the flavor moves ε, never the norm
+    cls = cast("type[ChainOptimizer]", OPTIMIZERS[optimizer][0])  # every built-in lab optimizer is one
+    chain = cls.chain_for("torch")  # the flavor moves ε, never the norm
     return next((rule.norm for rule in chain.stateful if getattr(rule, "norm", None)), None)
 
 
@@ -82,14 +86,14 @@ def base(optimizer: str) -> str:
     return optimizer.partition("+")[0]
 
 
-def unclipped(table: dict) -> dict:
+def unclipped(table: ProblemTable) -> ProblemTable:
     """The problem's table without its clipped variants."""
     return {**table, "rows": [r for r in table["rows"] if base(r["optimizer"]) == r["optimizer"]]}
 
 
-def judge(summary: dict) -> list[dict]:
+def judge(summary: Summary) -> list[VerdictRow]:
     """One row per testable claim: ``{"claim", "outcome", "evidence": [...], "text"}``."""
-    rows = []
+    rows: list[VerdictRow] = []
     for claim in CLAIMS:
         evidence = [_duel(label, table if claim.clipping else unclipped(table), claim.group)
                     for label, table in summary["problems"].items() if table["problem"] in claim.problems]
@@ -103,10 +107,10 @@ def judge(summary: dict) -> list[dict]:
     return rows
 
 
-def _append(rows: list[dict], claim: str, evidence: list[dict | None]) -> None:
-    evidence = [e for e in evidence if e is not None]
-    if evidence:
-        rows.append({"claim": claim, "outcome": combine([e["outcome"] for e in evidence]), "evidence": evidence})
+def _append(rows: list[VerdictRow], claim: str, evidence: list[Duel | None]) -> None:
+    found = [e for e in evidence if e is not None]
+    if found:
+        rows.append({"claim": claim, "outcome": combine([e["outcome"] for e in found]), "evidence": found})
 
 
 def outcome(interval: tuple[float, float]) -> str:
@@ -127,13 +131,14 @@ def combine(outcomes: list[str]) -> str:
     return INCONCLUSIVE
 
 
-def _champion(rows: list[dict], goal: str) -> dict | None:
+def _champion(rows: list[Row], goal: str) -> Row | None:
     """The row with the best mean validation metric (ties: the better rank)."""
-    rows = [r for r in rows if r["valid_mean"] is not None]
-    return min(rows, key=lambda r: (-stats.oriented(r["valid_mean"], goal), r["rank"]), default=None)
+    scored = [(-stats.oriented(r["valid_mean"], goal), r["rank"] or 0, r) for r in rows if r["valid_mean"] is not None]
+    best = min(scored, key=lambda s: s[:2], default=None)
+    return None if best is None else best[2]
 
 
-def _compare(label: str, table: dict, ours: dict, theirs: dict) -> dict:
+def _compare(label: str, table: ProblemTable, ours: Row, theirs: Row) -> Duel:
     goal = table["goal"]
     differences = stats.paired_differences(ours["seed_tests"], theirs["seed_tests"], goal)
     interval = stats.bootstrap_ci(differences)
@@ -145,7 +150,7 @@ def _compare(label: str, table: dict, ours: dict, theirs: dict) -> dict:
             "wins": won, "seeds": seeds, "outcome": outcome(interval)}
 
 
-def _duel(label: str, table: dict, group: frozenset[str]) -> dict | None:
+def _duel(label: str, table: ProblemTable, group: frozenset[str]) -> Duel | None:
     inside = _champion([r for r in table["rows"] if base(r["optimizer"]) in group], table["goal"])
     outside = _champion([r for r in table["rows"] if base(r["optimizer"]) not in group], table["goal"])
     if inside is None or outside is None:
@@ -153,7 +158,7 @@ def _duel(label: str, table: dict, group: frozenset[str]) -> dict | None:
     return _compare(label, table, inside, outside)
 
 
-def clipped_duel(label: str, table: dict) -> dict | None:
+def clipped_duel(label: str, table: ProblemTable) -> Duel | None:
     """The best clipped variant (by validation) against the same optimizer unclipped."""
     plain = {r["optimizer"]: r for r in table["rows"]}
     clipped = _champion([r for r in table["rows"] if base(r["optimizer"]) != r["optimizer"]
@@ -163,15 +168,17 @@ def clipped_duel(label: str, table: dict) -> dict | None:
     return _compare(label, table, clipped, plain[base(clipped["optimizer"])])
 
 
-def _no_best(tables: dict) -> dict | None:
+def _no_best(tables: dict[str, ProblemTable]) -> VerdictRow | None:
     if len(tables) < 2:
         return None
     names = set.intersection(*({r["optimizer"] for r in t["rows"]} for t in tables.values()))
     if len(names) < 2:
         return None
-    beaten, everywhere, evidence = set(), [], []
+    beaten: set[str] = set()
+    everywhere: list[str] = []
+    evidence: list[Duel] = []
     for name in sorted(names):
-        duels = []  # name against every other optimizer, on every task
+        duels: list[Duel] = []  # name against every other optimizer, on every task
         for label, table in tables.items():
             mine = next(r for r in table["rows"] if r["optimizer"] == name)
             duels += [_compare(label, table, mine, other) for other in table["rows"] if other is not mine]
@@ -190,7 +197,7 @@ def _no_best(tables: dict) -> dict | None:
             "unbeaten": sorted(names - beaten), "problems": list(tables)}
 
 
-def duels(label: str, table: dict) -> list[dict]:
+def duels(label: str, table: ProblemTable) -> list[Duel]:
     """One problem's optimizers by the same rule: its champion (best mean validation metric)
     against each other optimizer, on the test metric, seed by seed. ``outcome`` REPRODUCED reads
     "the champion beats it", NOT_REPRODUCED "it beats the champion", INCONCLUSIVE "no
@@ -201,7 +208,7 @@ def duels(label: str, table: dict) -> list[dict]:
     return [_compare(label, table, champion, other) for other in table["rows"] if other is not champion]
 
 
-def sentence(duel: dict) -> str:
+def sentence(duel: Duel) -> str:
     """A duel in words: a winner only when the interval excludes 0."""
     ours, theirs = duel["ours"], duel["theirs"]
     if duel["outcome"] == REPRODUCED:

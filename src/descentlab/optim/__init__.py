@@ -14,7 +14,9 @@ from descentlab.optim.lattice import ADAPTATION_RULES, MOMENTUM_RULES, ORDERS
 from descentlab.optim.named import *  # noqa: F403 - every named optimizer: named.__all__
 
 # Every named optimizer by its name (aliases such as NAdam left out), in named.__all__'s order
-NAMED = {name: getattr(named, name) for name in named.__all__ if getattr(named, name).__name__ == name}
+NAMED: dict[str, type[ChainOptimizer]] = {
+    name: getattr(named, name) for name in named.__all__ if getattr(named, name).__name__ == name
+}
 NAMED["FTRL"] = FTRL
 
 __all__ = ["ADAPTATION_RULES", "FLAVORS", "MOMENTUM_RULES", "NAMED", "ORDERS", "ChainOptimizer", "Composed", "FTRL",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from descentlab.optim import _checks, lattice
+from descentlab.optim.contract import Final, StateLike, TensorLike
 from descentlab.optim.paths import foreach, reference
 from descentlab.optim.paths.fused import FlatGroup, held_elsewhere, ineligibility
 from descentlab.rules import Hyper, scalar_tensor
@@ -24,7 +26,7 @@ class Subtract:
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         """No state of its own."""
 
-    def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
+    def apply(self, p: TensorLike, u: TensorLike, g: TensorLike, state: StateLike, hp: Hyper, lr, step: float) -> None:
         if torch.is_tensor(lr) or isinstance(lr, foreach.TensorList):  # per row (the lab's populations), or traced
             p.addcmul_(u, lr, value=-1)
         else:
@@ -40,7 +42,7 @@ class ScaleThenSubtract:
     def init(self, param: Tensor, state: dict, hp: Hyper) -> None:
         """No state of its own (its rules have theirs)."""
 
-    def apply(self, p: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr, step: float) -> None:
+    def apply(self, p: TensorLike, u: TensorLike, g: TensorLike, state: StateLike, hp: Hyper, lr, step: float) -> None:
         u = u * lr
         for rule in self.rules:
             u = rule(u, g, state, hp, step)
@@ -59,7 +61,7 @@ class Chain:
     """
 
     rules: tuple
-    final: object = Subtract()
+    final: Final = Subtract()
     keras_rounding: bool = False
 
     @property
@@ -196,7 +198,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     _aliases: dict[str, str] = {}
     _fixed: dict[str, object] = {}
-    _lattice: dict[str, str] = {}  # a named subclass's point: momentum_rule, adaptation_rule, order
+    _lattice: dict[str, Any] = {}  # a named subclass's point: momentum_rule, adaptation_rule, order
 
     @classmethod
     def chain_for(cls, flavor: str) -> Chain:

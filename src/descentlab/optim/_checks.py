@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -27,10 +28,10 @@ class Flavored:
 def check_flavor(flavor: object) -> str:
     if flavor not in FLAVORS:
         raise ValueError(f"`flavor` must be one of {FLAVORS}. Received: flavor={flavor!r}")
-    return flavor  # type: ignore[return-value]
+    return flavor
 
 
-def resolve(value: object, flavor: str) -> object:
+def resolve(value: object, flavor: str) -> Any:
     """The flavor's default where ``value`` is a :class:`Flavored` default, else ``value``."""
     return value.by_flavor[flavor] if isinstance(value, Flavored) else value
 

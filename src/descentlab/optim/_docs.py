@@ -50,7 +50,7 @@ def _taken(entries: str, parameters) -> str:
 
 def document(cls: type) -> type:
     """Fill the shared argument docs into ``cls``'s docstring, leaving out the arguments it does not take."""
-    parameters = inspect.signature(cls.__init__).parameters
-    cls.__doc__ = (cls.__doc__.replace("{params}", PARAMS).replace("{shared}", _taken(SHARED, parameters))
+    parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # cls is a class, not an instance
+    cls.__doc__ = ((cls.__doc__ or "").replace("{params}", PARAMS).replace("{shared}", _taken(SHARED, parameters))
                    .replace("{capturable}", CAPTURABLE).replace("{differentiable}", DIFFERENTIABLE))
     return cls

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class TensorOperators:
     """``+ - * / -x`` in terms of the ``add``, ``sub``, ``mul``, ``div`` and ``neg`` a subclass defines."""
+
+    add: Callable[..., Any]
+    sub: Callable[..., Any]
+    mul: Callable[..., Any]
+    div: Callable[..., Any]
+    neg: Callable[..., Any]
 
     __slots__ = ()
 

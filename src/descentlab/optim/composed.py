@@ -98,4 +98,4 @@ class Composed(ChainOptimizer):
 
 
 for _kind in ("momentum_rule", "adaptation_rule"):  # the choices, from the lattice's entries
-    Composed.__doc__ = Composed.__doc__.replace(f"        {{{_kind}s}}", lattice.describe(_kind))
+    Composed.__doc__ = (Composed.__doc__ or "").replace(f"        {{{_kind}s}}", lattice.describe(_kind))

@@ -87,7 +87,7 @@ class StateLike(Protocol):
 class Rule(Protocol):
     """One idea (a momentum, an adaptation): its state, and how it maps the update."""
 
-    def init(self, param, state: StateLike, hp) -> None: ...
+    def init(self, param, state: dict, hp) -> None: ...  # a real parameter's state, created before any step
     def __call__(self, u: TensorLike, g: TensorLike, state: StateLike, hp, step: float) -> TensorLike: ...
 
 
@@ -95,10 +95,21 @@ class Rule(Protocol):
 class Final(Protocol):
     """A chain's last stage: how the update reaches the parameter (subtract ``lr·u``, or FTRL's proximal set)."""
 
-    rules: tuple  # rules it runs after scaling by the learning rate (Keras's heavy ball)
-
-    def init(self, param, state: StateLike, hp) -> None: ...
+    @property
+    def rules(self) -> tuple: ...  # rules it runs after scaling by the learning rate (Keras's heavy ball)
+    def init(self, param, state: dict, hp) -> None: ...
     def apply(self, p: TensorLike, u: TensorLike, g: TensorLike, state: StateLike, hp, lr, step: float) -> None: ...
+
+
+@runtime_checkable
+class ChainLike(Protocol):
+    """What the paths ask of a chain (:class:`descentlab.optim._chain.Chain`): the 0-d state keys,
+    the state a first step creates, and the dense update of one parameter."""
+
+    @property
+    def scalar_keys(self) -> frozenset: ...
+    def initialize(self, p, state: dict, hp) -> None: ...
+    def update(self, p, g, state: StateLike, hp, lr, step) -> None: ...
 
 
 @runtime_checkable
@@ -113,4 +124,4 @@ class Path(Protocol):
     the fused path is a ``FlatGroup`` per param group.
     """
 
-    def plan(self, chain, params: list, state: dict, hp, undo: list) -> Callable[[], None] | None: ...
+    def plan(self, chain: ChainLike, params: list, state: dict, hp, undo: list) -> Callable[[], None] | None: ...

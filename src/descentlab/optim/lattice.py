@@ -32,6 +32,12 @@ class Point:
     eps_placement: str | None
     flavor: str
 
+    @property
+    def eps(self) -> str:
+        """Where ε enters, for a rule that has an ε (``check_point`` gave it a placement)."""
+        assert self.eps_placement is not None
+        return self.eps_placement
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -82,18 +88,18 @@ MOMENTUM = (
 ADAPTATION = (
     Entry("none", "no adaptation."),
     Entry("sum", "Adagrad's Σg² (``initial_accumulator_value``).", SumSquares,
-          build=lambda point: SumSquares(point.eps_placement), state=("sum",),
+          build=lambda point: SumSquares(point.eps), state=("sum",),
           eps_placements=("outside", "inside"), default_eps={"torch": "outside", "keras": "inside"},
           checks={"initial_accumulator_value": _checks.at_least}),
     Entry("ema", "EMA of g² with decay ``betas[1]``, ``centered``, ``amsgrad``; bias-corrected when the "
                  "momentum is an EMA.", EMASquares,
           build=lambda point: EMASquares(bias_correction=point.momentum_rule in EMA_MOMENTUM,
-                                         eps_placement=point.eps_placement),
+                                         eps_placement=point.eps),
           state=("exp_avg_sq", "square_avg", "grad_avg", "max_exp_avg_sq"), eps_placements=("outside", "inside", "hat"),
           default_eps={"torch": "outside", "keras": "inside", "keras/ema": "hat", "keras/nesterov_ema": "outside"},
           switches=("centered", "amsgrad")),
     Entry("max", "Adamax's EMA-max of |g| (``betas[1]``).", EMAMaxAbs,
-          build=lambda point: EMAMaxAbs(point.eps_placement), state=("exp_inf",),
+          build=lambda point: EMAMaxAbs(point.eps), state=("exp_inf",),
           eps_placements=("inside", "outside"), default_eps={"torch": "inside", "keras": "outside"}),
     Entry("delta", "Adadelta's ratio (decay ``betas[1]``).", DeltaRatio, state=("square_avg", "acc_delta"),
           eps_placements=("inside",), default_eps={"torch": "inside", "keras": "inside"}),

@@ -20,7 +20,7 @@ from descentlab.optim._docs import document
 __all__ = ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam", "NAdam", "Nadamax",
            "AdaBelief"]
 
-_NO_CENTERING = {"centered": False, "amsgrad": False}
+_NO_CENTERING: dict[str, object] = {"centered": False, "amsgrad": False}
 DECOUPLED = Flavored(torch=False, keras=True)
 EPS = Flavored(torch=1e-8, keras=1e-7)
 

@@ -41,7 +41,7 @@ class Difference:
     keras: str
 
 
-def _named(name: str) -> type:
+def _named(name: str) -> type[optim.ChainOptimizer]:
     by_lower = {key.lower(): cls for key, cls in optim.NAMED.items()}
     cls = by_lower.get(name.lower())
     if cls is None:
@@ -63,7 +63,7 @@ def differences(name: str) -> list[Difference]:
         places = MAX_PLACEMENTS if point["adaptation_rule"] == "max" else PLACEMENTS
         torch_eps = adaptation.eps_for(point["momentum_rule"], "torch")
         keras_eps = adaptation.eps_for(point["momentum_rule"], "keras")
-        if torch_eps != keras_eps:
+        if torch_eps is not None and keras_eps is not None and torch_eps != keras_eps:
             rows.append(Difference("ε placement", places[torch_eps], places[keras_eps]))
     if point["momentum_rule"] == "heavy_ball":
         rows.append(Difference("learning rate", "outside the momentum buffer: b ← μ·b + u; p ← p − lr·b",

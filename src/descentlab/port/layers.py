@@ -9,6 +9,7 @@ naming both, as is a count that differs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,7 +92,7 @@ def torch_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if any(True for _ in module.parameters(recurse=False))]
 
 
-def pairs(keras_model, torch_model: nn.Module) -> list[tuple[object, str, nn.Module]]:
+def pairs(keras_model, torch_model: nn.Module) -> list[tuple[Any, str, nn.Module]]:
     """``(Keras layer, torch name, torch module)`` for every layer with weights, checked to correspond."""
     theirs, ours = keras_layers(keras_model), torch_modules(torch_model)
     matched = []
@@ -114,7 +115,7 @@ def pairs(keras_model, torch_model: nn.Module) -> list[tuple[object, str, nn.Mod
     return matched
 
 
-def copy_weights(keras_model, torch_model: nn.Module) -> list[tuple[object, str, nn.Module]]:
+def copy_weights(keras_model, torch_model: nn.Module) -> list[tuple[Any, str, nn.Module]]:
     """Copy every Keras layer's weights into its torch module (see the module docstring); return the pairs."""
     matched = pairs(keras_model, torch_model)
     for layer, name, module in matched:
@@ -159,9 +160,9 @@ def option_differences(layer, name: str, module: nn.Module) -> list[str]:
     return [f"the Keras {kind} {layer.name!r}: {text}" for text in said]
 
 
-def _padding(conv: nn.Module) -> str:
+def _padding(conv: nn.Conv1d | nn.Conv2d) -> str:
     """A torch convolution's padding in Keras's words: 'valid', 'same' or the torch value itself."""
-    if conv.padding in ("valid", "same"):
+    if isinstance(conv.padding, str):  # "valid" or "same"
         return conv.padding
     if not any(conv.padding):
         return "valid"

@@ -14,6 +14,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 
 from descentlab import optim
 from descentlab.port.schedules import KerasSchedule, schedule_config
@@ -182,7 +183,7 @@ def to_keras(optimizer, scheduler: KerasSchedule | None = None):
     for key, target in {**COMMON, **KERAS[class_name].names}.items():
         if target is None:
             continue
-        value = group["betas"][int(target[-1])] if target.startswith("betas.") else group.get(target)
+        value: Any = group["betas"][int(target[-1])] if target.startswith("betas.") else group.get(target)
         config[key] = float(value) if key == "learning_rate" else value
     if not config.get("weight_decay"):
         config["weight_decay"] = None

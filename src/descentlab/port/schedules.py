@@ -9,6 +9,7 @@ hundreds of steps for each schedule, across a ``state_dict`` save and load).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -91,7 +92,7 @@ def cosine_decay_restarts(step, initial_learning_rate, first_decay_steps, t_mul=
     return torch.mul(initial, torch.add(torch.mul(1 - alpha, decayed), alpha))
 
 
-SCHEDULES = {
+SCHEDULES: dict[str, Callable[..., float]] = {
     "ExponentialDecay": exponential_decay,
     "InverseTimeDecay": inverse_time_decay,
     "PiecewiseConstantDecay": piecewise_constant_decay,
@@ -136,6 +137,6 @@ class KerasSchedule(LRScheduler):
     def value(schedule: dict, step: int) -> float:
         return float(SCHEDULES[schedule["class_name"]](step, **schedule["config"]))
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         lr = self.value(self.schedule, self.last_epoch)
         return [lr for _ in self.optimizer.param_groups]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -14,7 +14,7 @@ SPLITS = ("train", "valid", "test")
 def check_split(split: object) -> str:
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
-    return split  # type: ignore[return-value]
+    return split
 
 
 def check_batch_size(batch_size: object) -> int | None:
@@ -49,7 +49,10 @@ def split_seed(seed: int, split: str) -> int:
     return seed * 1000 + SPLITS.index(split) * 7919 + 17
 
 
-class Problem:
+Model = TypeVar("Model", bound=torch.nn.Module)
+
+
+class Problem(Generic[Model]):
     """A workload to race optimizers on.
 
     ``model(seed)`` builds the model with a deterministic initialization; ``batches(split,
@@ -89,16 +92,16 @@ class Problem:
         """How many examples one epoch of the training split holds (None: no fixed epoch)."""
         return None
 
-    def model(self, seed: int) -> torch.nn.Module:
+    def model(self, seed: int) -> Model:
         raise NotImplementedError
 
     def batches(self, split: str, batch_size: int | None, seed: int) -> Iterator[Any]:
         raise NotImplementedError
 
-    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    def loss(self, model: Model, batch: Any) -> torch.Tensor:
         raise NotImplementedError
 
-    def evaluate(self, model: torch.nn.Module, split: str, limit: int | None = None) -> dict[str, float]:
+    def evaluate(self, model: Model, split: str, limit: int | None = None) -> dict[str, float]:
         raise NotImplementedError
 
     def info(self) -> dict[str, Any]:

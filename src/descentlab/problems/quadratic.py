@@ -26,7 +26,7 @@ class Parameters(torch.nn.Module):
         self.theta = torch.nn.Parameter(theta)
 
 
-class NoisyQuadratic(Problem):
+class NoisyQuadratic(Problem[Parameters]):
     """``ℓ(θ; x) = ½(θ − x)ᵀ H (θ − x)`` with examples ``x ~ N(θ*, σ²I)``.
 
     ``H = Q diag(λ) Qᵀ``: 90% of the eigenvalues uniform in [0, 1], 10% in [30, 60] (DeepOBS), Q a

@@ -34,7 +34,7 @@ class HashedLogisticRegression(torch.nn.Module):
         return self.weights(features).squeeze(1) + self.bias
 
 
-class SparseLogisticRegression(Problem):
+class SparseLogisticRegression(Problem[HashedLogisticRegression]):
     """A synthetic click-through-rate task with a known, sparse ground truth.
 
     Generator (fixed by ``data_seed``): each example has ``fields`` categorical fields whose

@@ -166,7 +166,7 @@ class Point(torch.nn.Module):
         self.xy = torch.nn.Parameter(start)
 
 
-class SurfaceProblem(Problem):
+class SurfaceProblem(Problem[Point]):
     """Minimize a 2-D surface from a canonical start point, optionally with gradient noise."""
 
     default_steps = 500

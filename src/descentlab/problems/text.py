@@ -37,7 +37,7 @@ def load_ptb(data_dir: str | None = None) -> tuple[dict[str, list[str]], str]:
     held_out = data.try_fetch("ptb", [PTB_FILES["valid"], PTB_FILES["test"]], data_dir)
     if held_out is None:
         raise data.DataUnavailable(data.missing_message("ptb", list(PTB_FILES.values()), data_dir))
-    lines = {name: data.read_text(path).splitlines() for name, path in zip(("valid", "test"), held_out)}
+    lines = {name: data.read_text(path).splitlines() for name, path in zip(("valid", "test"), held_out, strict=True)}
     train = data.try_fetch("ptb", [PTB_FILES["train"]], data_dir)
     if train is not None:
         lines["train"] = data.read_text(train[0]).splitlines()
@@ -92,7 +92,7 @@ class SkipGram(torch.nn.Module):
         return torch.einsum("bd,btd->bt", self.center(center), self.context(targets))
 
 
-class Word2Vec(Problem):
+class Word2Vec(Problem[SkipGram]):
     """Skip-gram with negative sampling (Mikolov et al., 2013) on text8 (Wikipedia) or PTB.
 
     Vocabulary: words with count ≥ ``min_count``; frequent words subsampled with Mikolov's rule
@@ -211,8 +211,7 @@ class Word2Vec(Problem):
         return self._losses(model, batch)[0].mean()
 
     def evaluate(self, model: SkipGram, split: str, limit: int | None = None) -> dict[str, float]:
-        pairs = self.held_out[check_split(split)]
-        pairs = tuple(t[: first(limit, len(t))] for t in pairs)
+        pairs = tuple(t[: first(limit, len(t))] for t in self.held_out[check_split(split)])
         with torch.no_grad():
             per_pair, scores = self._losses(model, pairs)
         return {
@@ -248,7 +247,7 @@ class LSTMLanguageModel(torch.nn.Module):
         return self.out(self.lstm(self.embed(tokens))[0])
 
 
-class _SequenceProblem(Problem):
+class _SequenceProblem(Problem[LSTMLanguageModel]):
     """Next-token prediction on fixed-length chunks of a token stream; metric: perplexity.
 
     Each split's stream is cut into non-overlapping chunks of ``seq_len`` inputs (targets shifted
@@ -257,6 +256,9 @@ class _SequenceProblem(Problem):
     the same over all chunks in order, so perplexities are those of ``seq_len``-token contexts.
     """
 
+    vocabulary: list[str]  # a subclass reads its corpus and sets these
+    sizes: tuple[int, int, int]  # embed, hidden, layers
+    _provenance: str
     metric = "perplexity"
     default_batch_size = 32
     curve_limit = 128  # chunks: a fixed ~4-8k-token slice of the split for the curve points
@@ -347,9 +349,9 @@ class CharLSTM(_SequenceProblem):
         self.sizes = (embed, hidden, layers)
         path = data.fetch("tinyshakespeare", "input.txt", data_dir)
         text = data.read_text(path)
-        codes, stream = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), return_inverse=True)
+        codes, inverse = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), return_inverse=True)
         self.vocabulary = [chr(c) for c in codes]
-        stream = torch.from_numpy(stream.astype(np.int64))
+        stream = torch.from_numpy(inverse.astype(np.int64))
         train_end, valid_end = int(len(stream) * 0.9), int(len(stream) * 0.95)
         train = stream[:train_end] if max_chars is None else stream[: min(max_chars, train_end)]
         self._set_streams({"train": train, "valid": stream[train_end:valid_end], "test": stream[valid_end:]}, seq_len)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from descentlab.lab import verdict
+from descentlab.lab.records import CurvedTrial
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
 from descentlab.report.frames import Frames
@@ -31,7 +32,7 @@ def contestants(frames: Frames, label: str) -> tuple[list[str], float] | None:
     return names, common
 
 
-def _nearest(runs: list[dict], lr: float) -> dict | None:
+def _nearest(runs: list[CurvedTrial], lr: float) -> CurvedTrial | None:
     runs = [t for t in runs if t["status"] in ("done", "diverged")]
     return min(runs, key=lambda t: abs(math.log(t["hyperparameters"]["lr"] / lr)), default=None)
 
@@ -52,7 +53,7 @@ def figure(frames: Frames, label: str) -> bytes | None:
     box = trajectories.window(surface, [path for _, paths in panels for path in paths], start)
     fig, axes = style.figure(12.0, 5.2, columns=2)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.27, top=0.9, wspace=0.18)
-    for ax, (title, paths) in zip(axes, panels):
+    for ax, (title, paths) in zip(axes, panels, strict=True):
         trajectories.panel(ax, surface, paths, box, start)
         ax.set_title(f"{label}, {title}", fontsize=9)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from descentlab.lab import stats
+from descentlab.lab.records import ProblemTable, Row
 from descentlab.report import style
 from descentlab.report.frames import SeedCurve
 
@@ -36,11 +37,11 @@ def _zoom(ax, values: list[float], goal: str) -> None:
     ax.set_ylim(low - margin, high + margin)
 
 
-def _legend(row: dict) -> str:
+def _legend(row: Row) -> str:
     return row["optimizer"] if row["rank"] is None else f"{row['rank']}. {row['optimizer']}"
 
 
-def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
+def figure(label: str, table: ProblemTable, seeds: dict[str, list[SeedCurve]]) -> bytes:
     """Two panels, steps and seconds, one line and band per optimizer, the target dotted (PNG)."""
     fig, axes = style.figure(11.0, 4.0, columns=2)
     fig.subplots_adjust(left=0.07, right=0.84, bottom=0.13, top=0.88, wspace=0.22)
@@ -50,20 +51,20 @@ def figure(label: str, table: dict, seeds: dict[str, list[SeedCurve]]) -> bytes:
         rows = band(curves)
         if not rows:
             continue
-        step, seconds, mean, low, high = (np.array(column) for column in zip(*rows))
+        step, seconds, mean, low, high = (np.array(column) for column in zip(*rows, strict=True))
         colour = style.colour(row["optimizer"])
-        for ax, x in zip(axes, (step, seconds)):
+        for ax, x in zip(axes, (step, seconds), strict=True):
             ax.plot(x, mean, **style.line(row["optimizer"]), linewidth=1.5,
                     label=_legend(row) if ax is axes[0] else None)
             ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
         for curve in curves:
             if curve.diverged is not None and curve.points:
                 last_step, last_seconds, value = curve.points[-1]
-                for ax, x in zip(axes, (last_step, last_seconds)):
-                    ax.plot(x, value, marker="x", color=colour, markersize=8, mew=2)
+                for ax, at in zip(axes, (last_step, last_seconds), strict=True):
+                    ax.plot(at, value, marker="x", color=colour, markersize=8, mew=2)
         seen += [v for v in np.concatenate([low, high]) if math.isfinite(v)]
     metric = table["metric"]
-    for ax, unit in zip(axes, ("steps", "seconds")):
+    for ax, unit in zip(axes, ("steps", "seconds"), strict=True):
         if table["target"] is not None:
             ax.axhline(table["target"], color="black", linestyle=":", linewidth=1,
                        label="target" if ax is axes[0] else None)

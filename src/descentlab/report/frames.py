@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from descentlab import data
+from descentlab.lab.records import CurvedTrial, CurvePoint, ProblemTable, StudyRecord, Summary, Trial
 from descentlab.lab.spec import worst
 from descentlab.lab.store import Store
 from descentlab.lab.summary import summarize
@@ -33,18 +34,18 @@ class Frames:
     """A study as the report sees it."""
 
     path: str
-    summary: dict
-    trials: list[dict]
-    chosen: dict[str, dict[str, dict]]  # label → optimizer → its chosen (seed-0, tuned) trial, with its curve
+    summary: Summary
+    trials: list[Trial]
+    chosen: dict[str, dict[str, CurvedTrial]]  # label → optimizer → its chosen (seed-0, tuned) trial, with its curve
     seed_curves: dict[str, dict[str, list[SeedCurve]]]  # label → optimizer → chosen configuration's seeds
-    grid_runs: dict[str, dict[str, list[dict]]]  # surface label → optimizer → its seed-0 lr grid, with curves
+    grid_runs: dict[str, dict[str, list[CurvedTrial]]]  # surface label → optimizer → its seed-0 lr grid, with curves
 
     @property
-    def study(self) -> dict:
+    def study(self) -> StudyRecord:
         return self.summary["study"]
 
     @property
-    def problems(self) -> dict[str, dict]:
+    def problems(self) -> dict[str, ProblemTable]:
         return self.summary["problems"]
 
 
@@ -60,9 +61,9 @@ def load(path: str, study_id: int | None = None) -> Frames:
         summary = summarize(store, study_id)
         trials = store.study_trials(study_id)
         by_key = {t["key"]: t for t in trials}
-        chosen: dict[str, dict[str, dict]] = {}
+        picked: dict[str, dict[str, Trial]] = {}
         for choice in store.choices(study_id):
-            chosen.setdefault(choice["label"], {})[choice["optimizer"]] = by_key[choice["trial_key"]]
+            picked.setdefault(choice["label"], {})[choice["optimizer"]] = by_key[choice["trial_key"]]
         seeds = summary["study"]["spec"]["seeds"]
         runs = {(label, row["optimizer"]): [t for t in trials if t["label"] == label
                                             and t["optimizer"] == row["optimizer"] and t["seed"] < seeds
@@ -72,12 +73,11 @@ def load(path: str, study_id: int | None = None) -> Frames:
                    if table["population"] and any(base(r["optimizer"]) != r["optimizer"] for r in table["rows"])}
         grid = [t for t in trials if t["label"] in clipped and t["seed"] == 0 and t["phase"] in ("tune", "extend")]
         curves = store.curves(sorted({t["key"] for group in runs.values() for t in group}
-                                     | {t["key"] for mine in chosen.values() for t in mine.values()}
+                                     | {t["key"] for mine in picked.values() for t in mine.values()}
                                      | {t["key"] for t in grid}))
     finally:
         store.close()
-    chosen = {label: {optimizer: {**t, "curve": curves[t["key"]]} for optimizer, t in mine.items()}
-              for label, mine in chosen.items()}
+    chosen = {label: {optimizer: _curved(t, curves) for optimizer, t in mine.items()} for label, mine in picked.items()}
     seed_curves: dict[str, dict[str, list[SeedCurve]]] = {}
     for (label, optimizer), group in runs.items():
         info = summary["problems"][label]
@@ -85,14 +85,18 @@ def load(path: str, study_id: int | None = None) -> Frames:
             SeedCurve(t["seed"], [(p["step"], p["wall"], _value(p, info["metric"], info["goal"]))
                                   for p in curves[t["key"]]], t["diverged_at"])
             for t in sorted(group, key=lambda t: t["seed"])]
-    grid_runs: dict[str, dict[str, list[dict]]] = {}
+    grid_runs: dict[str, dict[str, list[CurvedTrial]]] = {}
     for t in grid:
-        grid_runs.setdefault(t["label"], {}).setdefault(t["optimizer"], []).append({**t, "curve": curves[t["key"]]})
+        grid_runs.setdefault(t["label"], {}).setdefault(t["optimizer"], []).append(_curved(t, curves))
     return Frames(path, summary, trials, chosen, seed_curves, grid_runs)
 
 
-def _value(point: dict, metric: str, goal: str) -> float:
-    value = (point.get("valid") or {}).get(metric)
+def _curved(trial: Trial, curves: dict[str, list[CurvePoint]]) -> CurvedTrial:
+    return {**trial, "curve": curves[trial["key"]]}
+
+
+def _value(point: CurvePoint, metric: str, goal: str) -> float:
+    value = (point["valid"] or {}).get(metric)
     return value if value is not None and math.isfinite(value) else worst(goal)
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 
 import descentlab
 from descentlab.lab import tables
+from descentlab.lab.records import ProblemTable
 from descentlab.lab.tables import Table
 from descentlab.report import style
 from descentlab.report.frames import Frames, data_files
@@ -208,7 +209,7 @@ def _problem(frames: Frames, label: str, figures) -> str:
     return "\n".join(parts)
 
 
-def _surface(label: str, table: dict, surface, tuning: str) -> str:
+def _surface(label: str, table: ProblemTable, surface, tuning: str) -> str:
     race = surface.race
     worst = max((path.deviation for path in race.paths), default=0.0)
     checked = sum(path.checked for path in race.paths)

@@ -140,7 +140,7 @@ def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, ini
     lrs = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
     target = initial_lr if initial_lr is not None else math.sqrt(low * high)
     lr_index = min(range(points), key=lambda i: abs(math.log(lrs[i] / target)))
-    value_index = min(range(len(values)), key=lambda i: abs(values[i] - own)) if values else 0
+    value_index = min(range(len(values)), key=lambda i: abs(values[i] - own)) if values and own is not None else 0
     return Slider(optimizer, lrs, second, values, (lr_index, value_index))
 
 
@@ -155,9 +155,9 @@ def useful_range(setting: Setting, optimizers: list[str]) -> dict[str, tuple[flo
     x0, x1, y0, y1 = setting.view.window
     ranges = {}
     for name in optimizers:
-        stable = [(spec.lr, result["valid"]["loss"]) for spec, result in zip(specs, results)
-                  if spec.optimizer == name and result["status"] == "done"
-                  and x0 <= result["valid"]["x"] <= x1 and y0 <= result["valid"]["y"] <= y1]
+        stable = [(spec.lr, valid["loss"]) for spec, result in zip(specs, results, strict=True)
+                  if spec.optimizer == name and result["status"] == "done" and (valid := result["valid"]) is not None
+                  and x0 <= valid["x"] <= x1 and y0 <= valid["y"] <= y1]
         top = max(stable)[0] * 10**0.5 if stable else default_lr(name) * 10 ** (LR_SPAN / 2)
         best = min(stable, key=lambda pair: pair[1])[0] if stable else None
         ranges[name] = (top / 10**LR_SPAN, top, best)
@@ -207,9 +207,9 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     specs = [setting.spec(s.optimizer, hp) for s in sliders for hp in s.settings()]
     snapshots = []
     results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
-    points = torch.stack(snapshots).double()  # (steps + 1, K, 2)
-    losses = runner.problem_of(specs[0]).surface.f(points).numpy()
-    points = points.numpy()
+    traced = torch.stack(snapshots).double()  # (steps + 1, K, 2)
+    losses = runner.problem_of(specs[0]).surface.f(traced).numpy()
+    points = traced.numpy()
     x0, x1, y0, y1 = setting.view.window
     finite = np.isfinite(points).all(axis=2)
     # far-off points are clipped before quantizing (no integer overflow); they end their path anyway

@@ -19,7 +19,7 @@ def figure(profile: dict) -> bytes | None:
     fig.subplots_adjust(left=0.07, right=0.8, bottom=0.14, top=0.88, wspace=0.22)
     steps = profile["steps"]["scores"]
     ranked = sorted(steps, key=lambda name: -steps[name])
-    for ax, unit in zip(axes, ("steps", "seconds")):
+    for ax, unit in zip(axes, ("steps", "seconds"), strict=True):
         result = profile[unit]
         taus = np.linspace(1.0, result["r_max"], 400)
         for name in ranked if result["problems"] else []:

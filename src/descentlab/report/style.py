@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import cast
 
 import matplotlib
 
@@ -12,16 +13,25 @@ matplotlib.use("Agg")  # files only: no display, and the same pixels on every ma
 
 import matplotlib.pyplot as plt  # after the backend is chosen
 import numpy as np
+from matplotlib.colors import ListedColormap
 from PIL import Image
 
 from descentlab.lab.spec import OPTIMIZERS
+
+
+def _listed(name: str) -> list[tuple[float, float, float]]:
+    """The colours of one of matplotlib's qualitative colormaps (a ListedColormap)."""
+    colormap = matplotlib.colormaps[name]
+    assert isinstance(colormap, ListedColormap)
+    return cast("list[tuple[float, float, float]]", colormap.colors)
+
 
 # One colour per lab optimizer, by name, so that a colour means the same optimizer in every
 # figure of every report: tab10, two more that stay apart from it, then tab20b one shade of each
 # of its five hues at a time. Drawn for every name of the lab's vocabulary, so that a new
 # optimizer has its colour (and 40 is the most this can give: more names fail the strict zip).
-_TAB20B = matplotlib.colormaps["tab20b"].colors
-_COLOURS = [*map(matplotlib.colors.to_hex, matplotlib.colormaps["tab10"].colors), "#000000", "#b8860b",
+_TAB20B = _listed("tab20b")
+_COLOURS = [*map(matplotlib.colors.to_hex, _listed("tab10")), "#000000", "#b8860b",
             *(matplotlib.colors.to_hex(_TAB20B[i]) for i in sorted(range(20), key=lambda i: (i % 4, i)))
             ][: len(OPTIMIZERS)]
 PALETTE = dict(zip(OPTIMIZERS, _COLOURS, strict=True))
@@ -37,7 +47,8 @@ DASHES = {"clipnorm": "--", "global_clipnorm": "-.", "clipvalue": ":"}
 
 def _mix(colour: str, other: str, share: float) -> str:
     a, b = matplotlib.colors.to_rgb(colour), matplotlib.colors.to_rgb(other)
-    return matplotlib.colors.to_hex([(1 - share) * x + share * y for x, y in zip(a, b)])
+    red, green, blue = ((1 - share) * x + share * y for x, y in zip(a, b, strict=True))
+    return matplotlib.colors.to_hex((red, green, blue))
 
 
 def colour(optimizer: str) -> str:
@@ -87,7 +98,7 @@ def png(fig) -> bytes:
     image = Image.open(buffer).convert("RGB")
     shades = {_mix(c, shade, SHADE) for c in PALETTE.values() for shade in set(SHADES.values())}
     exact = [*_COLOURS, *sorted(shades), MINIMUM, "#000000", "#ffffff"]
-    adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette()
+    adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette() or []
     palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
                        np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
     # each distinct colour to its nearest palette entry (Pillow's own mapping is approximate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from matplotlib.colors import LogNorm
 from PIL import Image, ImageDraw
 
 from descentlab.lab import runner
+from descentlab.lab.records import CurvedTrial, Metrics, Result
 from descentlab.lab.spec import TrialSpec
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style
@@ -40,7 +42,7 @@ class Path:
     checked: int  # how many stored points were compared
 
 
-def replay(trials: list[dict], population: bool) -> list[Path]:
+def replay(trials: list[CurvedTrial], population: bool) -> list[Path]:
     """Rerun stored trials of one surface problem with a point at every step, and compare each
     with the store.
 
@@ -56,23 +58,30 @@ def replay(trials: list[dict], population: bool) -> list[Path]:
     if population:  # a clipped trial is in no population group: it ran alone
         index = {id(spec): i for i, spec in enumerate(specs)}
         for group in runner.population_groups(specs):
-            for spec, result in zip(group, runner.run_population(group)):
+            for spec, result in zip(group, runner.run_population(group), strict=True):
                 paths[index[id(spec)]] = _path(trials[index[id(spec)]], spec, result)
-    for i, (trial, spec) in enumerate(zip(trials, specs)):
-        if paths[i] is None or paths[i].deviation > 0:
+    for i, (trial, spec) in enumerate(zip(trials, specs, strict=True)):
+        path = paths[i]
+        if path is None or path.deviation > 0:
             alone = _path(trial, spec, runner.run_trial(spec))
-            paths[i] = alone if paths[i] is None else min(paths[i], alone, key=lambda path: path.deviation)
-    return paths
+            paths[i] = alone if path is None else min(path, alone, key=lambda p: p.deviation)
+    return cast("list[Path]", paths)  # the loop above filled every entry
 
 
-def _path(trial: dict, spec: TrialSpec, result: dict) -> Path:
+def _xy(metrics: Metrics | None) -> tuple[float, float]:
+    """A surface's point from its metrics (every evaluation of a surface has them)."""
+    assert metrics is not None
+    return metrics["x"], metrics["y"]
+
+
+def _path(trial: CurvedTrial, spec: TrialSpec, result: Result) -> Path:
     if result["status"] == "failed":
         raise RuntimeError(f"replaying trial {trial['key']} failed: {result['error']}")
     start = runner.problem_of(spec).model(spec.seed).xy.detach().double().numpy()
-    by_step = {p["step"]: (p["valid"]["x"], p["valid"]["y"]) for p in result["curve"]}
-    stored = [(p["step"], p["valid"]["x"], p["valid"]["y"]) for p in trial["curve"] if p.get("valid")]
+    by_step = {p["step"]: _xy(p["valid"]) for p in result["curve"]}
+    stored = [(p["step"], *_xy(p["valid"])) for p in trial["curve"] if p["valid"]]
     if trial["status"] == "done":
-        stored.append((trial["steps"], trial["valid"]["x"], trial["valid"]["y"]))
+        stored.append((trial["steps"], *_xy(trial["valid"])))
     differences = [max(abs(by_step[step][0] - x), abs(by_step[step][1] - y)) if step in by_step else math.inf
                    for step, x, y in stored]
     points = np.array([start] + [by_step[step] for step in sorted(by_step)], dtype=float)

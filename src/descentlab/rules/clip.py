@@ -45,7 +45,7 @@ def clip_by_global_norm(grads: list[Tensor], clipnorm: float) -> list[Tensor]:
     values = [_values(g) for g in grads]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v).to(values[0]) for v in values]))
     scale = clipnorm * torch.clamp(1.0 / norm, max=1.0 / clipnorm) + (norm - norm)
-    return [_with_values(g, v * scale.to(v)) for g, v in zip(grads, values)]
+    return [_with_values(g, v * scale.to(v)) for g, v in zip(grads, values, strict=True)]
 
 
 def clip_by_value(g: Tensor, clipvalue: float) -> Tensor:

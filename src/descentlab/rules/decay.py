@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def time_decay(lr: float, lr_decay: float, iterations: int) -> float:
+def time_decay(lr: float, lr_decay: float, iterations: float) -> float:
     """The learning rate after ``iterations`` completed steps: ``lr / (1 + lr_decay·iterations)``.
 
     Conventions:

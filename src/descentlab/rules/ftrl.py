@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from descentlab.optim.contract import StateLike, TensorLike
 from descentlab.rules import Hyper, filled_state, zeros_state
 from descentlab.rules.adaptation import L2
 
@@ -45,7 +46,8 @@ class FTRLProximal:
 
     rules = ()  # it is the whole chain: no rule runs after it
 
-    def apply(self, param: Tensor, u: Tensor, g: Tensor, state: dict, hp: Hyper, lr: float, step: int) -> None:
+    def apply(self, param: TensorLike, u: TensorLike, g: TensorLike, state: StateLike, hp: Hyper, lr: float,
+              step: float) -> None:
         """Write the new parameter value in place (the chain's final stage; ``u`` is the gradient)."""
         if not isinstance(lr, Tensor) and lr == 0:
             return  # the proximal step is undefined at lr = 0: no step (see Conventions)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
+from descentlab.optim.contract import StateLike
 from descentlab.rules import Hyper, as_real
 from descentlab.rules.clip import clip_gradients
 from descentlab.rules.decay import time_decay
@@ -14,7 +17,8 @@ def gradients(params: list[Tensor], hp: Hyper) -> list[Tensor]:
     """The gradients a step uses: coalesced if sparse, negated if maximizing, clipped."""
     grads = []
     for p in params:
-        grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
+        grad = cast(Tensor, p.grad)  # the paths step only parameters that have a gradient
+        grad = grad.coalesce() if grad.is_sparse else grad
         grads.append(-grad if hp.maximize else grad)
     return clip_gradients(grads, hp.clipnorm, hp.global_clipnorm, hp.clipvalue)
 
@@ -50,7 +54,7 @@ class RealState:
         self.state[key] = torch.view_as_complex(value)
 
 
-def real_operands(p: Tensor, g: Tensor, state: dict) -> tuple:
+def real_operands(p: Tensor, g: Tensor, state: dict) -> tuple[Tensor, Tensor, StateLike]:
     """A step's operands as reals: torch steps a complex parameter as its ``view_as_real``."""
     if not p.is_complex():
         return p, g, state

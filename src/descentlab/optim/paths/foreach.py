@@ -22,22 +22,23 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._operators import TensorOperators
+from descentlab.optim.contract import ChainLike
 from descentlab.optim.paths import reference
 from descentlab.optim.paths.base import gradients, real_operands, step_and_lr
 from descentlab.rules import Hyper
 
 
-def plan(chain, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
+def plan(chain: ChainLike, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
     """Gather and clip the gradients now; the returned function steps the batches."""
     params = [p for p in params if p.grad is not None]
     grads = gradients(params, hp)
     return lambda: step(chain, params, grads, state, hp)
 
 
-def step(chain, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hyper) -> None:
+def step(chain: ChainLike, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hyper) -> None:
     """Batch the dense parameters whose rules read the same scalars; sparse ones go one by one."""
     dense = []
-    for p, grad in zip(params, grads):
+    for p, grad in zip(params, grads, strict=True):
         if grad.is_sparse:
             reference.step_param(chain, p, grad, state[p], hp)
         else:
@@ -47,19 +48,19 @@ def step(chain, params: list[Tensor], grads: list[Tensor], state: dict, hp: Hype
         return
     keys = sorted(chain.scalar_keys & set(dense[0][2]))
     # one read per key for the whole group (the entries are CPU scalars: no device waits)
-    values = zip(*(torch.stack([entries[key] for _, _, entries in dense]).tolist() for key in keys))
+    values = zip(*(torch.stack([entries[key] for _, _, entries in dense]).tolist() for key in keys), strict=True)
     batches: dict[tuple, list] = {}
-    for (p, grad, entries), scalars in zip(dense, values):
+    for (p, grad, entries), scalars in zip(dense, values, strict=True):
         signature = (p.device, p.dtype, frozenset(entries), scalars)
         batches.setdefault(signature, []).append(real_operands(p, grad, entries))
     for (*_, scalars), batch in batches.items():
-        ps, gs, states = zip(*batch)
+        ps, gs, states = zip(*batch, strict=True)
         step_number, lr = step_and_lr(scalars[keys.index("step")], hp)
         torch._foreach_add_([entries["step"] for entries in states], 1)
         chain.update(TensorList(list(ps)), TensorList(list(gs)), ListState(list(states)), hp, lr, step_number)
 
 
-def traced_step(chain, params: list[Tensor], state: dict, hp: Hyper) -> None:
+def traced_step(chain: ChainLike, params: list[Tensor], state: dict, hp: Hyper) -> None:
     """The step :func:`step` takes, written for dynamo: dense gradients, state already initialized.
 
     Each batch's step counts are incremented in place and their float64 copies are the rules'
@@ -70,11 +71,11 @@ def traced_step(chain, params: list[Tensor], state: dict, hp: Hyper) -> None:
     params = [p for p in params if p.grad is not None]
     grads = gradients(params, hp)
     batches: dict[tuple, list] = {}
-    for p, grad in zip(params, grads):
+    for p, grad in zip(params, grads, strict=True):
         entries = state[p]
         batches.setdefault((p.device, p.dtype, tuple(entries)), []).append(real_operands(p, grad, entries))
     for batch in batches.values():
-        ps, gs, states = zip(*batch)
+        ps, gs, states = zip(*batch, strict=True)
         counts = [entries["step"] for entries in states]
         torch._foreach_add_(counts, 1)
         steps = TensorList([count.to(torch.float64) for count in counts])
@@ -222,5 +223,5 @@ class ListState:
         return self[key] if key in self else default
 
     def __setitem__(self, key: str, value: TensorList) -> None:
-        for state, tensor in zip(self.states, value.tensors):
+        for state, tensor in zip(self.states, value.tensors, strict=True):
             state[key] = tensor

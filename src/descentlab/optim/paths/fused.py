@@ -43,12 +43,15 @@ What real use throws at it, and what happens:
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
+from collections.abc import Sequence
 from itertools import repeat
 
 import torch
 
+from descentlab.optim.contract import ChainLike
 from descentlab.optim.paths import numba_kernels, reference, triton_kernels
 from descentlab.optim.paths.base import gradients, step_and_lr
 from descentlab.optim.paths.trace import SymbolicState, Trace
@@ -96,7 +99,7 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     spans = sorted(
         (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(local) if p.numel()
     )
-    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+    for (_, end, i), (start, _, j) in itertools.pairwise(spans):
         if start < end:  # flattening would give each its own copy and break the sharing
             return f"params[{min(i, j)}] and params[{max(i, j)}] share memory"
     return None
@@ -162,7 +165,7 @@ def sole_holder(tensor: torch.Tensor) -> bool:
 class FlatGroup:
     """One param group's flat buffers and the bookkeeping to step them with fused kernels."""
 
-    def __init__(self, chain, params: list[torch.Tensor], state: dict) -> None:
+    def __init__(self, chain: ChainLike, params: list[torch.Tensor], state: dict) -> None:
         self.chain = chain
         self.params = list(params)
         self.scalar_keys = chain.scalar_keys
@@ -180,7 +183,7 @@ class FlatGroup:
         self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
         self.scratch: torch.Tensor | None = None
         with torch.no_grad():
-            for p, view in zip(self.params, self._views(self.param)):
+            for p, view in zip(self.params, self._views(self.param), strict=True):
                 view.copy_(p)
                 p.data = view
         self.data_ptrs = [p.data_ptr() for p in self.params]
@@ -230,7 +233,7 @@ class FlatGroup:
     def _keys_changed(self) -> None:
         """After ``self.keys`` changed: whether every parameter holds the same keys, and forget the scalars' check."""
         self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
-        self.uniform_scalars = None  # unknown until _runs looks
+        self.uniform_scalars: bool | None = None  # unknown until _runs looks
 
     def release(self, state: dict, undo: list) -> None:
         """Give the parameters' full-shaped state back in their own dtype (the group leaves the fused path)."""
@@ -254,7 +257,7 @@ class FlatGroup:
             and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
         )
 
-    def plan(self, chain, params: list[torch.Tensor], state: dict, hp, undo: list):
+    def plan(self, chain: ChainLike, params: list[torch.Tensor], state: dict, hp, undo: list):
         """Plan one step of every parameter of the group that has a gradient; return what applies it.
 
         Planning traces the kernels (Triton compiles a new one here) and creates the state a first
@@ -314,14 +317,14 @@ class FlatGroup:
         if clipping:  # clipping needs every gradient of the group, sparse ones included
             negate = False
             indices = sorted(present + sparse)
-            grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp)))
+            clipped = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
             if self.scratch is None:
                 self.scratch = torch.zeros_like(self.grad)
             grad_flat = self.scratch
             if present:
                 scratch_views = self._views(self.scratch)
-                torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
-            sparse_grads = [grads[i] for i in sparse]
+                torch._foreach_copy_([scratch_views[i] for i in present], [clipped[i] for i in present])
+            sparse_grads = [clipped[i] for i in sparse]
         else:
             sparse_grads = gradients([self.params[i] for i in sparse], hp)
         runs = []
@@ -361,7 +364,7 @@ class FlatGroup:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
         self.adopt(state, missing)
 
-    def _restorer(self, state: dict, indices: list[int]):
+    def _restorer(self, state: dict, indices: Sequence[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
         saved = [(i, dict(state.get(self.params[i], {})), self.keys[i]) for i in indices]
 
@@ -386,7 +389,7 @@ class FlatGroup:
             if self.uniform_scalars:
                 return [(0, n)]  # stays uniform: every entry changes alike
         self.uniform_scalars = None  # some parameters step and others not: look again next time
-        runs = []
+        runs: list[list[int]] = []
         previous = None
         for i in present:
             signature = (self.keys[i], tuple(values[i].item() for values in self.scalars.values()))
@@ -412,9 +415,9 @@ class FlatGroup:
                                  self.keys[start])
         self.chain.update(p, g, symbolic, hp, lr, step)
 
-        buffers = {"p": self.param, "g": grad_flat}
-        buffers.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
-        buffers = [buffers[argument] for argument in trace.arguments()]
+        by_argument = {"p": self.param, "g": grad_flat}
+        by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
+        buffers = [by_argument[argument] for argument in trace.arguments()]
         if not whole:
             a, b = self.offsets[start], self.offsets[end]
             buffers = [buffer[a:b] for buffer in buffers]

@@ -34,6 +34,7 @@ def load_module(source: str, prefix: str):
         os.replace(temporary, path)
     name = f"descentlab_kernels.{prefix}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py file's spec has a loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ def _compile(text: str):
     from numba import njit
 
     module = load_module(text, "k")
-    options = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+    options: dict[str, Any] = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
     module.parallel_step = njit(parallel=True, **options)(module.parallel_step)
     module.serial_step = njit(**options)(module.serial_step)
     return module

@@ -13,23 +13,24 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from descentlab.optim.contract import ChainLike
 from descentlab.optim.paths.base import gradients, real_operands, step_and_lr
 from descentlab.rules import Hyper
 
 
-def plan(chain, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
+def plan(chain: ChainLike, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
     """Gather and clip the gradients now; the returned function steps each parameter that has one."""
     params = [p for p in params if p.grad is not None]
     grads = gradients(params, hp)
 
     def apply() -> None:
-        for p, grad in zip(params, grads):
+        for p, grad in zip(params, grads, strict=True):
             step_param(chain, p, grad, state[p], hp)
 
     return apply
 
 
-def step_param(chain, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
+def step_param(chain: ChainLike, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
     """One step of one parameter (dense or sparse ``grad``, already clipped)."""
     chain.initialize(p, state, hp)
     step, lr = step_and_lr(state["step"].item(), hp)
@@ -40,7 +41,7 @@ def step_param(chain, p: Tensor, grad: Tensor, state: dict, hp: Hyper) -> None:
         chain.update(*real_operands(p, grad, state), hp, lr, step)
 
 
-def lazy_update(chain, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
+def lazy_update(chain: ChainLike, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
     """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
     sparse_dims = grad.sparse_dim()
     indices = grad._indices()
