@@ -149,7 +149,19 @@ def test_an_unknown_schedule_is_refused_by_name():
                    [torch.nn.Parameter(torch.zeros(2))])
 
 
-@pytest.mark.parametrize("name", [name for name in OPTIMIZERS if "clip" not in name])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_each_optimizer_follows_a_schedule_as_keras(name):
+    """Keras's SGD and RMSprop take the learning rate into their momentum buffer: a changing one tells."""
+    def scheduled():
+        config = {**OPTIMIZERS[name]().get_config(), "name": None}
+        config["learning_rate"] = S.ExponentialDecay(config["learning_rate"], 5, 0.7)
+        return type(OPTIMIZERS[name]()).from_config(config)
+
+    dtype, tolerance = ("float32", 1e-5) if name in FLOAT32_ONLY else ("float64", 1e-14)
+    assert _train(scheduled, dtype, steps=20) <= tolerance
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_to_keras_gives_back_the_keras_optimizer(name):
     keras_optimizer = OPTIMIZERS[name]()
     ported = from_keras(keras_optimizer, [torch.nn.Parameter(torch.zeros(2))])
@@ -157,6 +169,17 @@ def test_to_keras_gives_back_the_keras_optimizer(name):
     assert type(back) is type(keras_optimizer)
     names = {"name": None}  # Keras numbers each new optimizer's name
     assert {**back.get_config(), **names} == {**keras_optimizer.get_config(), **names}
+
+
+def test_to_keras_gives_back_the_schedule_with_its_scheduler():
+    keras_optimizer = K.SGD(S.CosineDecayRestarts(0.1, 13, t_mul=1.5), momentum=0.9)
+    ported, scheduler = from_keras(keras_optimizer, [torch.nn.Parameter(torch.zeros(2))])
+    back = to_keras(ported, scheduler)
+    names = {"name": None}
+    assert {**K.serialize(back)["config"], **names} == {**K.serialize(keras_optimizer)["config"], **names}
+    with pytest.raises(ValueError, match="`scheduler` must be the KerasSchedule driving `optimizer`"):
+        to_keras(ported, KerasSchedule(optim.SGD([torch.nn.Parameter(torch.zeros(1))], flavor="keras"),
+                                       S.ExponentialDecay(0.1, 5, 0.5)))
 
 
 def test_to_keras_refuses_what_keras_lacks():
@@ -425,6 +448,10 @@ def test_batch_statistics_and_dropout_are_named_as_what_differs():
                    steps=1, batch_size=16)
     assert result.cause().startswith("the first losses differ with equal weights: the Keras Dropout 'drop' draws its "
                                      "own random numbers in training")
+    result = check(*_normalized_recipe(keras.layers.Dense(16, kernel_regularizer="l2", name="penalized"),
+                                       torch.nn.Linear(16, 16)), loss, steps=1, batch_size=16)
+    assert result.cause() == ("the first losses differ with equal weights: the Keras Dense 'penalized' has a "
+                              "kernel_regularizer: Keras adds its penalty to the loss: add it to loss_fn")
 
 
 def test_a_bias_on_one_side_only_is_named():

@@ -157,8 +157,13 @@ def from_keras(optimizer, params):
     return ported, KerasSchedule(ported, schedule)
 
 
-def to_keras(optimizer):
-    """The Keras 3 optimizer that steps as the descentlab ``optimizer`` (of the Keras flavor) does."""
+def to_keras(optimizer, scheduler: KerasSchedule | None = None):
+    """The Keras 3 optimizer that steps as the descentlab ``optimizer`` (of the Keras flavor) does.
+
+    With the :class:`KerasSchedule` that drives it (as :func:`from_keras` returns them), its
+    learning rate is that Keras schedule. Only the hyperparameters go across: the Keras optimizer
+    starts at iteration 0 with empty slots, as a freshly built one does.
+    """
     import keras
 
     if not isinstance(optimizer, optim.ChainOptimizer):
@@ -182,4 +187,9 @@ def to_keras(optimizer):
         config[key] = float(value) if key == "learning_rate" else value
     if not config.get("weight_decay"):
         config["weight_decay"] = None
+    if scheduler is not None:
+        if not isinstance(scheduler, KerasSchedule) or scheduler.optimizer is not optimizer:
+            raise ValueError("`scheduler` must be the KerasSchedule driving `optimizer`. "
+                             f"Received: scheduler={type(scheduler).__name__}")
+        config["learning_rate"] = keras.optimizers.schedules.deserialize(scheduler.schedule)
     return getattr(keras.optimizers, class_name).from_config(config)
