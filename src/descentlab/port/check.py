@@ -19,7 +19,7 @@ from torch import nn
 
 from descentlab.port import layers
 from descentlab.port.flavors import TORCH_NAMES
-from descentlab.port.optimizers import KERAS, from_keras, keras_config
+from descentlab.port.optimizers import KERAS, arguments, from_keras, keras_config
 
 # A relative difference above this is more than float32 rounding accumulated over a forward pass
 FLOAT32_ROUNDING = 1e-4
@@ -110,8 +110,8 @@ def _trained_keys(matched) -> list[list[str]]:
     not trained: :func:`.layers.known_differences` names how they differ)."""
     keys = []
     for layer, _, module in matched:
-        values = layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
-        keys.append([key for key in values if key in dict(module.named_parameters(recurse=False))])
+        parameters = dict(module.named_parameters(recurse=False))
+        keys.append([key for key in layers.converted(layer, module) if key in parameters])
     return keys
 
 
@@ -119,7 +119,7 @@ def _keras_as_torch(matched, keys) -> list[list[np.ndarray]]:
     """Every matched Keras layer's current weights in its torch module's layout, ``keys`` of each."""
     out = []
     for (layer, _, module), wanted in zip(matched, keys, strict=True):
-        values = layers.COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
+        values = layers.converted(layer, module)
         out.append([values[key] for key in wanted])
     return out
 
@@ -199,12 +199,7 @@ def _hand_written(class_name: str, config: dict, params):
     torch_name = TORCH_NAMES.get(KERAS[class_name].cls.__name__, KERAS[class_name].cls.__name__)
     if not hasattr(torch.optim, torch_name):
         return None
-    lr = config["learning_rate"]
-    if isinstance(lr, dict):
-        from descentlab.port.schedules import KerasSchedule, schedule_config
-
-        lr = KerasSchedule.initial(schedule_config(lr))
-    return getattr(torch.optim, torch_name)(params, lr=lr)
+    return getattr(torch.optim, torch_name)(params, lr=arguments(class_name, config)[1]["lr"])
 
 
 def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 100, batch_size: int = 32,
@@ -245,6 +240,7 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
                   "by hand": (_hand_written(class_name, config, runs["by hand"].parameters()), None)}
     if optimizers["by hand"][0] is None:
         del runs["by hand"], optimizers["by hand"]
+    modules = {run: [dict(model.named_modules())[name] for _, name, _ in trained_pairs] for run, model in runs.items()}
     result.losses = {"keras": [], **{run: [] for run in runs}}
     result.differences = {run: [] for run in runs}
     for inputs, targets in _batches(data, batch_size, steps):
@@ -260,7 +256,6 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
             if scheduler is not None:
                 scheduler.step()
             result.losses[run].append(loss.item())
-            modules = dict(model.named_modules())
-            ours = _torch_values([modules[name] for _, name, _ in trained_pairs], keys)
+            ours = _torch_values(modules[run], keys)
             result.differences[run].append(max(_layer_relative(a, b) for a, b in zip(ours, expected, strict=True)))
     return result

@@ -115,12 +115,16 @@ def pairs(keras_model, torch_model: nn.Module) -> list[tuple[Any, str, nn.Module
     return matched
 
 
+def converted(layer, module: nn.Module) -> dict[str, np.ndarray]:
+    """The Keras layer's current weights as the torch module's parameters and buffers, by name."""
+    return COPIES[type(layer).__name__][1]([np.asarray(w) for w in layer.get_weights()], module)
+
+
 def copy_weights(keras_model, torch_model: nn.Module) -> list[tuple[Any, str, nn.Module]]:
     """Copy every Keras layer's weights into its torch module (see the module docstring); return the pairs."""
     matched = pairs(keras_model, torch_model)
     for layer, name, module in matched:
-        weights = [np.asarray(w) for w in layer.get_weights()]
-        values = COPIES[type(layer).__name__][1](weights, module)
+        values = converted(layer, module)
         tensors = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
         unset = sorted(set(dict(module.named_parameters(recurse=False))) - set(values))
         missing = sorted(set(values) - set(tensors))
