@@ -12,8 +12,9 @@ from torch import Tensor
 
 from descentlab.optim import _checks, lattice
 from descentlab.optim.contract import Final, StateLike, TensorLike
-from descentlab.optim.paths import foreach, reference, table
+from descentlab.optim.paths import foreach, reference
 from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility
+from descentlab.optim.paths.table import TableGroup
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.momentum import HeavyBall
 
@@ -103,7 +104,8 @@ class Chain:
         return g
 
 
-PATHS = {"reference": reference, "foreach": foreach, "table": table}  # the fused path is a FlatGroup per param group
+PATHS = {"reference": reference, "foreach": foreach}
+GROUPS = {"fused": FlatGroup, "table": TableGroup}  # paths that keep a group object between steps
 
 
 def hyperparameters(arguments: dict) -> dict:
@@ -223,7 +225,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.chain = chain or build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
-        self._flat: dict[int, FlatGroup] = {}
+        self._flat: dict[int, FlatGroup] = {}  # a group's FlatGroup or TableGroup, kept between steps
         self._chosen: dict[int, tuple] = {}  # a group's last path other than fused, with what it was chosen for
         self._warned: set[int] = set()  # groups told that fused=True fell back to foreach
         super().__init__(params, defaults)
@@ -362,8 +364,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
         del flat  # its buffer would count as another holder of the parameters' storage
         path = self._chosen_path(index, group)
-        if path == "fused":
-            flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
+        if path in GROUPS:
+            flat = self._flat[index] = GROUPS[path](self.chain, params, self.state)
             return flat.plan(self.chain, params, self.state, hp, undo)
         return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
@@ -381,7 +383,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         if chosen is not None and chosen[0] == key:
             return chosen[1]
         path = self.path(group)
-        if path != "fused":
+        if path not in GROUPS:  # those keep their group object, which checks its own parameters
             self._chosen[index] = (key, path)
         return path
 
@@ -395,7 +397,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         params = group["params"]
         flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)
         if flat is not None and group.get("foreach") is None and group.get("fused") is not False and flat.holds(params):
-            return "fused"  # already flattened (its buffer is the one other holder held_elsewhere would count)
+            return flat.path  # already built (a flat buffer is the one other holder held_elsewhere would count)
         if group.get("fused"):
             reason = ineligibility(params)
             if reason:

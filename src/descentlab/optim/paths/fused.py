@@ -167,37 +167,46 @@ def sole_holder(tensor: torch.Tensor) -> bool:
 class FlatGroup:
     """One param group's flat buffers and the bookkeeping to step them with fused kernels."""
 
+    path = "fused"  # what ChainOptimizer.path reports for a group this steps
+
     def __init__(self, chain: ChainLike, params: list[torch.Tensor], state: dict) -> None:
         self.chain = chain
         self.params = list(params)
         self.scalar_keys = chain.scalar_keys
         first = self.params[0]
         self.dtype, self.device = as_real(first).dtype, first.device
-        # half-precision parameters keep float32 state (the mixed-precision recipe): the moments
-        # hold what bfloat16 would round away; arithmetic is in float32 and p is rounded once
-        self.state_dtype = torch.float32 if self.dtype in HALF else self.dtype
+        self.state_dtype = self._state_dtype()
         self.kernels = backend(self.device)
         self.offsets = [0]
         for p in self.params:
             self.offsets.append(self.offsets[-1] + as_real(p).numel())
-        total = self.offsets[-1]
-        self.param = torch.empty(total, dtype=self.dtype, device=self.device)
-        self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
         self.scratch: torch.Tensor | None = None
-        with torch.no_grad():
-            for p, view in zip(self.params, self._views(self.param), strict=True):
-                view.copy_(p)
-                p.data = view
+        self._place()
         self.data_ptrs = [p.data_ptr() for p in self.params]
         self.shapes = [p.shape for p in self.params]
         self.indices = list(range(len(self.params)))
-        self.grad_views = self._views(self.grad)
         self.arrays: dict[str, torch.Tensor] = {}
         self.scalars: dict[str, torch.Tensor] = {}
         self.keys: list[frozenset] = [frozenset()] * len(self.params)
         self.initialized: tuple | None = None  # the settings of the last step that created nothing
-        self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
         self.adopt(state, range(len(self.params)))
+
+    def _state_dtype(self) -> torch.dtype:
+        # half-precision parameters keep float32 state (the mixed-precision recipe): the moments
+        # hold what bfloat16 would round away; arithmetic is in float32 and p is rounded once
+        return torch.float32 if self.dtype in HALF else self.dtype
+
+    def _place(self) -> None:
+        """Move the parameters into one flat buffer, and make one for their gradients."""
+        total = self.offsets[-1]
+        self.param = torch.empty(total, dtype=self.dtype, device=self.device)
+        self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            for p, view in zip(self.params, self._views(self.param), strict=True):
+                view.copy_(p)
+                p.data = view
+        self.grad_views = self._views(self.grad)
+        self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
 
     def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
         """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter."""
@@ -219,18 +228,23 @@ class FlatGroup:
             for key, value in list(entries.items()):
                 if not torch.is_tensor(value):
                     continue
-                if key in self.scalar_keys and value.dim() == 0:
-                    if key not in self.scalars:  # on the CPU, as torch keeps ``step``: reading it never waits
-                        self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype)
-                    slot = self.scalars[key][i]
-                elif value.shape == p.shape:
-                    slot = self._view(self._array(key), i)
-                else:
+                slot = self._slot(key, value, i)
+                if slot is None:
                     continue
                 slot.copy_(value)
                 entries[key] = slot
             self.keys[i] = frozenset(entries)
         self._keys_changed()
+
+    def _slot(self, key: str, value: torch.Tensor, i: int) -> torch.Tensor | None:
+        """Where :meth:`adopt` moves ``params[i]``'s state entry ``key`` (now ``value``), or None to leave it."""
+        if key in self.scalar_keys and value.dim() == 0:
+            if key not in self.scalars:  # on the CPU, as torch keeps ``step``: reading it never waits
+                self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype)
+            return self.scalars[key][i]
+        if value.shape == self.params[i].shape:
+            return self._view(self._array(key), i)
+        return None
 
     def _keys_changed(self) -> None:
         """After ``self.keys`` changed: whether every parameter holds the same keys, and forget the scalars' check."""
@@ -247,7 +261,7 @@ class FlatGroup:
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
-            self.arrays[key] = torch.zeros_like(self.param, dtype=self.state_dtype)
+            self.arrays[key] = torch.zeros(self.offsets[-1], dtype=self.state_dtype, device=self.device)
         return self.arrays[key]
 
     def holds(self, params: list[torch.Tensor]) -> bool:
@@ -289,7 +303,7 @@ class FlatGroup:
 
         return apply
 
-    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor] | None:
+    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor | list] | None:
         """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
 
         ``present`` are the indices of the dense gradients, which the kernel reads from ``source``
@@ -347,7 +361,7 @@ class FlatGroup:
             if sole_holder(grad):
                 self.params[i].grad = self.grad_views[i]
 
-    def _clipped(self, present: list[int], sparse: list[int], source: torch.Tensor, hp):
+    def _clipped(self, present: list[int], sparse: list[int], source: torch.Tensor | list, hp):
         """The flat gradient the kernel reads, whether it negates it, and the sparse gradients (clipped).
 
         Clipping needs every gradient of the group, sparse ones included: the dense ones are
@@ -358,7 +372,7 @@ class FlatGroup:
         indices = sorted(present + sparse)
         grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
         if self.scratch is None:
-            self.scratch = torch.zeros_like(self.grad)
+            self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
         if present:
             scratch_views = self._views(self.scratch)
             torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
@@ -386,6 +400,16 @@ class FlatGroup:
         for i in missing:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
         self.adopt(state, missing)
+
+    def _kernel(self, trace: Trace, state: dict, start: int, end: int, grad_flat: torch.Tensor):
+        """The kernel of ``trace`` over ``params[start:end]``, and what gives the state entries it creates."""
+        by_argument = {"p": self.param, "g": grad_flat}
+        by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
+        buffers = [by_argument[argument] for argument in trace.arguments()]
+        if not (start == 0 and end == len(self.params)):
+            a, b = self.offsets[start], self.offsets[end]
+            buffers = [buffer[a:b] for buffer in buffers]
+        return self.kernels.kernel(trace, buffers, self.dtype), lambda key, i: self._view(self.arrays[key], i)
 
     def _restorer(self, state: dict, indices: Sequence[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -438,13 +462,7 @@ class FlatGroup:
                                  self.keys[start])
         self.chain.update(p, g, symbolic, hp, lr, step)
 
-        by_argument = {"p": self.param, "g": grad_flat}
-        by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
-        buffers = [by_argument[argument] for argument in trace.arguments()]
-        if not whole:
-            a, b = self.offsets[start], self.offsets[end]
-            buffers = [buffer[a:b] for buffer in buffers]
-        kernel = self.kernels.kernel(trace, buffers, self.dtype)
+        kernel, created = self._kernel(trace, state, start, end, grad_flat)
 
         def run() -> None:
             kernel()  # first: if the launch fails, the step counts have not moved either
@@ -452,7 +470,7 @@ class FlatGroup:
             symbolic.commit()
             for key in symbolic.created:
                 for i in range(start, end):
-                    state[self.params[i]][key] = self._view(self.arrays[key], i)
+                    state[self.params[i]][key] = created(key, i)
                     self.keys[i] = self.keys[i] | {key}
             if symbolic.created:
                 self._keys_changed()
