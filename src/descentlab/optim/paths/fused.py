@@ -50,6 +50,7 @@ import os
 from collections.abc import Sequence
 from itertools import repeat
 
+import numpy as np
 import torch
 
 from descentlab.optim.contract import ChainLike
@@ -61,6 +62,9 @@ from descentlab.rules import as_real
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+_DEVICE = operator.attrgetter("device")
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # a subclass (a DTensor, say) may keep its elements elsewhere
 HALF = (torch.bfloat16, torch.float16)
 
 
@@ -177,9 +181,12 @@ class FlatGroup:
         self.dtype, self.device = as_real(first).dtype, first.device
         self.state_dtype = self._state_dtype()
         self.kernels = backend(self.device)
+        self.tensor_dtype = first.dtype
         self.offsets = [0]
         for p in self.params:
             self.offsets.append(self.offsets[-1] + as_real(p).numel())
+        self.starts = np.array(self.offsets, dtype=np.int64)  # for tables of addresses: where each one starts
+        self.lengths = np.diff(self.starts)  # and its real elements
         self.scratch: torch.Tensor | None = None
         self._place()
         self.data_ptrs = [p.data_ptr() for p in self.params]
@@ -288,11 +295,11 @@ class FlatGroup:
         if gathered is None:
             return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
         present, sparse, source = gathered
-        grad_flat, negate, sparse_grads = self._clipped(present, sparse, source, hp)
+        grad_source, negate, sparse_grads = self._clipped(present, sparse, source, hp)
         runs = []
         if present:
             self._initialize(state, present, hp, undo)
-            runs = [self._plan_run(state, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
+            runs = [self._plan_run(state, start, end, grad_source, negate, hp) for start, end in self._runs(present)]
 
         def apply() -> None:
             for i, grad in zip(sparse, sparse_grads, strict=True):
@@ -334,7 +341,7 @@ class FlatGroup:
         self._adopt_gradients(stale, [grads[i] for i in stale])
         return present, sparse, self.grad
 
-    def _gather_new(self, grads: list[torch.Tensor]) -> tuple[list[int], list[int], torch.Tensor] | None:
+    def _gather_new(self, grads: list[torch.Tensor]) -> tuple[list[int], list[int], torch.Tensor | list] | None:
         """:meth:`_gather` when every gradient is dense and none is the buffer's view (``zero_grad()`` and backward)."""
         if list(map(_SHAPE, grads)) != self.shapes:
             return None
@@ -344,9 +351,16 @@ class FlatGroup:
         if kept == last and all(map(sole_holder, grads)):
             self._adopt_gradients(self.indices, grads)
             return self.indices, [], self.grad
-        # new ones every step: one concatenation, no copies per tensor
-        flat = torch._utils._flatten_dense_tensors(grads)
+        # new ones every step: read where autograd put them, through a table of their addresses
+        if self.state_dtype == self.dtype and self._addressable(grads):
+            return self.indices, [], grads
+        flat = torch._utils._flatten_dense_tensors(grads)  # or one concatenation, no copies per tensor
         return self.indices, [], torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
+
+    def _addressable(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether a kernel reads each of ``tensors`` by its address (plain, dense, contiguous, our dtype)."""
+        return (all(type(tensor) in _PLAIN for tensor in tensors) and all(map(torch.Tensor.is_contiguous, tensors))
+                and set(map(_DTYPE, tensors)) <= {self.tensor_dtype} and set(map(_DEVICE, tensors)) <= {self.device})
 
     def _adopt_gradients(self, indices: list[int], grads: list[torch.Tensor]) -> None:
         """Copy ``grads`` into the gradient buffer's views, and make each one ``p.grad``.
@@ -401,15 +415,55 @@ class FlatGroup:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
         self.adopt(state, missing)
 
-    def _kernel(self, trace: Trace, state: dict, start: int, end: int, grad_flat: torch.Tensor):
-        """The kernel of ``trace`` over ``params[start:end]``, and what gives the state entries it creates."""
-        by_argument = {"p": self.param, "g": grad_flat}
+    def _kernel(self, trace: Trace, state: dict, start: int, end: int, grad_source: torch.Tensor | list):
+        """The kernel of ``trace`` over ``params[start:end]``, and what gives the state entries it creates.
+
+        Over flat buffers when the gradient is one too; through a table of addresses when it is
+        the gradients where autograd put them (``grad_source[i]`` for ``params[i]``).
+        """
+        if isinstance(grad_source, list):
+            return self._table_kernel(trace, state, start, end, grad_source)
+        by_argument = {"p": self.param, "g": grad_source}
         by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
         buffers = [by_argument[argument] for argument in trace.arguments()]
         if not (start == 0 and end == len(self.params)):
             a, b = self.offsets[start], self.offsets[end]
             buffers = [buffer[a:b] for buffer in buffers]
-        return self.kernels.kernel(trace, buffers, self.dtype), lambda key, i: self._view(self.arrays[key], i)
+        return self.kernels.kernel(trace, buffers, self.dtype), self._created_entry
+
+    def _created_entry(self, key: str, i: int) -> torch.Tensor:
+        """``params[i]``'s entry ``key``, which a step just created."""
+        return self._view(self.arrays[key], i)
+
+    def _table_kernel(self, trace: Trace, state: dict, start: int, end: int, grad_source: torch.Tensor | list):
+        """:meth:`_kernel` through a table: one row per parameter, one address per argument."""
+        keys = {argument: key for key, argument in trace.state_keys.items()}
+        columns, keep = [], []
+        for argument in trace.arguments():
+            if argument == "p":
+                source = self._param_source(start, end)
+            elif argument == "g":
+                source = grad_source if isinstance(grad_source, torch.Tensor) else grad_source[start:end]
+            else:
+                source = self._state_source(state, keys[argument], start, end)
+            if isinstance(source, torch.Tensor):  # a flat buffer: each row at its offset
+                itemsize = torch.finfo(self.dtype).bits // 8
+                columns.append(source.data_ptr() + self.starts[start:end] * itemsize)
+                keep.append(source)
+            else:  # the run's own tensors
+                columns.append(np.array(list(map(torch.Tensor.data_ptr, source)), dtype=np.int64))
+                keep += source
+        addresses = np.stack(columns, axis=1)
+        return self.kernels.table_kernel(trace, addresses, self.lengths[start:end], self.dtype, keep), \
+            self._created_entry
+
+    def _param_source(self, start: int, end: int) -> torch.Tensor | list:
+        """Where the kernel finds ``params[start:end]``: the flat buffer."""
+        return self.param
+
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> torch.Tensor | list:
+        """Where the kernel finds state entry ``key`` of ``params[start:end]``: its flat buffer."""
+        return self._array(key)
 
     def _restorer(self, state: dict, indices: Sequence[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -447,7 +501,7 @@ class FlatGroup:
             previous = (i, signature)
         return runs
 
-    def _plan_run(self, state: dict, start: int, end: int, grad_flat, negate: bool, hp):
+    def _plan_run(self, state: dict, start: int, end: int, grad_source, negate: bool, hp):
         """Trace the step of ``params[start:end]`` and get its kernel; return what runs it."""
         whole = start == 0 and end == len(self.params)  # the usual case: no slicing at all
         scalars = self.scalars if whole else {key: values[start:end] for key, values in self.scalars.items()}
@@ -462,7 +516,7 @@ class FlatGroup:
                                  self.keys[start])
         self.chain.update(p, g, symbolic, hp, lr, step)
 
-        kernel, created = self._kernel(trace, state, start, end, grad_flat)
+        kernel, created = self._kernel(trace, state, start, end, grad_source)
 
         def run() -> None:
             kernel()  # first: if the launch fails, the step counts have not moved either

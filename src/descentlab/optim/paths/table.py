@@ -26,21 +26,13 @@ from __future__ import annotations
 import operator
 from itertools import repeat
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from descentlab.optim.paths.fused import FlatGroup
 
-_DTYPE = operator.attrgetter("dtype")
-_DEVICE = operator.attrgetter("device")
 _SHAPE = operator.attrgetter("shape")
 _SPARSE = operator.attrgetter("is_sparse")
-_PLAIN = (Tensor, torch.nn.Parameter)  # a subclass (a DTensor, say) may keep its elements elsewhere
-
-
-def _plain(tensor: Tensor) -> bool:
-    return type(tensor) in _PLAIN
 
 
 class TableGroup(FlatGroup):
@@ -52,16 +44,9 @@ class TableGroup(FlatGroup):
         return self.dtype  # the state is the parameters' dtype, as torch keeps it: one dtype per table
 
     def _place(self) -> None:
-        """Nothing moves: remember the parameters' lengths and their addresses' column of the table."""
-        self.tensor_dtype = self.params[0].dtype
-        self.lengths = np.diff(np.array(self.offsets, dtype=np.int64))
-        self.itemsize = torch.finfo(self.dtype).bits // 8
+        """Nothing moves: the parameters, their gradients and their full-shaped state are read where they are."""
         self.columns: dict[tuple, list[Tensor]] = {}  # per (run, state key): the state tensors the table points at
-
-    def _addressable(self, tensors: list[Tensor]) -> bool:
-        """Whether the kernel reads each of ``tensors`` by its address (plain, dense, contiguous, our dtype)."""
-        return (all(map(_plain, tensors)) and all(map(Tensor.is_contiguous, tensors))
-                and set(map(_DTYPE, tensors)) <= {self.tensor_dtype} and set(map(_DEVICE, tensors)) <= {self.device})
+        self.made: dict[tuple, Tensor] = {}  # per (state key, parameter): what the planned step creates
 
     def _slot(self, key: str, value: Tensor, i: int) -> Tensor | None:
         if key in self.scalar_keys and value.dim() == 0:
@@ -71,7 +56,7 @@ class TableGroup(FlatGroup):
             return torch.empty_like(p)  # stepped in place from now on: it must be readable by its address
         return None
 
-    def _gather(self, grads: list) -> tuple[list[int], list[int], list] | None:
+    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor | list] | None:
         """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
 
         ``source[i]`` is the tensor the kernel reads for ``params[i]``: its gradient where autograd
@@ -96,40 +81,22 @@ class TableGroup(FlatGroup):
                 source[i] = copy
         return present, sparse, source
 
-    def _kernel(self, trace, state: dict, start: int, end: int, grad_source):
-        """The table kernel of ``trace`` over ``params[start:end]``, and what gives the state entries it creates."""
-        params = self.params[start:end]
-        created = {key: [torch.empty_like(p) for p in params]
-                   for key in trace.state_keys if key not in self.keys[start]}
-        columns, keep = [], [*params]
-        keys = {argument: key for key, argument in trace.state_keys.items()}
-        for argument in trace.arguments():
-            if argument == "p":
-                columns.append(np.array(self.data_ptrs[start:end], dtype=np.int64))
-            elif argument == "g" and isinstance(grad_source, Tensor):  # clipped into the scratch buffer
-                base = grad_source.data_ptr() + np.array(self.offsets[start:end], dtype=np.int64) * self.itemsize
-                columns.append(base)
-                keep.append(grad_source)
-            else:
-                key = keys.get(argument, "")
-                tensors = grad_source[start:end] if argument == "g" else \
-                    created[key] if key in created else self._state_column(state, key, start, end)
-                columns.append(np.array(list(map(Tensor.data_ptr, tensors)), dtype=np.int64))
-                keep += tensors
-        addresses = np.stack(columns, axis=1) if columns else np.zeros((end - start, 0), dtype=np.int64)
-        kernel = self.kernels.table_kernel(trace, addresses, self.lengths[start:end], self.dtype, keep)
-        return kernel, lambda key, i: created[key][i - start]
+    def _kernel(self, trace, state: dict, start: int, end: int, grad_source: Tensor | list):
+        return self._table_kernel(trace, state, start, end, grad_source)  # the parameters are never flat
 
-    def _keys_changed(self) -> None:
-        super()._keys_changed()
-        self.columns.clear()  # state entries were created, adopted or restored: read them again
+    def _param_source(self, start: int, end: int) -> list[Tensor]:
+        return self.params[start:end]
 
-    def _state_column(self, state: dict, key: str, start: int, end: int) -> list[Tensor]:
-        """``state[p][key]`` of ``params[start:end]``, each readable by its address (read when the entries change).
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> list[Tensor]:
+        """``state[p][key]`` of ``params[start:end]``, each readable by its address; new tensors if the step creates it.
 
-        Like the fused path's flat buffers, the column is the group's until its entries change
+        Like the fused path's flat buffers, a column is the group's until its entries change
         through the group (a first step, a sparse step, a rollback) or it is rebuilt (``load_state_dict``).
         """
+        if key not in self.keys[start]:
+            made = [torch.empty_like(p) for p in self.params[start:end]]
+            self.made.update({(key, start + k): tensor for k, tensor in enumerate(made)})
+            return made
         column = self.columns.get((start, end, key))
         if column is not None:
             return column
@@ -141,3 +108,10 @@ class TableGroup(FlatGroup):
             column = [state[p][key] for p in self.params[start:end]]
         self.columns[(start, end, key)] = column
         return column
+
+    def _created_entry(self, key: str, i: int) -> Tensor:
+        return self.made.pop((key, i))
+
+    def _keys_changed(self) -> None:
+        super()._keys_changed()
+        self.columns.clear()  # state entries were created, adopted or restored: read them again
