@@ -233,25 +233,28 @@ class ChainOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         """torch's ``add_param_group``, then the checks; a rejected group is not kept."""
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
         try:
-            _checks.check_params(group["params"])
-            _checks.check_group(group, lattice.CHECKS)
-            if self._momentum_in_unit_interval and "momentum" in group:
-                _checks.in_unit_interval("momentum", group["momentum"], closed=True)
-            if group["flavor"] != self.defaults["flavor"]:
-                raise ValueError(
-                    "`flavor` is fixed per optimizer; a param group cannot change it. "
-                    f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
-                    f"{self.defaults['flavor']!r}"
-                )
-            if group.get("fused"):
-                reason = ineligibility(group["params"])
-                if reason:
-                    raise ValueError(f"`fused=True` cannot step this group: {reason}. Received: fused=True")
+            self._check_group(self.param_groups[-1])
         except ValueError:
             self.param_groups.pop()
             raise
+
+    def _check_group(self, group: dict) -> None:
+        """Raise ``ValueError`` naming the first of ``group``'s arguments this optimizer cannot take."""
+        _checks.check_params(group["params"])
+        _checks.check_group(group, lattice.CHECKS)
+        if self._momentum_in_unit_interval and "momentum" in group:
+            _checks.in_unit_interval("momentum", group["momentum"], closed=True)
+        if group["flavor"] != self.defaults["flavor"]:
+            raise ValueError(
+                "`flavor` is fixed per optimizer; a param group cannot change it. "
+                f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
+                f"{self.defaults['flavor']!r}"
+            )
+        if group.get("fused"):
+            reason = ineligibility(group["params"])
+            if reason:
+                raise ValueError(f"`fused=True` cannot step this group: {reason}. Received: fused=True")
 
     def __getstate__(self) -> dict:
         # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
@@ -387,6 +390,22 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._chosen[index] = (key, path)
         return path
 
+    def _fused_path(self, group: dict) -> str:
+        """:meth:`path` with ``fused=True``: "fused", or the in-place path with a warning saying why."""
+        params = group["params"]
+        reason = ineligibility(params)
+        if reason:
+            raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
+        held = held_elsewhere(params)
+        if held is None:
+            return "fused"
+        path = _in_place(params)
+        if id(group) not in self._warned:
+            self._warned.add(id(group))
+            warnings.warn(f"`fused=True` steps this group with the {path} path, in place: {held}",
+                          RuntimeWarning, stacklevel=5)
+        return path
+
     def path(self, group: dict) -> str:
         """Which path steps ``group``: "reference", "foreach", "fused" or "table" (see the class docstring).
 
@@ -399,18 +418,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         if flat is not None and group.get("foreach") is None and group.get("fused") is not False and flat.holds(params):
             return flat.path  # already built (a flat buffer is the one other holder held_elsewhere would count)
         if group.get("fused"):
-            reason = ineligibility(params)
-            if reason:
-                raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
-            held = held_elsewhere(params)
-            if held is None:
-                return "fused"
-            path = _in_place(params)
-            if id(group) not in self._warned:
-                self._warned.add(id(group))
-                warnings.warn(f"`fused=True` steps this group with the {path} path, in place: {held}",
-                              RuntimeWarning, stacklevel=4)
-            return path
+            return self._fused_path(group)
         if group.get("foreach"):
             return "foreach"
         if group.get("fused") is None and group.get("foreach") is None:

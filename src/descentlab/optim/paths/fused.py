@@ -23,8 +23,10 @@ device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod
 What real use throws at it, and what happens:
 
 - gradients that are not the buffer's views (``zero_grad()`` set them to None and backward made
-  new ones, or the user assigned them): new ones every step are concatenated into a fresh flat
-  gradient for that step (one call); tensors seen again on the next step (kept by
+  new ones, or the user assigned them): new ones every step are read where autograd put them, by
+  the same kernel through a table of their addresses (:meth:`FlatGroup._table_kernel`; or, where
+  one cannot be read by its address, concatenated into a fresh flat gradient for that step);
+  tensors seen again on the next step (kept by
   ``zero_grad(set_to_none=False)``) are copied in with one ``_foreach_copy_`` and ``p.grad`` is
   re-pointed to the view, so that in-place accumulation is free from then on, unless something
   else holds the gradient's storage (DDP's ``gradient_as_bucket_view``): then it is copied each step;
@@ -81,7 +83,7 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     """Why these parameters cannot share one flat buffer, or None if they can."""
     if not params:
         return "the group has no parameters"
-    device, dtype = params[0].device, params[0].dtype
+    device = params[0].device
     kernels = backend(device)
     if kernels is None:
         return f"params[0] is on {device}; the fused kernels run on the CPU (numba) and on CUDA (Triton)"
@@ -89,16 +91,27 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     if reason:
         return reason
     dtypes = (torch.float32, torch.float64, *(HALF if kernels is triton_kernels else ()))
-    for i, p in enumerate(params):
-        if p.device != device:
-            return f"the group spans devices ({device} and {p.device} at params[{i}])"
-        if as_real(p).dtype not in dtypes:
-            names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
-            return f"params[{i}] has dtype {p.dtype}; the fused kernels on {device.type} take {names} (or complex)"
-        if p.dtype != dtype:
-            return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
-        if p.layout != torch.strided or not p.is_contiguous():
-            return f"params[{i}] is not a contiguous dense tensor"
+    reasons = (_parameter_reason(i, p, params[0], dtypes) for i, p in enumerate(params))
+    return next((reason for reason in reasons if reason), None) or _overlap_reason(params)
+
+
+def _parameter_reason(i: int, p: torch.Tensor, first: torch.Tensor, dtypes: tuple) -> str | None:
+    """Why ``params[i]`` cannot join ``params[0]`` (``first``) in a flat buffer of one of ``dtypes``, or None."""
+    device, dtype = first.device, first.dtype
+    if p.device != device:
+        return f"the group spans devices ({device} and {p.device} at params[{i}])"
+    if as_real(p).dtype not in dtypes:
+        names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
+        return f"params[{i}] has dtype {p.dtype}; the fused kernels on {device.type} take {names} (or complex)"
+    if p.dtype != dtype:
+        return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
+    if p.layout != torch.strided or not p.is_contiguous():
+        return f"params[{i}] is not a contiguous dense tensor"
+    return None
+
+
+def _overlap_reason(params: list[torch.Tensor]) -> str | None:
+    """Which two parameters share memory (flattening would give each its own copy), or None."""
     dtensor = dtensor_type()
     local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
@@ -161,6 +174,14 @@ def held_elsewhere(params: list[torch.Tensor]) -> str | None:
     return None
 
 
+def split_gradients(grads: list, indices: list[int]) -> tuple[list[int], list[int]]:
+    """The indices of the dense gradients (``indices`` itself if all are) and of the sparse ones."""
+    if not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+        return indices, []
+    present = [i for i, grad in enumerate(grads) if grad is not None and not grad.is_sparse]
+    return present, [i for i, grad in enumerate(grads) if grad is not None and grad.is_sparse]
+
+
 def sole_holder(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` alone holds its storage, all of it, outside shared memory (a gradient we may re-point)."""
     storage = tensor.untyped_storage()
@@ -182,13 +203,15 @@ class FlatGroup:
         self.state_dtype = self._state_dtype()
         self.kernels = backend(self.device)
         self.tensor_dtype = first.dtype
-        self.offsets = [0]
-        for p in self.params:
-            self.offsets.append(self.offsets[-1] + as_real(p).numel())
+        self.offsets = list(itertools.accumulate((as_real(p).numel() for p in self.params), initial=0))
         self.starts = np.array(self.offsets, dtype=np.int64)  # for tables of addresses: where each one starts
         self.lengths = np.diff(self.starts)  # and its real elements
         self.scratch: torch.Tensor | None = None
         self._place()
+        self._track(state)
+
+    def _track(self, state: dict) -> None:
+        """Start the bookkeeping of where the parameters are and what state they hold; adopt that state."""
         self.data_ptrs = [p.data_ptr() for p in self.params]
         self.shapes = [p.shape for p in self.params]
         self.indices = list(range(len(self.params)))
@@ -314,25 +337,18 @@ class FlatGroup:
         """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
 
         ``present`` are the indices of the dense gradients, which the kernel reads from ``source``
-        (a flat tensor: the gradient buffer, or this step's concatenation); ``sparse`` those of the
-        sparse ones. Gradients that are not the buffer's views are adopted into it (:meth:`_adopt_gradients`).
+        (a flat tensor: the gradient buffer, or this step's concatenation; or the list of this
+        step's new gradients, read where they are); ``sparse`` those of the sparse ones. Gradients
+        that are not the buffer's views are adopted into it (:meth:`_adopt_gradients`).
         """
         if all(map(operator.is_, grads, self.grad_views)):
             return self.indices, [], self.grad  # the steady state: backward accumulated into the views
-        if not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+        present, sparse = split_gradients(grads, self.indices)
+        if present is self.indices:
             return self._gather_new(grads)
-        present, sparse, stale = [], [], []
-        for i, (grad, view) in enumerate(zip(grads, self.grad_views, strict=True)):
-            if grad is None:
-                continue
-            if grad.is_sparse:
-                sparse.append(i)
-                continue
-            if grad is not view:
-                if grad.shape != self.shapes[i]:
-                    return None
-                stale.append(i)
-            present.append(i)
+        stale = [i for i in present if grads[i] is not self.grad_views[i]]
+        if any(grads[i].shape != self.shapes[i] for i in stale):
+            return None
         if sparse and self.state_dtype != self.dtype:  # refused before any gradient moves
             raise RuntimeError(
                 f"the fused path keeps float32 state for {self.dtype} parameters, which the sparse (lazy) "
@@ -438,7 +454,8 @@ class FlatGroup:
     def _table_kernel(self, trace: Trace, state: dict, start: int, end: int, grad_source: torch.Tensor | list):
         """:meth:`_kernel` through a table: one row per parameter, one address per argument."""
         keys = {argument: key for key, argument in trace.state_keys.items()}
-        columns, keep = [], []
+        columns: list[np.ndarray] = []
+        keep: list[torch.Tensor] = []
         for argument in trace.arguments():
             if argument == "p":
                 source = self._param_source(start, end)
@@ -446,16 +463,17 @@ class FlatGroup:
                 source = grad_source if isinstance(grad_source, torch.Tensor) else grad_source[start:end]
             else:
                 source = self._state_source(state, keys[argument], start, end)
-            if isinstance(source, torch.Tensor):  # a flat buffer: each row at its offset
-                itemsize = torch.finfo(self.dtype).bits // 8
-                columns.append(source.data_ptr() + self.starts[start:end] * itemsize)
-                keep.append(source)
-            else:  # the run's own tensors
-                columns.append(np.array(list(map(torch.Tensor.data_ptr, source)), dtype=np.int64))
-                keep += source
+            columns.append(self._addresses(source, start, end))
+            keep += [source] if isinstance(source, torch.Tensor) else source
         addresses = np.stack(columns, axis=1)
         return self.kernels.table_kernel(trace, addresses, self.lengths[start:end], self.dtype, keep), \
             self._created_entry
+
+    def _addresses(self, source: torch.Tensor | list, start: int, end: int) -> np.ndarray:
+        """Where each of ``params[start:end]``'s tensors starts in ``source`` (a flat buffer, or the run's tensors)."""
+        if isinstance(source, torch.Tensor):  # each row at its offset
+            return source.data_ptr() + self.starts[start:end] * (torch.finfo(self.dtype).bits // 8)
+        return np.array(list(map(torch.Tensor.data_ptr, source)), dtype=np.int64)
 
     def _param_source(self, start: int, end: int) -> torch.Tensor | list:
         """Where the kernel finds ``params[start:end]``: the flat buffer."""
@@ -501,21 +519,21 @@ class FlatGroup:
             previous = (i, signature)
         return runs
 
+    def _trace(self, scalars: dict, keys: frozenset, negate: bool, hp) -> tuple[Trace, SymbolicState]:
+        """The chain's step traced over one run: its 0-d state ``scalars``, holding state ``keys``."""
+        step, lr = step_and_lr(scalars["step"][0].item(), hp)
+        trace = Trace()
+        p, g = trace.array("p"), trace.array("g")
+        symbolic = SymbolicState(trace, {key: values for key, values in scalars.items() if key != "step"}, keys)
+        self.chain.update(p, -g if negate else g, symbolic, hp, lr, step)
+        return trace, symbolic
+
     def _plan_run(self, state: dict, start: int, end: int, grad_source, negate: bool, hp):
         """Trace the step of ``params[start:end]`` and get its kernel; return what runs it."""
         whole = start == 0 and end == len(self.params)  # the usual case: no slicing at all
         scalars = self.scalars if whole else {key: values[start:end] for key, values in self.scalars.items()}
         steps = scalars["step"]
-        step, lr = step_and_lr(steps[0].item(), hp)
-
-        trace = Trace()
-        p, g = trace.array("p"), trace.array("g")
-        if negate:
-            g = -g
-        symbolic = SymbolicState(trace, {key: values for key, values in scalars.items() if key != "step"},
-                                 self.keys[start])
-        self.chain.update(p, g, symbolic, hp, lr, step)
-
+        trace, symbolic = self._trace(scalars, self.keys[start], negate, hp)
         kernel, created = self._kernel(trace, state, start, end, grad_source)
 
         def run() -> None:

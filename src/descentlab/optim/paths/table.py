@@ -24,12 +24,11 @@ entry it cannot read (loaded non-contiguous, say) is replaced by a contiguous co
 from __future__ import annotations
 
 import operator
-from itertools import repeat
 
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths.fused import FlatGroup
+from descentlab.optim.paths.fused import FlatGroup, split_gradients
 
 _SHAPE = operator.attrgetter("shape")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -62,11 +61,7 @@ class TableGroup(FlatGroup):
         ``source[i]`` is the tensor the kernel reads for ``params[i]``: its gradient where autograd
         put it, or a copy in the scratch buffer where its address cannot be read.
         """
-        if any(map(operator.is_, grads, repeat(None))) or any(map(_SPARSE, grads)):
-            present = [i for i, grad in enumerate(grads) if grad is not None and not grad.is_sparse]
-            sparse = [i for i, grad in enumerate(grads) if grad is not None and grad.is_sparse]
-        else:
-            present, sparse = self.indices, []
+        present, sparse = split_gradients(grads, self.indices)
         dense = [grads[i] for i in present]
         if list(map(_SHAPE, dense)) != [self.shapes[i] for i in present]:
             return None
