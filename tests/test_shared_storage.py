@@ -260,3 +260,5 @@ def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(two_ranks):
             assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
     for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"], strict=True):
         assert torch.equal(mine, expected)
+    # the default path steps the local shards with the fused kernel through a table, before and after DCP
+    assert ranks[0]["paths"] == ranks[1]["paths"] == ["table"] * 4

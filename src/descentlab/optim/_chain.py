@@ -13,7 +13,7 @@ from torch import Tensor
 from descentlab.optim import _checks, lattice
 from descentlab.optim.contract import Final, StateLike, TensorLike
 from descentlab.optim.paths import foreach, reference
-from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility
+from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility, local
 from descentlab.optim.paths.table import TableGroup
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.momentum import HeavyBall
@@ -141,17 +141,22 @@ def build_chain(
     return Chain(tuple(rules), ScaleThenSubtract() if keras else Subtract(), keras_rounding=keras)
 
 
-def _in_place(params: list[Tensor]) -> str:
+def _in_place(group: dict) -> str:
     """The path for a group the fused kernels could step but whose storage stays where it is.
 
     The pointer-table kernel (:mod:`descentlab.optim.paths.table`): the fused kernel over the
-    tensors where they are; foreach for DTensors (FSDP2's shards, whose elements are their local
-    tensors', not at their own address).
+    tensors where they are; for DTensors (FSDP2's shards) over their local shards, unless the
+    group clips (the norm spans every rank's shards) or a local shard is not one contiguous real
+    block: foreach then.
     """
     dtensor = dtensor_type()
-    if dtensor is not None and any(isinstance(p, dtensor) for p in params):
-        return "foreach"
-    return "table"
+    params = group["params"]
+    if dtensor is None or not any(isinstance(p, dtensor) for p in params):
+        return "table"
+    clips = any(group.get(name) for name in ("clipnorm", "global_clipnorm", "clipvalue"))
+    shards = [local(p) for p in params]
+    readable = all(shard.is_contiguous() and not shard.is_complex() for shard in shards)
+    return "table" if readable and not clips else "foreach"
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -399,7 +404,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         held = held_elsewhere(params)
         if held is None:
             return "fused"
-        path = _in_place(params)
+        path = _in_place(group)
         if id(group) not in self._warned:
             self._warned.add(id(group))
             warnings.warn(f"`fused=True` steps this group with the {path} path, in place: {held}",
@@ -423,7 +428,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             return "foreach"
         if group.get("fused") is None and group.get("foreach") is None:
             if ineligibility(params) is None:
-                return "fused" if held_elsewhere(params) is None else _in_place(params)
+                return "fused" if held_elsewhere(params) is None else _in_place(group)
             if any(p.device.type != "cpu" for p in params):
                 return "foreach"
         return "reference"

@@ -137,6 +137,12 @@ def dtensor_type():
     return DTensor
 
 
+def local(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard (where its elements are: a view of its owner's storage); any other tensor itself."""
+    dtensor = dtensor_type()
+    return tensor.to_local() if dtensor is not None and isinstance(tensor, dtensor) else tensor
+
+
 def held_elsewhere(params: list[torch.Tensor]) -> str | None:
     """Why moving these parameters into a flat buffer could take storage from another holder, or None.
 
@@ -203,7 +209,7 @@ class FlatGroup:
         self.state_dtype = self._state_dtype()
         self.kernels = backend(self.device)
         self.tensor_dtype = first.dtype
-        self.offsets = list(itertools.accumulate((as_real(p).numel() for p in self.params), initial=0))
+        self.offsets = list(itertools.accumulate((as_real(self._local(p)).numel() for p in self.params), initial=0))
         self.starts = np.array(self.offsets, dtype=np.int64)  # for tables of addresses: where each one starts
         self.lengths = np.diff(self.starts)  # and its real elements
         self.scratch: torch.Tensor | None = None
@@ -212,7 +218,7 @@ class FlatGroup:
 
     def _track(self, state: dict) -> None:
         """Start the bookkeeping of where the parameters are and what state they hold; adopt that state."""
-        self.data_ptrs = [p.data_ptr() for p in self.params]
+        self.data_ptrs = self._pointers(self.params)
         self.shapes = [p.shape for p in self.params]
         self.indices = list(range(len(self.params)))
         self.arrays: dict[str, torch.Tensor] = {}
@@ -238,9 +244,17 @@ class FlatGroup:
         self.grad_views = self._views(self.grad)
         self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
 
+    def _local(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Where ``tensor``'s elements are: the tensor itself (a parameter of a flat group is never a DTensor)."""
+        return tensor
+
+    def _pointers(self, tensors: list[torch.Tensor]) -> list[int]:
+        """The data pointers of ``tensors``' elements."""
+        return list(map(torch.Tensor.data_ptr, tensors))  # map() over a C function: this runs every step
+
     def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
-        """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter."""
-        p = self.params[i]
+        """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter (its local shard)."""
+        p = self._local(self.params[i])
         view = flat[self.offsets[i] : self.offsets[i + 1]]
         return torch.view_as_complex(view.view(*p.shape, 2)) if p.is_complex() else view.view(p.shape)
 
@@ -296,11 +310,10 @@ class FlatGroup:
 
     def holds(self, params: list[torch.Tensor]) -> bool:
         """Whether ``params`` are exactly this group's parameters, still living in its buffer."""
-        # map() over C functions: this check runs every step, for every parameter
         return (
             len(params) == len(self.params)
             and all(map(operator.is_, params, self.params))
-            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
+            and self._pointers(params) == self.data_ptrs
         )
 
     def plan(self, chain: ChainLike, params: list[torch.Tensor], state: dict, hp, undo: list):
@@ -473,7 +486,7 @@ class FlatGroup:
         """Where each of ``params[start:end]``'s tensors starts in ``source`` (a flat buffer, or the run's tensors)."""
         if isinstance(source, torch.Tensor):  # each row at its offset
             return source.data_ptr() + self.starts[start:end] * (torch.finfo(self.dtype).bits // 8)
-        return np.array(list(map(torch.Tensor.data_ptr, source)), dtype=np.int64)
+        return np.array(self._pointers(source), dtype=np.int64)
 
     def _param_source(self, start: int, end: int) -> torch.Tensor | list:
         """Where the kernel finds ``params[start:end]``: the flat buffer."""

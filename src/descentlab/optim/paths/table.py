@@ -28,7 +28,7 @@ import operator
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths.fused import FlatGroup, split_gradients
+from descentlab.optim.paths.fused import FlatGroup, local, split_gradients
 
 _SHAPE = operator.attrgetter("shape")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -42,8 +42,18 @@ class TableGroup(FlatGroup):
     def _state_dtype(self) -> torch.dtype:
         return self.dtype  # the state is the parameters' dtype, as torch keeps it: one dtype per table
 
+    def _local(self, tensor: Tensor) -> Tensor:
+        return local(tensor)  # FSDP2's DTensors: their local shards
+
+    def _pointers(self, tensors: list[Tensor]) -> list[int]:
+        return [local(tensor).data_ptr() for tensor in tensors] if self.sharded else super()._pointers(tensors)
+
+    def _addressable(self, tensors: list[Tensor]) -> bool:
+        return super()._addressable([local(tensor) for tensor in tensors] if self.sharded else tensors)
+
     def _place(self) -> None:
         """Nothing moves: the parameters, their gradients and their full-shaped state are read where they are."""
+        self.sharded = any(local(p) is not p for p in self.params)  # DTensors: each is read at its local shard
         self.columns: dict[tuple, list[Tensor]] = {}  # per (run, state key): the state tensors the table points at
         self.made: dict[tuple, Tensor] = {}  # per (state key, parameter): what the planned step creates
 
@@ -71,7 +81,7 @@ class TableGroup(FlatGroup):
             if self.scratch is None:
                 self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
             copies = [self._view(self.scratch, i) for i in odd]
-            torch._foreach_copy_(copies, [grads[i] for i in odd])
+            torch._foreach_copy_(copies, [self._local(grads[i]) for i in odd])
             for i, copy in zip(odd, copies, strict=True):
                 source[i] = copy
         return present, sparse, source
