@@ -214,6 +214,18 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
     device = torch.device(device)
     total, tensors = CASES[case]
     contenders = _contenders(contestant, total, tensors, device)
+    bursts = _warm_up(contenders, warmup, device)
+    fused, fused_params = contenders["fused"]
+    moved = _state_bytes(fused, fused_params)
+    row = Row(case, contestant.name, moved, moved / bandwidth * 1e3)
+    times = _interleaved(contenders, bursts, rounds, device)
+    row.ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    row.peak_extra_mb = {name: peak_extra_mb(optimizer.step, device) for name, (optimizer, _) in contenders.items()}
+    return row
+
+
+def _warm_up(contenders: dict, warmup: int, device: torch.device) -> dict[str, int]:
+    """Each contender's ``warmup`` untimed steps; returns the steps each timed burst takes."""
     bursts = {}
     for name, (optimizer, _) in contenders.items():
         for _ in range(warmup):
@@ -222,9 +234,12 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
         # synchronization per burst (not per step) is in the figure; slow steps need no burst
         single = _burst_seconds(optimizer.step, device, 1)
         bursts[name] = min(10, max(1, round(0.02 / single))) if device.type == "cuda" else 1
-    fused, fused_params = contenders["fused"]
-    moved = _state_bytes(fused, fused_params)
-    row = Row(case, contestant.name, moved, moved / bandwidth * 1e3)
+    return bursts
+
+
+def _interleaved(contenders: dict, bursts: dict[str, int], rounds: int, device: torch.device
+                 ) -> dict[str, list[float]]:
+    """``rounds`` rounds of one timed burst per contender, in a shuffled order each round: seconds per step."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     order = random.Random(0)
     for _ in range(rounds):
@@ -232,9 +247,7 @@ def measure(contestant: Contestant, case: str, bandwidth: float, rounds: int = 1
         order.shuffle(names)  # nobody always follows the allocation-heavy reference path
         for name in names:
             times[name].append(_burst_seconds(contenders[name][0].step, device, bursts[name]))
-    row.ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    row.peak_extra_mb = {name: peak_extra_mb(optimizer.step, device) for name, (optimizer, _) in contenders.items()}
-    return row
+    return times
 
 
 def first_fused_step_seconds(cache_dir: str, device: torch.device) -> float:
@@ -261,19 +274,10 @@ def first_fused_step_seconds(cache_dir: str, device: torch.device) -> float:
 
 def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu") -> dict:
     """Run the benchmark; print the tables as it goes and return everything measured."""
-    from descentlab.optim.paths.fused import ineligibility
-
     where = torch.device(device)
-    if where.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"no CUDA device here: torch {torch.__version__} sees none")
-    reason = ineligibility([torch.empty(1, device=where)])
-    if reason:
-        raise RuntimeError(f"the fused path is unavailable: {reason}")
+    _check_device(where)
     cases = cases or DEFAULT_CASES.get(where.type, ("a", "b"))
-    chosen = [c for c in CONTESTANTS if names is None or c.name in names]
-    unknown = set(names or ()) - {c.name for c in CONTESTANTS}
-    if unknown:
-        raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
+    chosen = _contestants(names)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(where) if where.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     result: dict[str, Any] = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -286,6 +290,25 @@ def run(cases=None, names=None, rounds: int = 15, out=print, device: str = "cpu"
     for case in cases:
         result["cases"][case] = _case(case, chosen, rounds, where, out)
     return result
+
+
+def _check_device(where: torch.device) -> None:
+    """A RuntimeError, before any work, where the device is absent or the fused path cannot run on it."""
+    from descentlab.optim.paths.fused import ineligibility
+
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"no CUDA device here: torch {torch.__version__} sees none")
+    reason = ineligibility([torch.empty(1, device=where)])
+    if reason:
+        raise RuntimeError(f"the fused path is unavailable: {reason}")
+
+
+def _contestants(names) -> list[Contestant]:
+    """The contestants named (all for None), in the benchmark's order; an unknown name is a ValueError."""
+    unknown = set(names or ()) - {c.name for c in CONTESTANTS}
+    if unknown:
+        raise ValueError(f"unknown optimizers {sorted(unknown)}; choose from {[c.name for c in CONTESTANTS]}")
+    return [c for c in CONTESTANTS if names is None or c.name in names]
 
 
 def _case(case: str, chosen: list[Contestant], rounds: int, where: torch.device, out) -> dict:

@@ -103,10 +103,28 @@ def _chosen_batch_size(value):
     return None if value == "full" else value
 
 
+def _given(args: argparse.Namespace, options: tuple[str, ...]) -> dict[str, Any]:
+    """The ``options`` and the batch size given on the command line (those left out are None there)."""
+    given = {option: getattr(args, option) for option in options if getattr(args, option) is not None}
+    if args.batch_size is not None:
+        given["batch_size"] = _chosen_batch_size(args.batch_size)
+    return given
+
+
 def _add_run_arguments(run) -> None:
     run.add_argument("--suite", help="a predefined study (see `descentlab list suites`); other flags override it")
     run.add_argument("--problems", help="comma-separated problem names")
     run.add_argument("--optimizers", help="comma-separated lab optimizer names")
+    _add_protocol_arguments(run)
+    _add_trial_arguments(run)
+    run.add_argument("--out", help="also write summary.json, .txt and .md into this folder")
+    run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
+    run.add_argument("--report", action="store_true",
+                     help="at the end, write report.html (into --out, or the store's folder)")
+
+
+def _add_protocol_arguments(run) -> None:
+    """How `run` tunes and budgets each trial: the lr grid, the seeds, the steps, the batches."""
     run.add_argument("--grid", type=_positive_int, help="learning rates per optimizer (default 5)")
     run.add_argument("--span", type=_number, help="decades the lr grid spans, centred on the default (default 2)")
     run.add_argument("--seeds", type=_positive_int, help="seeds the chosen lr is run on (default 3)")
@@ -117,11 +135,6 @@ def _add_run_arguments(run) -> None:
     run.add_argument("--divergence-factor", type=_number, help="a loss above this × the first loss is divergence (10)")
     run.add_argument("--extend", type=_nonnegative_int,
                      help="extra lr points allowed per optimizer while its best lr is at a grid edge (default 8)")
-    _add_trial_arguments(run)
-    run.add_argument("--out", help="also write summary.json, .txt and .md into this folder")
-    run.add_argument("--name", help="the study's name in the store (default: the suite, or 'study')")
-    run.add_argument("--report", action="store_true",
-                     help="at the end, write report.html (into --out, or the store's folder)")
 
 
 def _add_trial_arguments(command) -> None:
@@ -146,16 +159,25 @@ def _device(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
 
 
 def _study_from(args, parser):
-    from descentlab.lab import SUITES, Study
+    from descentlab.lab import Study
+
+    spec = _study_spec(args, parser)
+    spec["name"] = args.name or args.suite or "study"
+    spec["device"], spec["amp"] = _device(args, parser), args.amp
+    try:
+        return Study(**spec)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def _study_spec(args, parser) -> dict[str, Any]:
+    """The study's protocol: the suite's (if any), each option given on the command line over it."""
+    from descentlab.lab import SUITES
 
     if args.suite and args.suite not in SUITES:
         parser.error(f"--suite: unknown suite {args.suite!r}. Valid suites: {', '.join(SUITES)}")
     spec: dict[str, Any] = dict(SUITES[args.suite]) if args.suite else {}
-    for option in ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor", "extend"):
-        if getattr(args, option) is not None:
-            spec[option] = getattr(args, option)
-    if args.batch_size is not None:
-        spec["batch_size"] = _chosen_batch_size(args.batch_size)
+    spec.update(_given(args, ("grid", "span", "seeds", "steps", "epochs", "eval_every", "divergence_factor", "extend")))
     if args.problems:
         spec["problems"] = _names(args.problems)
     if args.optimizers:
@@ -165,27 +187,16 @@ def _study_from(args, parser):
             parser.error(f"--{required}: give a comma-separated list, or a --suite")
     if args.epochs is not None:
         spec.pop("steps", None)  # --epochs replaces a suite's step budget
-    spec["name"] = args.name or args.suite or "study"
-    spec["device"], spec["amp"] = _device(args, parser), args.amp
-    try:
-        return Study(**spec)
-    except ValueError as error:
-        parser.error(str(error))
+    return spec
 
 
 def _run(args, parser) -> int:
-    import json
-
-    from descentlab.lab import format_summary, run_study, runner
+    from descentlab.lab import format_summary, run_study
 
     study = _study_from(args, parser)
     if args.out:  # before any work: a study must not run for nothing
         _check_writable(args.out, parser)
-    for label in study.problems:  # a budget the problem cannot have (epochs without a fixed epoch)
-        try:
-            study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
-        except ValueError as error:
-            parser.error(str(error))
+    _check_budgets(study, parser)
     summary = run_study(study, db=args.db, workers=args.workers, executor=args.executor, address=args.address,
                         command=["descentlab", *sys.argv[1:]])
     table = format_summary(summary)
@@ -193,19 +204,40 @@ def _run(args, parser) -> int:
     print(f"\nresults: {args.db} (study {summary['study']['id']}); `descentlab show {summary['study']['id']} "
           f"--db {args.db}` shows them again, and the same command resumes an interrupted study")
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1, default=str)
-        with open(os.path.join(args.out, "summary.txt"), "w") as f:
-            f.write(table + "\n")
-        with open(os.path.join(args.out, "summary.md"), "w") as f:
-            f.write(format_summary(summary, style="markdown") + "\n")
-        print(f"wrote {args.out}/summary.json, summary.txt and summary.md")
+        _write_summary(summary, table, args.out)
     if args.report:
         from descentlab.report import write_report
 
         print(f"report: {write_report(args.db, summary['study']['id'], args.out)}")
     return 0
+
+
+def _check_budgets(study, parser) -> None:
+    """Each problem's budget checked before any work: one it cannot have (epochs without a fixed
+    epoch) is an argument error."""
+    from descentlab.lab import runner
+
+    for label in study.problems:
+        try:
+            study.budget(runner.get_problem(study.problem_name(label), study.options(label)), label)
+        except ValueError as error:
+            parser.error(str(error))
+
+
+def _write_summary(summary, table: str, out: str) -> None:
+    """The summary as summary.json, the terminal's ``table`` as summary.txt, and Markdown as summary.md."""
+    import json
+
+    from descentlab.lab import format_summary
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=str)
+    with open(os.path.join(out, "summary.txt"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(format_summary(summary, style="markdown") + "\n")
+    print(f"wrote {out}/summary.json, summary.txt and summary.md")
 
 
 def _check_writable(folder: str, parser) -> None:
@@ -285,29 +317,37 @@ def _compare(args, parser) -> int:
 
 def _compare_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """``compare``'s keyword arguments from the command line (the entry's own come first, these override)."""
-    from descentlab.lab.compare import load_function
-    from descentlab.lab.spec import check_optimizers
-
     options = {"device": _device(args, parser), "amp": args.amp, "workers": args.workers, "executor": args.executor,
                "address": args.address, "report": args.report, "out": args.out, "db": args.db, "entry": args.entry,
                "name": args.name or args.entry}
-    for option in ("steps", "epochs", "seeds", "grid", "span", "extend", "eval_every", "eval_examples", "select"):
-        if getattr(args, option) is not None:
-            options[option] = getattr(args, option)
-    if args.batch_size is not None:
-        options["batch_size"] = _chosen_batch_size(args.batch_size)
+    options.update(_given(args, ("steps", "epochs", "seeds", "grid", "span", "extend", "eval_every", "eval_examples",
+                                 "select")))
     if args.optimizers:
-        try:
-            check_optimizers(_names(args.optimizers))
-        except ValueError as error:
-            parser.error(f"--optimizers: {error}")
-        options["optimizers"] = _names(args.optimizers)
+        options["optimizers"] = _checked_optimizers(args.optimizers, parser)
     if args.test is not None:
-        try:
-            options["test"] = load_function(args.test, "test")()
-        except (ValueError, ImportError) as error:
-            parser.error(f"--test: {error}")
+        options["test"] = _test_split(args.test, parser)
     return options
+
+
+def _checked_optimizers(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    """``--optimizers`` of ``compare``: lab names, checked before any work."""
+    from descentlab.lab.spec import check_optimizers
+
+    try:
+        check_optimizers(_names(text))
+    except ValueError as error:
+        parser.error(f"--optimizers: {error}")
+    return _names(text)
+
+
+def _test_split(entry: str, parser: argparse.ArgumentParser):
+    """``--test``: the test split its function returns."""
+    from descentlab.lab.compare import load_function
+
+    try:
+        return load_function(entry, "test")()
+    except (ValueError, ImportError) as error:
+        parser.error(f"--test: {error}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -436,6 +476,20 @@ def _compare_arguments(comparing: argparse.ArgumentParser) -> argparse.ArgumentP
                            help="module:function returning dict(model_fn=, loss_fn= or step_fn=, train=, valid=, "
                                 "test=, metrics=, select=...): the keyword arguments of descentlab.compare")
     comparing.add_argument("--optimizers", help="comma-separated lab names (default nadam,rmsprop,momentum)")
+    _add_compare_protocol_arguments(comparing)
+    comparing.add_argument("--select", help="the metric that selects the lr (default loss)")
+    comparing.add_argument("--test", help="module:function returning the test split (a Dataset, (inputs, targets) "
+                                          "or seed -> batches); default: the entry's own `test`")
+    _add_trial_arguments(comparing)
+    comparing.add_argument("--name", help="the study's name in the store (default: the entry)")
+    comparing.add_argument("--out", help="folder for report.html (default: the store's folder)")
+    comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
+    comparing.set_defaults(device="auto")
+    return comparing
+
+
+def _add_compare_protocol_arguments(comparing: argparse.ArgumentParser) -> None:
+    """How `compare` tunes and budgets each run: the steps, the seeds, the lr grid, the batches, the curve."""
     comparing.add_argument("--steps", "--budget", type=_positive_int, dest="steps", help="steps per run (default 200)")
     comparing.add_argument("--epochs", type=_number, help="or: passes over the training split per run")
     comparing.add_argument("--seeds", type=_positive_int, help="seeds per optimizer (default 5)")
@@ -446,15 +500,6 @@ def _compare_arguments(comparing: argparse.ArgumentParser) -> argparse.ArgumentP
     comparing.add_argument("--eval-every", type=_positive_int, help="steps between curve points (default steps/20)")
     comparing.add_argument("--eval-examples", type=_positive_int,
                            help="validation examples per curve point (default 1024; the end uses the whole split)")
-    comparing.add_argument("--select", help="the metric that selects the lr (default loss)")
-    comparing.add_argument("--test", help="module:function returning the test split (a Dataset, (inputs, targets) "
-                                          "or seed -> batches); default: the entry's own `test`")
-    _add_trial_arguments(comparing)
-    comparing.add_argument("--name", help="the study's name in the store (default: the entry)")
-    comparing.add_argument("--out", help="folder for report.html (default: the store's folder)")
-    comparing.add_argument("--report", action="store_true", help="at the end, write report.html")
-    comparing.set_defaults(device="auto")
-    return comparing
 
 
 def _playground_arguments(playing: argparse.ArgumentParser) -> argparse.ArgumentParser:

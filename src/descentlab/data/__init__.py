@@ -165,7 +165,16 @@ def fetch(dataset: str, name: str, data_dir: str | os.PathLike | None = None, ti
         raise DataUnavailable(missing_message(dataset, [remote.name], data_dir, "DESCENTLAB_OFFLINE is set"))
     target = cache_dir() / dataset / remote.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{remote.name}.", delete=False) as part:
+    partial = _download(dataset, remote, target.parent, timeout, data_dir)
+    _check_download(partial, remote)
+    partial.replace(target)
+    return target
+
+
+def _download(dataset: str, remote: RemoteFile, folder: Path, timeout: float, data_dir) -> Path:
+    """``remote``'s bytes in a hidden temporary file of ``folder``; a failed download leaves
+    nothing behind and is DataUnavailable."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{remote.name}.", delete=False) as part:
         partial = Path(part.name)
         try:
             with urllib.request.urlopen(remote.url, timeout=timeout) as response:
@@ -175,13 +184,16 @@ def fetch(dataset: str, name: str, data_dir: str | os.PathLike | None = None, ti
             partial.unlink(missing_ok=True)
             reason = f"download failed ({error})"
             raise DataUnavailable(missing_message(dataset, [remote.name], data_dir, reason)) from error
+    return partial
+
+
+def _check_download(partial: Path, remote: RemoteFile) -> None:
+    """The downloaded file checked against ``remote``'s sha256; on a mismatch it is deleted."""
     try:
         _check(partial, remote.sha256)
     except ChecksumMismatch as error:
         partial.unlink(missing_ok=True)
         raise ChecksumMismatch(f"Downloaded {remote.url}: {error}") from None
-    partial.replace(target)
-    return target
 
 
 def try_fetch(dataset: str, names: list[str], data_dir=None) -> list[Path] | None:

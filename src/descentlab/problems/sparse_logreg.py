@@ -34,6 +34,20 @@ class HashedLogisticRegression(torch.nn.Module):
         return self.weights(features).squeeze(1) + self.bias
 
 
+def _examples(true_weights: torch.Tensor, n: int, buckets: int, gen: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` examples drawn with ``gen``: each field's value from the Zipf law, the label from the
+    true logit; returns the hashed features, the labels and the true logits."""
+    fields, cardinality = true_weights.shape
+    zipf = 1.0 / torch.arange(1, cardinality + 1, dtype=torch.float64) ** 1.1
+    values = torch.multinomial(zipf, n * fields, replacement=True, generator=gen).view(n, fields)
+    logits = -1.5 + true_weights[torch.arange(fields), values].sum(dim=1)
+    labels = (torch.rand(n, generator=gen, dtype=torch.float64) < torch.sigmoid(logits)).float()
+    pairs = torch.arange(fields) * cardinality + values
+    features = (pairs * _KNUTH) % (2**32) % buckets
+    return features, labels, logits.float()
+
+
 class SparseLogisticRegression(Problem[HashedLogisticRegression]):
     """A synthetic click-through-rate task with a known, sparse ground truth.
 
@@ -66,17 +80,10 @@ class SparseLogisticRegression(Problem[HashedLogisticRegression]):
             f"-> {buckets} buckets, {density:.0%} of true weights nonzero"
         )
         gen = torch.Generator().manual_seed(data_seed)
-        zipf = 1.0 / torch.arange(1, cardinality + 1, dtype=torch.float64) ** 1.1
         true_weights = torch.randn(fields, cardinality, generator=gen, dtype=torch.float64)
         true_weights *= torch.rand(fields, cardinality, generator=gen, dtype=torch.float64) < density
-        self.splits = {}
-        for split, n in (("train", n_train), ("valid", n_eval), ("test", n_eval)):
-            values = torch.multinomial(zipf, n * fields, replacement=True, generator=gen).view(n, fields)
-            logits = -1.5 + true_weights[torch.arange(fields), values].sum(dim=1)
-            labels = (torch.rand(n, generator=gen, dtype=torch.float64) < torch.sigmoid(logits)).float()
-            pairs = torch.arange(fields) * cardinality + values
-            features = (pairs * _KNUTH) % (2**32) % buckets
-            self.splits[split] = (features, labels, logits.float())
+        self.splits = {split: _examples(true_weights, n, buckets, gen)
+                       for split, n in (("train", n_train), ("valid", n_eval), ("test", n_eval))}
 
     @property
     def provenance(self) -> str:

@@ -92,6 +92,39 @@ class SkipGram(torch.nn.Module):
         return torch.einsum("bd,btd->bt", self.center(center), self.context(targets))
 
 
+def _word2vec_corpus(corpus: str, max_tokens: int | None, data_dir: str | None
+                     ) -> tuple[dict[str, list[str]], str]:
+    """word2vec's train/valid/test tokens and their provenance: text8 if asked for or (``auto``)
+    found, else PTB."""
+    text8 = load_text8(data_dir) if corpus in ("auto", "text8") else None
+    if corpus == "text8" and text8 is None:
+        raise data.DataUnavailable(data.missing_message("text8", ["text8.zip"], data_dir))
+    if text8 is not None:
+        return _text8_splits(*text8, max_tokens)
+    split_tokens, source = load_ptb(data_dir)
+    split_tokens = {s: [w for w in t if w != "<eos>"] for s, t in split_tokens.items()}
+    if max_tokens:
+        split_tokens["train"] = split_tokens["train"][:max_tokens]
+    return split_tokens, source + (" (text8 unavailable)" if corpus == "auto" else "")
+
+
+def _text8_splits(tokens: list[str], source: str, max_tokens: int | None) -> tuple[dict[str, list[str]], str]:
+    """text8's tokens split: train the first ``max_tokens`` (default 90%), valid and test the two
+    halves of the last 2·min(500k, 5%)."""
+    limit = max_tokens or int(len(tokens) * 0.9)
+    held = min(500_000, len(tokens) // 20)
+    split_tokens = {"train": tokens[:limit], "valid": tokens[-2 * held : -held], "test": tokens[-held:]}
+    return split_tokens, f"{source}: train = first {limit} tokens, valid/test = the last {2 * held} (halves)"
+
+
+def _sampling(counts: torch.Tensor, subsample: float) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Each word's probability of being kept by Mikolov's subsampling (None without it) and the
+    noise distribution (unigram counts to the ¾ power)."""
+    frequency = counts / counts.sum()
+    keep_probability = ((frequency / subsample).sqrt() + 1) * subsample / frequency if subsample else None
+    return keep_probability, (counts**0.75 / (counts**0.75).sum()).float()
+
+
 class Word2Vec(Problem[SkipGram]):
     """Skip-gram with negative sampling (Mikolov et al., 2013) on text8 (Wikipedia) or PTB.
 
@@ -124,30 +157,14 @@ class Word2Vec(Problem[SkipGram]):
                         "eval_pairs": eval_pairs, "data_dir": data_dir}
         self.dim, self.window, self.negatives, self.subsample = dim, window, negatives, subsample
         data_dir = str(data_dir) if data_dir else None
-        text8 = load_text8(data_dir) if corpus in ("auto", "text8") else None
-        if corpus == "text8" and text8 is None:
-            raise data.DataUnavailable(data.missing_message("text8", ["text8.zip"], data_dir))
-        if text8 is not None:
-            tokens, source = text8
-            limit = max_tokens or int(len(tokens) * 0.9)
-            held = min(500_000, len(tokens) // 20)
-            split_tokens = {"train": tokens[:limit], "valid": tokens[-2 * held : -held], "test": tokens[-held:]}
-            self._provenance = f"{source}: train = first {limit} tokens, valid/test = the last {2 * held} (halves)"
-        else:
-            split_tokens, source = load_ptb(data_dir)
-            split_tokens = {s: [w for w in t if w != "<eos>"] for s, t in split_tokens.items()}
-            if max_tokens:
-                split_tokens["train"] = split_tokens["train"][:max_tokens]
-            self._provenance = source + (" (text8 unavailable)" if corpus == "auto" else "")
+        split_tokens, self._provenance = _word2vec_corpus(corpus, max_tokens, data_dir)
         self.description = (
             f"skip-gram negative sampling, {dim}-d sparse embeddings, window {window}, {negatives} negatives"
         )
         self.words, counts = build_vocab(split_tokens["train"], min_count=min_count)
         self.index = {w: i for i, w in enumerate(self.words)}
         self.ids = {s: torch.tensor([self.index[w] for w in t if w in self.index]) for s, t in split_tokens.items()}
-        frequency = counts / counts.sum()
-        self.keep_probability = ((frequency / subsample).sqrt() + 1) * subsample / frequency if subsample else None
-        self.noise_distribution = (counts**0.75 / (counts**0.75).sum()).float()
+        self.keep_probability, self.noise_distribution = _sampling(counts, subsample)
         self.held_out = {split: self._held_out_pairs(split, eval_pairs) for split in ("train", "valid", "test")}
 
     @property

@@ -43,12 +43,8 @@ def figure(frames: Frames, label: str) -> bytes | None:
     if found is None:
         return None
     names, common = found
-    table = frames.problems[label]
-    surface, population = table["problem"], table["population"]
-    tuned = [frames.chosen[label][name] for name in names if name in frames.chosen.get(label, {})]
-    shared = [t for t in (_nearest(frames.grid_runs.get(label, {}).get(name, []), common) for name in names) if t]
-    panels = [("each at its tuned lr", trajectories.replay(tuned, population)),
-              (f"all at lr {common:.3g}", trajectories.replay(shared, population))]
+    surface = frames.problems[label]["problem"]
+    panels = _panels(frames, label, names, common)
     start = tuple(panels[0][1][0].points[0])
     box = trajectories.window(surface, [path for _, paths in panels for path in paths], start)
     fig, axes = style.figure(12.0, 5.2, columns=2)
@@ -58,3 +54,13 @@ def figure(frames: Frames, label: str) -> bytes | None:
         ax.set_title(f"{label}, {title}", fontsize=9)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     return style.png(fig)
+
+
+def _panels(frames: Frames, label: str, names: list[str], common: float) -> list[tuple[str, list[trajectories.Path]]]:
+    """The two panels' titles and paths, replayed: each contestant's chosen trial, and its grid run
+    nearest to the ``common`` lr."""
+    population = frames.problems[label]["population"]
+    tuned = [frames.chosen[label][name] for name in names if name in frames.chosen.get(label, {})]
+    shared = [t for t in (_nearest(frames.grid_runs.get(label, {}).get(name, []), common) for name in names) if t]
+    return [("each at its tuned lr", trajectories.replay(tuned, population)),
+            (f"all at lr {common:.3g}", trajectories.replay(shared, population))]

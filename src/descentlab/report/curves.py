@@ -45,25 +45,44 @@ def figure(label: str, table: ProblemTable, seeds: dict[str, list[SeedCurve]]) -
     """Two panels, steps and seconds, one line and band per optimizer, the target dotted (PNG)."""
     fig, axes = style.figure(11.0, 4.0, columns=2)
     fig.subplots_adjust(left=0.07, right=0.84, bottom=0.13, top=0.88, wspace=0.22)
-    seen = []
+    seen: list[float] = []
     for row in table["rows"]:
-        curves = seeds.get(row["optimizer"], [])
-        rows = band(curves)
-        if not rows:
-            continue
-        step, seconds, mean, low, high = (np.array(column) for column in zip(*rows, strict=True))
-        colour = style.colour(row["optimizer"])
-        for ax, x in zip(axes, (step, seconds), strict=True):
-            ax.plot(x, mean, **style.line(row["optimizer"]), linewidth=1.5,
-                    label=_legend(row) if ax is axes[0] else None)
-            ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
-        for curve in curves:
-            if curve.diverged is not None and curve.points:
-                last_step, last_seconds, value = curve.points[-1]
-                for ax, at in zip(axes, (last_step, last_seconds), strict=True):
-                    ax.plot(at, value, marker="x", color=colour, markersize=8, mew=2)
-        seen += [v for v in np.concatenate([low, high]) if math.isfinite(v)]
-    metric = table["metric"]
+        seen += _draw(axes, row, seeds.get(row["optimizer"], []))
+    _frame(axes, table, seen)
+    style.fit_legend(fig, axes[0].legend(loc="upper left", bbox_to_anchor=(2.27, 1.0), fontsize=8, frameon=False))
+    count = max((len(c) for c in seeds.values()), default=0)
+    fig.suptitle(f"{label}: validation {table['metric']} ({table['goal']}imize) of each optimizer at its tuned lr, "
+                 f"mean over {count} seeds with a 95% band; × a diverged seed; legend by test rank", fontsize=9)
+    return style.png(fig)
+
+
+def _draw(axes, row: Row, curves: list[SeedCurve]) -> list[float]:
+    """One optimizer's mean and band on both panels, each diverged seed's last point marked;
+    returns the band's finite values (none without a point)."""
+    rows = band(curves)
+    if not rows:
+        return []
+    step, seconds, mean, low, high = (np.array(column) for column in zip(*rows, strict=True))
+    colour = style.colour(row["optimizer"])
+    for ax, x in zip(axes, (step, seconds), strict=True):
+        ax.plot(x, mean, **style.line(row["optimizer"]), linewidth=1.5,
+                label=_legend(row) if ax is axes[0] else None)
+        ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+    _mark_diverged(axes, curves, colour)
+    return [v for v in np.concatenate([low, high]) if math.isfinite(v)]
+
+
+def _mark_diverged(axes, curves: list[SeedCurve], colour: str) -> None:
+    """An × at the last point of each seed that diverged, on both panels."""
+    for curve in curves:
+        if curve.diverged is not None and curve.points:
+            last_step, last_seconds, value = curve.points[-1]
+            for ax, at in zip(axes, (last_step, last_seconds), strict=True):
+                ax.plot(at, value, marker="x", color=colour, markersize=8, mew=2)
+
+
+def _frame(axes, table: ProblemTable, seen: list[float]) -> None:
+    """Both panels' target line, scales fitted to the values ``seen``, labels and grid."""
     for ax, unit in zip(axes, ("steps", "seconds"), strict=True):
         if table["target"] is not None:
             ax.axhline(table["target"], color="black", linestyle=":", linewidth=1,
@@ -71,10 +90,5 @@ def figure(label: str, table: ProblemTable, seeds: dict[str, list[SeedCurve]]) -
         style.value_scale(ax, seen)
         _zoom(ax, seen, table["goal"])
         ax.set_xlabel(unit)
-        ax.set_ylabel(f"validation {metric}")
+        ax.set_ylabel(f"validation {table['metric']}")
         ax.grid(alpha=0.3)
-    style.fit_legend(fig, axes[0].legend(loc="upper left", bbox_to_anchor=(2.27, 1.0), fontsize=8, frameon=False))
-    count = max((len(c) for c in seeds.values()), default=0)
-    fig.suptitle(f"{label}: validation {metric} ({table['goal']}imize) of each optimizer at its tuned lr, "
-                 f"mean over {count} seeds with a 95% band; × a diverged seed; legend by test rank", fontsize=9)
-    return style.png(fig)

@@ -53,31 +53,59 @@ def load(path: str, study_id: int | None = None) -> Frames:
     """Study ``study_id`` (default: the latest) of the store at ``path``, opened read-only."""
     store = Store(path, readonly=True)
     try:
-        if study_id is None:
-            studies = store.studies()
-            if not studies:
-                raise ValueError(f"no study in {path}")
-            study_id = studies[-1]["id"]
+        study_id = _study_id(store, path, study_id)
         summary = summarize(store, study_id)
         trials = store.study_trials(study_id)
-        by_key = {t["key"]: t for t in trials}
-        picked: dict[str, dict[str, Trial]] = {}
-        for choice in store.choices(study_id):
-            picked.setdefault(choice["label"], {})[choice["optimizer"]] = by_key[choice["trial_key"]]
-        seeds = summary["study"]["spec"]["seeds"]
-        runs = {(label, row["optimizer"]): [t for t in trials if t["label"] == label
-                                            and t["optimizer"] == row["optimizer"] and t["seed"] < seeds
-                                            and t["hyperparameters"] == row["hyperparameters"]]
-                for label, table in summary["problems"].items() for row in table["rows"]}
-        clipped = {label for label, table in summary["problems"].items()
-                   if table["population"] and any(base(r["optimizer"]) != r["optimizer"] for r in table["rows"])}
-        grid = [t for t in trials if t["label"] in clipped and t["seed"] == 0 and t["phase"] in ("tune", "extend")]
+        picked = _picked(store, study_id, trials)
+        runs = _seed_runs(summary, trials)
+        grid = _grid_trials(summary, trials)
         curves = store.curves(sorted({t["key"] for group in runs.values() for t in group}
                                      | {t["key"] for mine in picked.values() for t in mine.values()}
                                      | {t["key"] for t in grid}))
     finally:
         store.close()
     chosen = {label: {optimizer: _curved(t, curves) for optimizer, t in mine.items()} for label, mine in picked.items()}
+    return Frames(path, summary, trials, chosen, _seed_curves(summary, runs, curves), _grid_runs(grid, curves))
+
+
+def _study_id(store: Store, path: str, study_id: int | None) -> int:
+    """``study_id``, or the latest study's id when None."""
+    if study_id is not None:
+        return study_id
+    studies = store.studies()
+    if not studies:
+        raise ValueError(f"no study in {path}")
+    return studies[-1]["id"]
+
+
+def _picked(store: Store, study_id: int, trials: list[Trial]) -> dict[str, dict[str, Trial]]:
+    """label → optimizer → the trial the study chose (its seed-0 run at the tuned lr)."""
+    by_key = {t["key"]: t for t in trials}
+    picked: dict[str, dict[str, Trial]] = {}
+    for choice in store.choices(study_id):
+        picked.setdefault(choice["label"], {})[choice["optimizer"]] = by_key[choice["trial_key"]]
+    return picked
+
+
+def _seed_runs(summary: Summary, trials: list[Trial]) -> dict[tuple[str, str], list[Trial]]:
+    """(label, optimizer) → the runs of its chosen configuration on the study's seeds."""
+    seeds = summary["study"]["spec"]["seeds"]
+    return {(label, row["optimizer"]): [t for t in trials if t["label"] == label
+                                        and t["optimizer"] == row["optimizer"] and t["seed"] < seeds
+                                        and t["hyperparameters"] == row["hyperparameters"]]
+            for label, table in summary["problems"].items() for row in table["rows"]}
+
+
+def _grid_trials(summary: Summary, trials: list[Trial]) -> list[Trial]:
+    """Every seed-0 run of the lr grid (tuning and its extensions) on a surface where clipped variants ran."""
+    clipped = {label for label, table in summary["problems"].items()
+               if table["population"] and any(base(r["optimizer"]) != r["optimizer"] for r in table["rows"])}
+    return [t for t in trials if t["label"] in clipped and t["seed"] == 0 and t["phase"] in ("tune", "extend")]
+
+
+def _seed_curves(summary: Summary, runs: dict[tuple[str, str], list[Trial]],
+                 curves: dict[str, list[CurvePoint]]) -> dict[str, dict[str, list[SeedCurve]]]:
+    """label → optimizer → the validation curve of each seed of its chosen configuration, by seed."""
     seed_curves: dict[str, dict[str, list[SeedCurve]]] = {}
     for (label, optimizer), group in runs.items():
         info = summary["problems"][label]
@@ -85,10 +113,15 @@ def load(path: str, study_id: int | None = None) -> Frames:
             SeedCurve(t["seed"], [(p["step"], p["wall"], _value(p, info["metric"], info["goal"]))
                                   for p in curves[t["key"]]], t["diverged_at"])
             for t in sorted(group, key=lambda t: t["seed"])]
+    return seed_curves
+
+
+def _grid_runs(grid: list[Trial], curves: dict[str, list[CurvePoint]]) -> dict[str, dict[str, list[CurvedTrial]]]:
+    """label → optimizer → its seed-0 lr grid runs, with their curves."""
     grid_runs: dict[str, dict[str, list[CurvedTrial]]] = {}
     for t in grid:
         grid_runs.setdefault(t["label"], {}).setdefault(t["optimizer"], []).append(_curved(t, curves))
-    return Frames(path, summary, trials, chosen, seed_curves, grid_runs)
+    return grid_runs
 
 
 def _curved(trial: Trial, curves: dict[str, list[CurvePoint]]) -> CurvedTrial:

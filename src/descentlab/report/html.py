@@ -173,7 +173,18 @@ def _verdict(frames: Frames, profile: bytes | None) -> str:
 
 
 def _problem(frames: Frames, label: str, figures) -> str:
-    table, spec = frames.problems[label], frames.study["spec"]
+    table = frames.problems[label]
+    parts = _problem_tables(label, table)
+    if figures.sensitivity is None:
+        parts.append('<p class="warning">No figures: the study has not chosen this problem\'s learning rates '
+                     "yet (it is unfinished; rerunning its command resumes it).</p>")
+        return "\n".join(parts)
+    tuning = _tuning(frames.study["spec"], table["metric"])
+    return "\n".join(parts + _problem_figures(label, table, figures, tuning))
+
+
+def _problem_tables(label: str, table: ProblemTable) -> list[str]:
+    """A problem's heading, its description and its tables (the rows, and the duels where there are any)."""
     batch = table["batch_size"] or "full"
     parts = [f'<h2 id="{_anchor(label)}">{_text(label)}</h2>',
              (f"<p>{_text(table['description'])}. Metric: {_text(table['metric'])} ({table['goal']}imize); "
@@ -183,11 +194,13 @@ def _problem(frames: Frames, label: str, figures) -> str:
     duels = tables.duel_table(label, table)
     if duels is not None:
         parts.append(tables.render([duels], "html"))
-    if figures.sensitivity is None:
-        parts.append('<p class="warning">No figures: the study has not chosen this problem\'s learning rates '
-                     "yet (it is unfinished; rerunning its command resumes it).</p>")
-        return "\n".join(parts)
-    tuning = _tuning(spec, table["metric"])
+    return parts
+
+
+def _problem_figures(label: str, table: ProblemTable, figures, tuning: str) -> list[str]:
+    """A problem's figures with their captions: the surface's paths and race, the clipping picture,
+    the training curves, the lr sensitivity (each where the problem has it)."""
+    parts = []
     if figures.surface is not None:
         parts.append(_surface(label, table, figures.surface, tuning))
     if figures.clipping is not None:
@@ -206,7 +219,7 @@ def _problem(frames: Frames, label: str, figures) -> str:
                          "dots are the initial grid, hollow ones the extensions, × a diverged run (the worst "
                          "score), the ring the chosen lr. A chosen lr with a worse point on each side is "
                          "bracketed."))
-    return "\n".join(parts)
+    return parts
 
 
 def _surface(label: str, table: ProblemTable, surface, tuning: str) -> str:

@@ -205,33 +205,50 @@ def compute(setting: Setting, sliders: list[Slider]) -> dict:
     step k), then the x, y and loss streams (the points quantized to the window and the surface
     value at each point, coded by :func:`_second_differences`), all as zigzag varints."""
     specs = [setting.spec(s.optimizer, hp) for s in sliders for hp in s.settings()]
-    snapshots = []
-    results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
-    traced = torch.stack(snapshots).double()  # (steps + 1, K, 2)
+    traced, results = _traced(specs)  # (steps + 1, K, 2)
     losses = runner.problem_of(specs[0]).surface.f(traced).numpy()
-    points = traced.numpy()
-    x0, x1, y0, y1 = setting.view.window
-    finite = np.isfinite(points).all(axis=2)
-    # far-off points are clipped before quantizing (no integer overflow); they end their path anyway
-    points = np.clip(np.nan_to_num(points), [x0 - (x1 - x0), y0 - (y1 - y0)], [x1 + (x1 - x0), y1 + (y1 - y0)])
-    qx, qy = _quantize(points[..., 0], x0, x1), _quantize(points[..., 1], y0, y1)
-    outside = ~finite | (qx < -MARGIN) | (qx > LEVELS + MARGIN) | (qy < -MARGIN) | (qy > LEVELS + MARGIN)
-    qx, qy = np.clip(qx, -MARGIN, LEVELS + MARGIN), np.clip(qy, -MARGIN, LEVELS + MARGIN)
+    qx, qy, outside = _quantized(traced.numpy(), setting.view.window)
     codes = encode_loss(np.clip(np.nan_to_num(losses, nan=1e300), -1e300, 1e300))
-    diverged = np.array([r["diverged_at"] if r["status"] == "diverged" else 0 for r in results], dtype=np.int64)
-    # a diverged path's last point is the one whose loss was judged; a path also ends where it left
-    lengths = np.where(diverged > 0, diverged, setting.steps + 1)
-    index = np.arange(setting.steps + 1)[:, None]
-    left = outside & (index < lengths)
-    first_left = left.argmax(axis=0)  # > 0: every start lies in its window
-    ends = np.where(diverged > 0, diverged, np.where(left.any(axis=0), -first_left, 0))
-    lengths = np.where(left.any(axis=0), first_left + 1, lengths)
-    kept = (index < lengths).T  # (K, steps + 1): path after path
+    lengths, ends = _ends(results, outside, setting.steps)
+    kept = (np.arange(setting.steps + 1)[:, None] < lengths).T  # (K, steps + 1): path after path
     payload = _varints(lengths) + _varints(ends) + b"".join(
         _varints(_second_differences(column).T[kept]) for column in (qx, qy, codes))
     # base85 (git's alphabet: no quote, backslash or slash to escape in the page): 5 characters
     # for 4 bytes, where base64 takes 5.33
     return {"paths": len(results), "data": base64.b85encode(zlib.compress(payload, ZLIB_LEVEL)).decode("ascii")}
+
+
+def _traced(specs: list[TrialSpec]) -> tuple[torch.Tensor, list]:
+    """The population's points at every step, ``(steps + 1, K, 2)`` in float64, and its results."""
+    snapshots = []
+    results = runner.run_population(specs, trace=lambda step, points: snapshots.append(points.clone()))
+    return torch.stack(snapshots).double(), results
+
+
+def _quantized(points: np.ndarray, window: tuple[float, float, float, float]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points' x and y as levels of the window (at most ``MARGIN`` beyond its edges), and
+    where a point is not finite or lies further out."""
+    x0, x1, y0, y1 = window
+    finite = np.isfinite(points).all(axis=2)
+    # far-off points are clipped before quantizing (no integer overflow); they end their path anyway
+    points = np.clip(np.nan_to_num(points), [x0 - (x1 - x0), y0 - (y1 - y0)], [x1 + (x1 - x0), y1 + (y1 - y0)])
+    qx, qy = _quantize(points[..., 0], x0, x1), _quantize(points[..., 1], y0, y1)
+    outside = ~finite | (qx < -MARGIN) | (qx > LEVELS + MARGIN) | (qy < -MARGIN) | (qy > LEVELS + MARGIN)
+    return np.clip(qx, -MARGIN, LEVELS + MARGIN), np.clip(qy, -MARGIN, LEVELS + MARGIN), outside
+
+
+def _ends(results: list, outside: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each path's length and end (0: ran every step; k > 0: diverged at step k; −k: left the plot at step k)."""
+    diverged = np.array([r["diverged_at"] if r["status"] == "diverged" else 0 for r in results], dtype=np.int64)
+    # a diverged path's last point is the one whose loss was judged; a path also ends where it left
+    lengths = np.where(diverged > 0, diverged, steps + 1)
+    index = np.arange(steps + 1)[:, None]
+    left = outside & (index < lengths)
+    first_left = left.argmax(axis=0)  # > 0: every start lies in its window
+    ends = np.where(diverged > 0, diverged, np.where(left.any(axis=0), -first_left, 0))
+    lengths = np.where(left.any(axis=0), first_left + 1, lengths)
+    return lengths, ends
 
 
 def _second_differences(column: np.ndarray) -> np.ndarray:
@@ -406,27 +423,46 @@ def study_groups(frames) -> list[Group]:
     tried there (LR_POINTS at least, log-spaced), starting at the lr it chose."""
     groups = []
     for label, table in frames.problems.items():
-        trials = [t for t in frames.trials if t["label"] == label and t["seed"] == 0]
-        # as the report's other figures: none before the study has chosen the surface's lrs
-        if table["problem"] not in SURFACES or not frames.chosen.get(label) or not trials:
-            continue
-        first = trials[0]
-        start = first["problem_options"].get("start", 0)
-        window = next((v.window for v in VIEWS if v.surface == table["problem"] and v.start == start),
-                      None) or trajectories.window(table["problem"], [], SURFACES[table["problem"]].starts[start])
-        view = View(label, label, table["problem"], start, window)
-        setting = Setting(view, first["problem_options"], first["steps"], first["batch_size"],
-                          first["divergence_factor"])
-        sliders = []
-        for optimizer in frames.study["spec"]["optimizers"]:
-            lrs = [t["hyperparameters"]["lr"] for t in trials if t["optimizer"] == optimizer]
-            if not lrs or not playable(optimizer):  # a clipped optimizer cannot run as a population
-                continue
-            low, high = min(lrs), max(lrs)
-            if high <= low * 10:
-                low, high = low / 10, high * 10
-            chosen = frames.chosen.get(label, {}).get(optimizer)
-            sliders.append(slider(optimizer, low, high, LR_POINTS, chosen["hyperparameters"]["lr"] if chosen else None))
-        if sliders:
-            groups.append(Group([setting], [s.optimizer for s in sliders], sliders))
+        group = _study_group(frames, label, table)
+        if group is not None:
+            groups.append(group)
     return groups
+
+
+def _study_group(frames, label: str, table) -> Group | None:
+    """One problem's group: a surface the study has chosen lrs on, with a slider for each of its
+    optimizers the population runner can run; None for any other problem."""
+    trials = [t for t in frames.trials if t["label"] == label and t["seed"] == 0]
+    # as the report's other figures: none before the study has chosen the surface's lrs
+    if table["problem"] not in SURFACES or not frames.chosen.get(label) or not trials:
+        return None
+    setting = _study_setting(label, table["problem"], trials[0])
+    sliders = [s for s in (_study_slider(frames, label, trials, optimizer)
+                           for optimizer in frames.study["spec"]["optimizers"]) if s is not None]
+    if not sliders:
+        return None
+    return Group([setting], [s.optimizer for s in sliders], sliders)
+
+
+def _study_setting(label: str, surface: str, first) -> Setting:
+    """The surface as the study ran it (its ``first`` seed-0 trial's options, steps, batch and
+    divergence factor), in the playground's window for its start or one fitted to it."""
+    start = first["problem_options"].get("start", 0)
+    window = next((v.window for v in VIEWS if v.surface == surface and v.start == start),
+                  None) or trajectories.window(surface, [], SURFACES[surface].starts[start])
+    view = View(label, label, surface, start, window)
+    return Setting(view, first["problem_options"], first["steps"], first["batch_size"], first["divergence_factor"])
+
+
+def _study_slider(frames, label: str, trials: list, optimizer: str) -> Slider | None:
+    """The optimizer's slider over the lrs the study tried (widened by a decade each way where they
+    span one decade or less), starting at the lr it chose; None if it did not run there or cannot
+    run as a population."""
+    lrs = [t["hyperparameters"]["lr"] for t in trials if t["optimizer"] == optimizer]
+    if not lrs or not playable(optimizer):  # a clipped optimizer cannot run as a population
+        return None
+    low, high = min(lrs), max(lrs)
+    if high <= low * 10:
+        low, high = low / 10, high * 10
+    chosen = frames.chosen.get(label, {}).get(optimizer)
+    return slider(optimizer, low, high, LR_POINTS, chosen["hyperparameters"]["lr"] if chosen else None)

@@ -45,15 +45,25 @@ def figure(label: str, table: ProblemTable) -> bytes:
     finite: list[float] = []
     for row in table["rows"]:
         finite += _curve(ax, row, edge, worst_height)
+    _frame(ax, table, finite)
+    _key(ax)
+    style.fit_legend(fig, ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False))
+    ax.set_title(f"{label}: lr sensitivity ({goal}imize {table['metric']})", fontsize=9)
+    return style.png(fig)
+
+
+def _frame(ax, table: ProblemTable, finite: list[float]) -> None:
+    """lr on a log axis, the metric on a scale fitted to the ``finite`` scores, labels and grid."""
     ax.set_xscale("log")
     style.value_scale(ax, finite)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final validation {table['metric']} (seed 0)")
     ax.grid(alpha=0.3)
+
+
+def _key(ax) -> None:
+    """The legend's entries for the markers: grid, extension, diverged, chosen."""
     ax.plot([], [], linestyle="none", marker="o", color="grey", label="initial grid")
     ax.plot([], [], linestyle="none", marker="o", color="grey", markerfacecolor="white", label="extension")
     ax.plot([], [], linestyle="none", marker="x", mew=2, color="grey", label="diverged (worst)")
     ax.plot([], [], linestyle="none", marker="o", markersize=13, markerfacecolor="none", color="grey", label="chosen")
-    style.fit_legend(fig, ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False))
-    ax.set_title(f"{label}: lr sensitivity ({goal}imize {table['metric']})", fontsize=9)
-    return style.png(fig)

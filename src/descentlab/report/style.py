@@ -92,16 +92,34 @@ def png(fig) -> bytes:
     Stored with a palette of 256 colours, a third of the bytes of full colour, which keeps a
     report small enough to mail. The palette holds every optimizer's colour exactly: an adaptive
     palette alone would merge a thin line's few pixels into the background's shades."""
+    image = _rendered(fig)
+    indexed = _indexed(image, _palette(image))
+    buffer = io.BytesIO()
+    indexed.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _rendered(fig) -> Image.Image:
+    """The figure's pixels (RGB), the figure closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
-    image = Image.open(buffer).convert("RGB")
+    return Image.open(buffer).convert("RGB")
+
+
+def _palette(image: Image.Image) -> np.ndarray:
+    """256 colours (rows of r, g, b): every optimizer's colour, its shades, the minima's, black and
+    white exactly, then the image's own most common shades (median cut) for the rest."""
     shades = {_mix(c, shade, SHADE) for c in PALETTE.values() for shade in set(SHADES.values())}
     exact = [*_COLOURS, *sorted(shades), MINIMUM, "#000000", "#ffffff"]
     adaptive = image.quantize(256 - len(exact), method=Image.Quantize.MEDIANCUT).getpalette() or []
-    palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
-                       np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
-    # each distinct colour to its nearest palette entry (Pillow's own mapping is approximate)
+    return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in exact] +
+                    np.reshape(adaptive[: 3 * (256 - len(exact))], (-1, 3)).tolist(), dtype=np.int32)
+
+
+def _indexed(image: Image.Image, palette: np.ndarray) -> Image.Image:
+    """The image in ``palette``: each distinct colour to its nearest entry (Pillow's own mapping
+    is approximate)."""
     pixels = np.asarray(image, dtype=np.int32)
     packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]  # 1-D unique: far faster than rows
     codes, index = np.unique(packed.ravel(), return_inverse=True)
@@ -109,9 +127,7 @@ def png(fig) -> bytes:
     nearest = ((colours[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
     indexed = Image.fromarray(nearest[index.ravel()].reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
     indexed.putpalette(palette.astype(np.uint8).ravel().tolist())
-    buffer = io.BytesIO()
-    indexed.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return indexed
 
 
 def value_scale(ax, values: list[float]) -> None:

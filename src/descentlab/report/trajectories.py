@@ -113,22 +113,34 @@ def contours(ax, surface: str, box: tuple[float, float, float, float], start) ->
     start and the minima."""
     x0, x1, y0, y1 = box
     xs, ys = np.linspace(x0, x1, 300), np.linspace(y0, y1, 300)
+    heights, levels = _heights(surface, xs, ys)
+    # light where low, so that the paths stay visible where they end up
+    ax.contourf(xs, ys, heights, levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.35).set_rasterized(True)
+    ax.contour(xs, ys, heights, levels=levels, norm=LogNorm(), colors="#888888", linewidths=0.4)
+    _landmarks(ax, surface, start)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def _heights(surface: str, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The surface on the grid ``xs`` × ``ys`` less its lowest value there, lifted by a floor so
+    that a log scale takes it, and 20 log-spaced levels from the floor to the top."""
     grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1))
     z = SURFACES[surface].f(grid).numpy()
     z = z - z.min()
     floor = max(z.max() * 1e-6, 1e-12)
     levels = np.logspace(math.log10(floor), math.log10(z.max() + floor), 20)
-    # light where low, so that the paths stay visible where they end up
-    ax.contourf(xs, ys, z + floor, levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.35).set_rasterized(True)
-    ax.contour(xs, ys, z + floor, levels=levels, norm=LogNorm(), colors="#888888", linewidths=0.4)
+    return z + floor, levels
+
+
+def _landmarks(ax, surface: str, start) -> None:
+    """The surface's minima (★) and the start (○)."""
     for mx, my in SURFACES[surface].minima:
         ax.plot(mx, my, marker="*", markersize=16, color=style.MINIMUM, markeredgecolor="black", zorder=5,
                 linestyle="none")
     ax.plot(*start, marker="o", markersize=8, color="white", markeredgecolor="black", zorder=5, linestyle="none")
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
 
 
 def _label(path: Path) -> str:
