@@ -43,7 +43,8 @@ def _model() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
 
 
-def _train(wrapper: str, make_optimizer, rank: int) -> list[torch.Tensor]:
+def _train(wrapper: str, make_optimizer, rank: int) -> tuple[list[torch.Tensor], list[str]]:
+    """The parameters after ``STEPS`` steps, and the path of each param group (descentlab's)."""
     model = _model()
     if wrapper == "ddp":
         model = DistributedDataParallel(model)
@@ -59,7 +60,8 @@ def _train(wrapper: str, make_optimizer, rank: int) -> list[torch.Tensor]:
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()
-    return [p.full_tensor() if hasattr(p, "full_tensor") else p.detach() for p in model.parameters()]
+    paths = [opt.path(group) for group in opt.param_groups] if hasattr(opt, "path") else []
+    return [p.full_tensor() if hasattr(p, "full_tensor") else p.detach() for p in model.parameters()], paths
 
 
 def _largest(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -73,8 +75,8 @@ def integrations(rank: int) -> dict:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", RuntimeWarning)
-                    ours = _train(wrapper, lambda params: dl.Adam(params, lr=0.01, **options), rank)  # noqa: B023
-                theirs = _train(wrapper, lambda params: torch.optim.Adam(params, lr=0.01), rank)
+                    ours, paths = _train(wrapper, lambda params: dl.Adam(params, lr=0.01, **options), rank)  # noqa: B023
+                theirs, _ = _train(wrapper, lambda params: torch.optim.Adam(params, lr=0.01), rank)
                 flat = torch.cat([p.reshape(-1) for p in ours])
                 gathered = [torch.empty_like(flat) for _ in range(2)]
                 dist.all_gather(gathered, flat)
@@ -82,6 +84,7 @@ def integrations(rank: int) -> dict:
                     "vs_torch": _largest(ours, theirs),
                     "ranks": (gathered[0] - gathered[1]).abs().max().item(),
                     "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+                    "paths": paths,
                 }
             except Exception as error:
                 records[f"{wrapper}-{path}"] = {"error": f"{type(error).__name__}: {error}"}
@@ -169,6 +172,8 @@ def fsdp_groups_and_checkpoint(folder: str) -> dict:
     set_optimizer_state_dict(restored_model, restored, loaded["optim"])
     _fsdp_train(model, optimizer, 2, first=3)
     _fsdp_train(restored_model, restored, 2, first=3)
+    results["paths"] = [optimizer.path(group) for group in optimizer.param_groups] + \
+        [restored.path(group) for group in restored.param_groups]
     results["continued"] = [p.full_tensor() for p in model.parameters()]
     results["restored"] = [p.full_tensor() for p in restored_model.parameters()]
     return results

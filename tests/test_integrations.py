@@ -61,13 +61,16 @@ def test_distributed_equals_torch_adam_on_every_rank(distributed, wrapper, path)
     """DDP and FSDP2 (DTensor parameters): 5 steps equal to torch's Adam to 6e-8 (measured 3e-8), ranks identical.
 
     ``fused=True`` cannot move FSDP2's shards into a flat buffer (FSDP2 all-gathers from its own
-    shard storage): it steps them in place and says so, naming the DTensor; nothing else warns.
+    shard storage): it steps them in place, through a table of their local shards' addresses, and
+    says so, naming the DTensor; nothing else warns. The default path does the same, silently.
     """
     for rank in range(2):
         record = distributed[rank][f"{wrapper}-{path}"]
         assert "error" not in record, f"rank {rank}: {record.get('error')}"
         assert record["vs_torch"] <= 6e-8
         assert record["ranks"] == 0.0
+        if wrapper == "fsdp2" and path in ("fused", "default"):
+            assert record["paths"] == ["table"]
         if wrapper == "fsdp2" and path == "fused":
             assert len(record["warnings"]) == 1 and "is a DTensor" in record["warnings"][0], record["warnings"]
         else:

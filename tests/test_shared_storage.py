@@ -130,6 +130,38 @@ def test_the_pointer_table_path_with_sparse_gradients_and_the_users_own_state():
     assert table.state[ours[1]]["exp_avg"] is exp_avg and exp_avg._base is None  # updated where it is
 
 
+def _held_trajectory(path: str, start, steps: int = 6) -> list:
+    """Adam with clipping on ``start``'s parameters, each held by an alias; ``params[1]`` skips steps 1 and 4,
+    after step 3 the state is reloaded with its matrices non-contiguous, after step 4 one entry is replaced so."""
+    params = clone_params(start)
+    aliases = [p.detach() for p in params]
+    optimizer = optim.Adam(params, lr=0.1, clipnorm=0.5, **PATHS[path])
+    for t, grads in enumerate(random_gradients(params, steps)):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            p.grad = None if (i == 1 and t % 3 == 1) else g
+        optimizer.step()
+        if t == 3:
+            saved = optimizer.state_dict()
+            for entries in saved["state"].values():
+                entries.update({key: value.t().contiguous().t() for key, value in entries.items() if value.dim() == 2})
+            optimizer.load_state_dict(saved)
+        if t == 4:  # replaced behind the optimizer's back, read when the runs change at the next step
+            entries = optimizer.state[params[1]]
+            entries["exp_avg"] = torch.zeros(10, dtype=torch.float64)[::2].copy_(entries["exp_avg"])
+    assert all(alias.data_ptr() == p.data_ptr() for alias, p in zip(aliases, params, strict=True))
+    assert optimizer.path(optimizer.param_groups[0]) == ("table" if path == "default" else path)
+    return params
+
+
+@needs_kernels
+def test_the_pointer_table_path_through_partial_steps_clipping_and_a_reload():
+    """Runs of parameters that agree on their step counts, a scratch buffer for the clipped gradients, state
+    read by address (replaced once by a contiguous copy where it was loaded non-contiguous): as the reference."""
+    start = make_params(torch.float64, [(4, 3), (5,), (2, 2), (3,)])
+    ours, reference = _held_trajectory("default", start), _held_trajectory("reference", start)
+    assert max_relative_difference(ours, reference) <= 1e-12
+
+
 def _hogwild_worker(model, kwargs):
     optimizer = optim.SGD(model.parameters(), lr=0.1, **kwargs) if kwargs is not None else \
         torch.optim.SGD(model.parameters(), lr=0.1)
@@ -228,3 +260,5 @@ def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(two_ranks):
             assert torch.allclose(mine, expected, rtol=0, atol=1e-6), name
     for mine, expected in zip(ranks[0]["restored"], ranks[0]["continued"], strict=True):
         assert torch.equal(mine, expected)
+    # the default path steps the local shards with the fused kernel through a table, before and after DCP
+    assert ranks[0]["paths"] == ranks[1]["paths"] == ["table"] * 4

@@ -10,6 +10,7 @@ test difference excludes 0.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -100,24 +101,32 @@ class Split:
             inputs, targets = self.data
             yield from example_batches(self.length, lambda i: (inputs[i], targets[i]), batch_size, seed)
         elif self.kind == "dataset":
-            size = self.length if batch_size is None else min(batch_size, self.length)
-            generator = torch.Generator().manual_seed(seed)
-            sampler = None if batch_size is None else torch.utils.data.RandomSampler(self.data, generator=generator)
-            loader = torch.utils.data.DataLoader(self.data, batch_size=size, sampler=sampler, drop_last=True)
-            while True:
-                yield from loader  # the sampler draws a new permutation from its generator each epoch
+            yield from self._dataset_batches(batch_size, seed)
         else:
-            iterable = self.data(seed)
-            if not isinstance(iterable, Iterable):
-                _refuse(self.argument, self.data, f"a callable returning an iterable of batches (it returned "
-                                                  f"{type(iterable).__name__})")
-            while True:
-                empty = True
-                for batch in iterable:  # a DataLoader reshuffles from its own seeded generator each pass
-                    empty = False
-                    yield batch
-                if empty:
-                    _refuse(self.argument, self.data, "a callable whose iterable yields at least one batch")
+            yield from self._factory_batches(seed)
+
+    def _dataset_batches(self, batch_size: int | None, seed: int) -> Iterator:
+        """A Dataset's batches, reshuffled each epoch by a sampler seeded with ``seed``."""
+        size = self.length if batch_size is None else min(batch_size, self.length)
+        generator = torch.Generator().manual_seed(seed)
+        sampler = None if batch_size is None else torch.utils.data.RandomSampler(self.data, generator=generator)
+        loader = torch.utils.data.DataLoader(self.data, batch_size=size, sampler=sampler, drop_last=True)
+        while True:
+            yield from loader  # the sampler draws a new permutation from its generator each epoch
+
+    def _factory_batches(self, seed: int) -> Iterator:
+        """The batches of the factory's iterable for ``seed``, pass after pass."""
+        iterable = self.data(seed)
+        if not isinstance(iterable, Iterable):
+            _refuse(self.argument, self.data, f"a callable returning an iterable of batches (it returned "
+                                              f"{type(iterable).__name__})")
+        while True:
+            empty = True
+            for batch in iterable:  # a DataLoader reshuffles from its own seeded generator each pass
+                empty = False
+                yield batch
+            if empty:
+                _refuse(self.argument, self.data, "a callable whose iterable yields at least one batch")
 
     def evaluation(self, limit: int | None) -> Iterator:
         """The split in order, once: its first ``limit`` examples (all when None)."""
@@ -161,24 +170,11 @@ class UserProblem(Problem):
                  train, valid, test=None, metrics: dict | None = None, select: str = "loss",
                  target_key: str = "labels", batch_size: int | None = 32, steps: int = 200,
                  eval_examples: int | None = 1024) -> None:
-        if not callable(model_fn):
-            _refuse("model_fn", model_fn, "a callable that builds the model")
-        if (loss_fn is None) == (step_fn is None):
-            raise ValueError(f"Give one of `loss_fn(output, target)` or `step_fn(model, batch)`. "
-                             f"Received: loss_fn={_short(loss_fn)}, step_fn={_short(step_fn)}")
-        for argument, value in (("loss_fn", loss_fn), ("step_fn", step_fn)):
-            if value is not None and not callable(value):
-                _refuse(argument, value, "callable")
+        _check_functions(model_fn, loss_fn, step_fn)
         self.splits = {"train": Split("train", train), "valid": Split("valid", valid)}
         self.splits["test"] = Split("test", test) if test is not None else self.splits["valid"]
         self.has_test = test is not None
-        self.metrics = {}
-        for metric, entry in (metrics or {}).items():
-            if metric == "loss" or not isinstance(metric, str):
-                _refuse("metrics", metrics, "a dict of names other than 'loss' to (function, 'min' or 'max')")
-            if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and callable(entry[0]) and entry[1] in GOALS):
-                _refuse(f"metrics[{metric!r}]", entry, "a pair (function, 'min' or 'max')")
-            self.metrics[metric] = tuple(entry)
+        self.metrics = _metrics(metrics)
         if select != "loss" and select not in self.metrics:
             _refuse("select", select, f"'loss' or a name in `metrics` ({', '.join(['loss', *self.metrics])})")
         self.name, self.description = name, "your model" if name == "model" else f"your model {name}"
@@ -186,10 +182,7 @@ class UserProblem(Problem):
         self.model_fn, self.loss_fn, self.step_fn, self.target_key = model_fn, loss_fn, step_fn, target_key
         self.default_batch_size, self.default_steps = check_batch_size(batch_size), steps
         self.curve_limit = eval_examples
-        digest = hashlib.sha256()
-        for split in {id(s): s for s in self.splits.values()}.values():
-            split.fingerprint(digest)
-        self.options = {"data": digest.hexdigest()[:16], "metrics": sorted(self.metrics), "select": select}
+        self.options = {"data": _fingerprint(self.splits), "metrics": sorted(self.metrics), "select": select}
 
     @property
     def provenance(self) -> str:
@@ -234,32 +227,74 @@ class UserProblem(Problem):
         return self.loss_fn(*self.forward(model, batch))
 
     def evaluate(self, model, split, limit=None):
+        training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                totals, count = self._totals(model, self.splits[check_split(split)].evaluation(limit))
+        finally:
+            model.train(training)
+        return {metric: total / count if count and math.isfinite(total) else math.nan
+                for metric, total in totals.items()}
+
+    def _totals(self, model, batches) -> tuple[dict[str, float], int]:
+        """The loss and each metric summed over the examples of ``batches`` (each batch's mean times its
+        size), and the number of examples."""
         from descentlab.lab.devices import move
 
         device = str(next(model.parameters(), torch.empty(0)).device)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         count = 0
-        training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for batch in self.splits[check_split(split)].evaluation(limit):
-                    batch, size = move(batch, device), batch_length(batch)
-                    if self.step_fn is not None:
-                        values = {"loss": self.step_fn(model, batch)}
-                        values.update({m: fn(model, batch) for m, (fn, _) in self.metrics.items()})
-                    else:
-                        output, target = self.forward(model, batch)
-                        assert self.loss_fn is not None  # __init__ takes exactly one of loss_fn, step_fn
-                        values = {"loss": self.loss_fn(output, target)}
-                        values.update({m: fn(output, target) for m, (fn, _) in self.metrics.items()})
-                    for metric, value in values.items():
-                        totals[metric] += float(value) * size
-                    count += size
-        finally:
-            model.train(training)
-        return {metric: total / count if count and math.isfinite(total) else math.nan
-                for metric, total in totals.items()}
+        for batch in batches:
+            batch, size = move(batch, device), batch_length(batch)
+            for metric, value in self._values(model, batch).items():
+                totals[metric] += float(value) * size
+            count += size
+        return totals, count
+
+    def _values(self, model, batch) -> dict:
+        """The loss and each metric on one batch (their means over its examples)."""
+        if self.step_fn is not None:
+            values = {"loss": self.step_fn(model, batch)}
+            values.update({m: fn(model, batch) for m, (fn, _) in self.metrics.items()})
+            return values
+        output, target = self.forward(model, batch)
+        assert self.loss_fn is not None  # __init__ takes exactly one of loss_fn, step_fn
+        values = {"loss": self.loss_fn(output, target)}
+        values.update({m: fn(output, target) for m, (fn, _) in self.metrics.items()})
+        return values
+
+
+def _check_functions(model_fn, loss_fn, step_fn) -> None:
+    """``model_fn`` and exactly one of ``loss_fn``, ``step_fn`` given, and callable."""
+    if not callable(model_fn):
+        _refuse("model_fn", model_fn, "a callable that builds the model")
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError(f"Give one of `loss_fn(output, target)` or `step_fn(model, batch)`. "
+                         f"Received: loss_fn={_short(loss_fn)}, step_fn={_short(step_fn)}")
+    for argument, value in (("loss_fn", loss_fn), ("step_fn", step_fn)):
+        if value is not None and not callable(value):
+            _refuse(argument, value, "callable")
+
+
+def _metrics(metrics: dict | None) -> dict:
+    """``{name: (function, goal)}`` of the user's ``metrics``, each name and entry checked."""
+    checked = {}
+    for metric, entry in (metrics or {}).items():
+        if metric == "loss" or not isinstance(metric, str):
+            _refuse("metrics", metrics, "a dict of names other than 'loss' to (function, 'min' or 'max')")
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and callable(entry[0]) and entry[1] in GOALS):
+            _refuse(f"metrics[{metric!r}]", entry, "a pair (function, 'min' or 'max')")
+        checked[metric] = tuple(entry)
+    return checked
+
+
+def _fingerprint(splits: dict[str, Split]) -> str:
+    """What identifies the data of the splits (each once: ``test`` may be ``valid``), in the trials' keys."""
+    digest = hashlib.sha256()
+    for split in {id(s): s for s in splits.values()}.values():
+        split.fingerprint(digest)
+    return digest.hexdigest()[:16]
 
 
 def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, valid=None, test=None, *,
@@ -311,23 +346,13 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
     one verdict sentence per pair, the champion (best mean validation metric: the selection, not
     a claim that it wins), and the report's path (or None). :func:`format_result` prints it.
     """
-    options = _renamed(renamed, {"train": train, "valid": valid, "test": test, "steps": steps})
-    train, valid, test, steps = options["train"], options["valid"], options["test"], options["steps"]
-    for argument, value in (("train", train), ("valid", valid)):
-        if value is None:
-            raise ValueError(f"`{argument}` is required: a Dataset, (inputs, targets) tensors or a callable "
-                             f"seed -> batches. Received: {argument}=None")
-    if epochs is None and steps is None:
-        steps = 200
+    train, valid, test, steps = _data_and_steps(renamed, train, valid, test, steps, epochs)
     named = _contestants(optimizers, workers, executor, entry)
     problem = UserProblem(name, model_fn, loss_fn, step_fn, train, valid, test, metrics, select, target_key,
                           batch_size, steps or 200, eval_examples)
     key = "user:" + name.replace("@", "_")
     problem_options = dict(problem.options, **({"entry": entry, "eval_examples": eval_examples} if entry else {}))
-    added: dict[str, tuple[type, dict]] = {n: (cls, {}) for n, cls in named.items() if cls is not None}
-    OPTIMIZERS.update(added)
-    runner.register(key, problem)
-    try:
+    with _registered(key, problem, named):
         study = Study(problems=[key], optimizers=list(named), grid=grid, span=span, seeds=seeds, steps=steps,
                       epochs=epochs, batch_size=batch_size, eval_every=eval_every,
                       divergence_factor=divergence_factor, extend=extend, search_space=search_space or {},
@@ -337,16 +362,42 @@ def compare(model_fn: Callable, loss_fn: Callable | None = None, train=None, val
         summary = run_study(study, db=db, workers=workers, executor=executor, address=address,
                             progress_stream=progress_stream, population=False,
                             command=["descentlab", *sys.argv[1:]] if entry else None)
+    written = _write_report(db, summary["study"]["id"], out) if report else None
+    return _result(key, summary, problem.has_test, db, written)
+
+
+def _data_and_steps(renamed: dict, train, valid, test, steps: int | None, epochs: float | None) -> tuple:
+    """``train``, ``valid``, ``test`` and ``steps`` read under their old names too, the two required splits
+    given, and 200 steps when neither ``steps`` nor ``epochs`` is."""
+    options = _renamed(renamed, {"train": train, "valid": valid, "test": test, "steps": steps})
+    for argument in ("train", "valid"):
+        if options[argument] is None:
+            raise ValueError(f"`{argument}` is required: a Dataset, (inputs, targets) tensors or a callable "
+                             f"seed -> batches. Received: {argument}=None")
+    if epochs is None and options["steps"] is None:
+        options["steps"] = 200
+    return options["train"], options["valid"], options["test"], options["steps"]
+
+
+@contextlib.contextmanager
+def _registered(key: str, problem: UserProblem, named: dict) -> Iterator[None]:
+    """The user's problem and optimizers, known to the lab's runner and optimizer table while the study runs."""
+    added: dict[str, tuple[type, dict]] = {n: (cls, {}) for n, cls in named.items() if cls is not None}
+    OPTIMIZERS.update(added)
+    runner.register(key, problem)
+    try:
+        yield
     finally:
         runner.unregister(key)
         for n in added:
             OPTIMIZERS.pop(n, None)
-    written = None
-    if report:
-        from descentlab.report import write_report
 
-        written = write_report(db, summary["study"]["id"], out)
-    return _result(key, summary, problem.has_test, db, written)
+
+def _write_report(db: str, study: int, out: str | None) -> str:
+    """The study's HTML report, written into ``out`` (default: the store's folder); its path."""
+    from descentlab.report import write_report
+
+    return write_report(db, study, out)
 
 
 def _contestants(optimizers, workers: int, executor: str, entry: str | None) -> dict:
@@ -389,6 +440,19 @@ def _renamed(renamed: dict, options: dict) -> dict:
 
 def _optimizers(optimizers) -> dict:
     """``{name: None for a lab name, or the class/factory a user gave}``."""
+    named = {}
+    for name, made in _named_items(optimizers):
+        if made is None:
+            check_optimizers([name])
+        else:
+            _check_user_optimizer(name, made)
+        named[name] = made
+    return named
+
+
+def _named_items(optimizers) -> list[tuple[str, Callable | None]]:
+    """``(name, None)`` for each lab name and ``(name, class or factory)`` for each optimizer the user gave
+    (one given in a list is named by its import path)."""
     if isinstance(optimizers, dict):
         items = list(optimizers.items())
     elif isinstance(optimizers, (str, type)) or callable(optimizers):
@@ -399,21 +463,19 @@ def _optimizers(optimizers) -> dict:
                  for o in optimizers]
     if items is None or any(n is None or not isinstance(n, str) for n, _ in items):
         _refuse("optimizers", optimizers, "a list of lab names or optimizer classes, or a dict {name: class}")
-    named = {}
-    for name, made in items:
-        if made is None:
-            check_optimizers([name])
-        if made is not None:
-            if not callable(made):
-                _refuse(f"optimizers[{name!r}]", made, "an optimizer class or factory(params, lr=...)")
-            if name in OPTIMIZERS:
-                _refuse("optimizers", name, f"a name no lab optimizer has (give {name!r} another name)")
-            lr = inspect.signature(made).parameters.get("lr")
-            if lr is None or not isinstance(resolve(lr.default, "torch"), (int, float)):
-                _refuse(f"optimizers[{name!r}]", made, "a class or factory with a numeric default `lr` (the centre "
-                                                       "of its lr grid)")
-        named[name] = made
-    return named
+    return items
+
+
+def _check_user_optimizer(name: str, made) -> None:
+    """A user's optimizer: callable, under a name no lab optimizer has, with a numeric default ``lr``."""
+    if not callable(made):
+        _refuse(f"optimizers[{name!r}]", made, "an optimizer class or factory(params, lr=...)")
+    if name in OPTIMIZERS:
+        _refuse("optimizers", name, f"a name no lab optimizer has (give {name!r} another name)")
+    lr = inspect.signature(made).parameters.get("lr")
+    if lr is None or not isinstance(resolve(lr.default, "torch"), (int, float)):
+        _refuse(f"optimizers[{name!r}]", made, "a class or factory with a numeric default `lr` (the centre "
+                                               "of its lr grid)")
 
 
 def _probe(problem: UserProblem, device: str, amp: str | None, batch_size) -> None:
@@ -461,21 +523,27 @@ def load_function(entry: str, argument: str = "entry") -> Callable:
     module_name, _, function_name = entry.partition(":")
     if not module_name or not function_name:
         raise ValueError(f"`{argument}` must be 'module:function'. Received: {argument}={entry!r}")
+    module = _import(module_name, entry, argument)
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise ValueError(f"`{argument}` names no function: module {module_name!r} has no {function_name!r}. "
+                         f"Received: {argument}={entry!r}")
+    return function
+
+
+def _import(module_name: str, entry: str, argument: str):
+    """The entry's module, found as ``python -m`` finds one (the current folder first); a module that is
+    missing or does not parse is refused by name."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: a module beside you is found
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except SyntaxError as error:
         raise ValueError(f"`{argument}`: {error.filename}, line {error.lineno}: {error.msg}. "
                          f"Received: {argument}={entry!r}") from None
     except ModuleNotFoundError as error:
         raise ValueError(f"`{argument}`: no module named {error.name!r} (looked in the current folder and "
                          f"sys.path). Received: {argument}={entry!r}") from None
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise ValueError(f"`{argument}` names no function: module {module_name!r} has no {function_name!r}. "
-                         f"Received: {argument}={entry!r}")
-    return function
 
 
 def load_entry(entry: str) -> dict:

@@ -12,8 +12,9 @@ from torch import Tensor
 
 from descentlab.optim import _checks, lattice
 from descentlab.optim.contract import Final, StateLike, TensorLike
-from descentlab.optim.paths import foreach, reference, table
-from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility
+from descentlab.optim.paths import foreach, reference
+from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility, local
+from descentlab.optim.paths.table import TableGroup
 from descentlab.rules import Hyper, scalar_tensor
 from descentlab.rules.momentum import HeavyBall
 
@@ -103,7 +104,8 @@ class Chain:
         return g
 
 
-PATHS = {"reference": reference, "foreach": foreach, "table": table}  # the fused path is a FlatGroup per param group
+PATHS = {"reference": reference, "foreach": foreach}
+GROUPS = {"fused": FlatGroup, "table": TableGroup}  # paths that keep a group object between steps
 
 
 def hyperparameters(arguments: dict) -> dict:
@@ -139,17 +141,22 @@ def build_chain(
     return Chain(tuple(rules), ScaleThenSubtract() if keras else Subtract(), keras_rounding=keras)
 
 
-def _in_place(params: list[Tensor]) -> str:
+def _in_place(group: dict) -> str:
     """The path for a group the fused kernels could step but whose storage stays where it is.
 
     The pointer-table kernel (:mod:`descentlab.optim.paths.table`): the fused kernel over the
-    tensors where they are; foreach for DTensors (FSDP2's shards, whose elements are their local
-    tensors', not at their own address).
+    tensors where they are; for DTensors (FSDP2's shards) over their local shards, unless the
+    group clips (the norm spans every rank's shards) or a local shard is not one contiguous real
+    block: foreach then.
     """
     dtensor = dtensor_type()
-    if dtensor is not None and any(isinstance(p, dtensor) for p in params):
-        return "foreach"
-    return "table"
+    params = group["params"]
+    if dtensor is None or not any(isinstance(p, dtensor) for p in params):
+        return "table"
+    clips = any(group.get(name) for name in ("clipnorm", "global_clipnorm", "clipvalue"))
+    shards = [local(p) for p in params]
+    readable = all(shard.is_contiguous() and not shard.is_complex() for shard in shards)
+    return "table" if readable and not clips else "foreach"
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -223,7 +230,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.chain = chain or build_chain(momentum_rule, adaptation_rule, order, eps_placement, flavor)
         # Keras SGD bounds its momentum to [0, 1]; no other Keras optimizer checks it
         self._momentum_in_unit_interval = flavor == "keras" and adaptation_rule == "none"
-        self._flat: dict[int, FlatGroup] = {}
+        self._flat: dict[int, FlatGroup] = {}  # a group's FlatGroup or TableGroup, kept between steps
         self._chosen: dict[int, tuple] = {}  # a group's last path other than fused, with what it was chosen for
         self._warned: set[int] = set()  # groups told that fused=True fell back to foreach
         super().__init__(params, defaults)
@@ -231,25 +238,28 @@ class ChainOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         """torch's ``add_param_group``, then the checks; a rejected group is not kept."""
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
         try:
-            _checks.check_params(group["params"])
-            _checks.check_group(group, lattice.CHECKS)
-            if self._momentum_in_unit_interval and "momentum" in group:
-                _checks.in_unit_interval("momentum", group["momentum"], closed=True)
-            if group["flavor"] != self.defaults["flavor"]:
-                raise ValueError(
-                    "`flavor` is fixed per optimizer; a param group cannot change it. "
-                    f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
-                    f"{self.defaults['flavor']!r}"
-                )
-            if group.get("fused"):
-                reason = ineligibility(group["params"])
-                if reason:
-                    raise ValueError(f"`fused=True` cannot step this group: {reason}. Received: fused=True")
+            self._check_group(self.param_groups[-1])
         except ValueError:
             self.param_groups.pop()
             raise
+
+    def _check_group(self, group: dict) -> None:
+        """Raise ``ValueError`` naming the first of ``group``'s arguments this optimizer cannot take."""
+        _checks.check_params(group["params"])
+        _checks.check_group(group, lattice.CHECKS)
+        if self._momentum_in_unit_interval and "momentum" in group:
+            _checks.in_unit_interval("momentum", group["momentum"], closed=True)
+        if group["flavor"] != self.defaults["flavor"]:
+            raise ValueError(
+                "`flavor` is fixed per optimizer; a param group cannot change it. "
+                f"Received: flavor={group['flavor']!r} for an optimizer of flavor "
+                f"{self.defaults['flavor']!r}"
+            )
+        if group.get("fused"):
+            reason = ineligibility(group["params"])
+            if reason:
+                raise ValueError(f"`fused=True` cannot step this group: {reason}. Received: fused=True")
 
     def __getstate__(self) -> dict:
         # torch pickles only defaults, state and param_groups; the chain is part of the optimizer too.
@@ -362,8 +372,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             flat.release(self.state, undo)  # float32 state of half-precision parameters: back to theirs
         del flat  # its buffer would count as another holder of the parameters' storage
         path = self._chosen_path(index, group)
-        if path == "fused":
-            flat = self._flat[index] = FlatGroup(self.chain, params, self.state)
+        if path in GROUPS:
+            flat = self._flat[index] = GROUPS[path](self.chain, params, self.state)
             return flat.plan(self.chain, params, self.state, hp, undo)
         return PATHS[path].plan(self.chain, params, self.state, hp, undo)
 
@@ -381,8 +391,24 @@ class ChainOptimizer(torch.optim.Optimizer):
         if chosen is not None and chosen[0] == key:
             return chosen[1]
         path = self.path(group)
-        if path != "fused":
+        if path not in GROUPS:  # those keep their group object, which checks its own parameters
             self._chosen[index] = (key, path)
+        return path
+
+    def _fused_path(self, group: dict) -> str:
+        """:meth:`path` with ``fused=True``: "fused", or the in-place path with a warning saying why."""
+        params = group["params"]
+        reason = ineligibility(params)
+        if reason:
+            raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
+        held = held_elsewhere(params)
+        if held is None:
+            return "fused"
+        path = _in_place(group)
+        if id(group) not in self._warned:
+            self._warned.add(id(group))
+            warnings.warn(f"`fused=True` steps this group with the {path} path, in place: {held}",
+                          RuntimeWarning, stacklevel=5)
         return path
 
     def path(self, group: dict) -> str:
@@ -395,25 +421,14 @@ class ChainOptimizer(torch.optim.Optimizer):
         params = group["params"]
         flat = next((flat for index, flat in self._flat.items() if self.param_groups[index] is group), None)
         if flat is not None and group.get("foreach") is None and group.get("fused") is not False and flat.holds(params):
-            return "fused"  # already flattened (its buffer is the one other holder held_elsewhere would count)
+            return flat.path  # already built (a flat buffer is the one other holder held_elsewhere would count)
         if group.get("fused"):
-            reason = ineligibility(params)
-            if reason:
-                raise RuntimeError(f"`fused=True` cannot step this group: {reason}")
-            held = held_elsewhere(params)
-            if held is None:
-                return "fused"
-            path = _in_place(params)
-            if id(group) not in self._warned:
-                self._warned.add(id(group))
-                warnings.warn(f"`fused=True` steps this group with the {path} path, in place: {held}",
-                              RuntimeWarning, stacklevel=4)
-            return path
+            return self._fused_path(group)
         if group.get("foreach"):
             return "foreach"
         if group.get("fused") is None and group.get("foreach") is None:
             if ineligibility(params) is None:
-                return "fused" if held_elsewhere(params) is None else _in_place(params)
+                return "fused" if held_elsewhere(params) is None else _in_place(group)
             if any(p.device.type != "cpu" for p in params):
                 return "foreach"
         return "reference"

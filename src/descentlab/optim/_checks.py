@@ -121,7 +121,11 @@ def check_group(group: dict, checks: dict[str, Callable[[str, object], None]]) -
         at_most("lr_power", group["lr_power"], 0.0)
     check_clipping(group)
     check_paths(group)
-    # torch's Nesterov rule; Keras takes nesterov=True with momentum 0 (plain SGD), as its own tests do
+    check_nesterov(group)
+
+
+def check_nesterov(group: dict) -> None:
+    """torch's Nesterov rule; Keras takes nesterov=True with momentum 0 (plain SGD), as its own tests do."""
     nesterov = group.get("nesterov") and group.get("flavor", "torch") == "torch"
     if nesterov and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
         raise ValueError(

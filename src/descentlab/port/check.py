@@ -20,6 +20,7 @@ from torch import nn
 from descentlab.port import layers
 from descentlab.port.flavors import TORCH_NAMES
 from descentlab.port.optimizers import KERAS, arguments, from_keras, keras_config
+from descentlab.port.schedules import KerasSchedule
 
 # A relative difference above this is more than float32 rounding accumulated over a forward pass
 FLOAT32_ROUNDING = 1e-4
@@ -137,12 +138,33 @@ def _channels_last(output: torch.Tensor, module: nn.Module) -> torch.Tensor:
 
 def forward_differences(keras_model, torch_model: nn.Module, inputs: np.ndarray, matched) -> list:
     """Each matched layer's output, Keras against torch, as a relative difference (activations applied)."""
+    theirs = _keras_outputs(keras_model, inputs, matched)
+    captured, failure = _torch_outputs(torch_model, inputs, matched)
+    rows = []
+    for (layer, name, module), expected in zip(matched, theirs, strict=True):
+        if name not in captured:
+            raise ValueError(f"the torch model fails before its module {name!r} (the Keras layer {layer.name!r}) "
+                             f"though every earlier layer's output agrees: {failure}")
+        ours = _as_keras_output(captured[name], expected, layer, name, module)
+        rows.append((layer.name, name, _relative(ours.detach().cpu().numpy(), expected)))
+    if failure is not None:
+        raise ValueError(f"the torch model fails after its last module with parameters: {failure}")
+    return rows
+
+
+def _keras_outputs(keras_model, inputs: np.ndarray, matched) -> list[np.ndarray]:
+    """Each matched Keras layer's output on ``inputs``."""
     import keras
 
     entry = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
     probe = keras.Model(entry, [layer.output for layer, _, _ in matched])
     theirs = probe.predict_on_batch(inputs)
-    theirs = [keras.ops.convert_to_numpy(t) for t in (theirs if isinstance(theirs, (list, tuple)) else [theirs])]
+    return [keras.ops.convert_to_numpy(t) for t in (theirs if isinstance(theirs, (list, tuple)) else [theirs])]
+
+
+def _torch_outputs(torch_model: nn.Module, inputs: np.ndarray, matched) -> tuple[dict, RuntimeError | None]:
+    """Each matched torch module's output in one forward pass in eval mode, by module name, and the error
+    that stopped the pass (None when it ran to the end)."""
     captured: dict[str, torch.Tensor] = {}
     hooks = [module.register_forward_hook(lambda m, i, o, name=name: captured.__setitem__(name, o))
              for _, name, module in matched]
@@ -151,34 +173,32 @@ def forward_differences(keras_model, torch_model: nn.Module, inputs: np.ndarray,
     try:
         with torch.no_grad():
             torch_model(torch.as_tensor(inputs))
-    except RuntimeError as error:  # a layer's output of the wrong shape reaching the next: named below
+    except RuntimeError as error:  # a layer's output of the wrong shape reaching the next: named by the caller
         failure = error
     finally:
         for hook in hooks:
             hook.remove()
-    rows = []
-    for (layer, name, module), expected in zip(matched, theirs, strict=True):
-        if name not in captured:
-            raise ValueError(f"the torch model fails before its module {name!r} (the Keras layer {layer.name!r}) "
-                             f"though every earlier layer's output agrees: {failure}")
-        ours = captured[name]
-        if isinstance(ours, tuple):  # a recurrent module: (sequence, state)
-            ours = ours[0]
-            if expected.ndim == 2:  # Keras returns the last step unless return_sequences
-                ours = ours[:, -1]
-        ours = _channels_last(ours, module)
-        if tuple(ours.shape) != expected.shape:
-            raise ValueError(f"the Keras layer {layer.name!r} gives outputs of shape {expected.shape}, the torch "
-                             f"module {name!r} {tuple(ours.shape)}: " + "; ".join(
-                                 layers.option_differences(layer, name, module)
-                                 or ["the two layers differ in an option (padding, strides) or the input layout"]))
-        activation = getattr(layer, "activation", None)
-        if activation is not None and not isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
-            ours = activation(ours)
-        rows.append((layer.name, name, _relative(ours.detach().cpu().numpy(), expected)))
-    if failure is not None:
-        raise ValueError(f"the torch model fails after its last module with parameters: {failure}")
-    return rows
+    return captured, failure
+
+
+def _as_keras_output(ours, expected: np.ndarray, layer, name: str, module: nn.Module) -> torch.Tensor:
+    """A torch module's output as its Keras layer gives it: the sequence of a recurrent module (its last step
+    unless the layer returns sequences), channels last, the layer's activation applied; a shape that differs
+    is refused with the option that makes it differ."""
+    if isinstance(ours, tuple):  # a recurrent module: (sequence, state)
+        ours = ours[0]
+        if expected.ndim == 2:  # Keras returns the last step unless return_sequences
+            ours = ours[:, -1]
+    ours = _channels_last(ours, module)
+    if tuple(ours.shape) != expected.shape:
+        raise ValueError(f"the Keras layer {layer.name!r} gives outputs of shape {expected.shape}, the torch "
+                         f"module {name!r} {tuple(ours.shape)}: " + "; ".join(
+                             layers.option_differences(layer, name, module)
+                             or ["the two layers differ in an option (padding, strides) or the input layout"]))
+    activation = getattr(layer, "activation", None)
+    if activation is not None and not isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+        ours = activation(ours)
+    return ours
 
 
 def _one_bias(matched) -> list[str]:
@@ -202,6 +222,33 @@ def _hand_written(class_name: str, config: dict, params):
     return getattr(torch.optim, torch_name)(params, lr=arguments(class_name, config)[1]["lr"])
 
 
+@dataclass
+class _Run:
+    """One torch run of the check: its model, optimizer (and Keras schedule), and the modules matched to
+    Keras's layers, in the order of the matched pairs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: KerasSchedule | None
+    modules: list[nn.Module]
+
+    def step(self, loss_fn, inputs: np.ndarray, targets: np.ndarray) -> float:
+        """One training step on a batch; its loss."""
+        self.model.train()
+        self.optimizer.zero_grad()
+        loss = loss_fn(self.model(torch.as_tensor(inputs)), torch.as_tensor(targets))
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss.item()
+
+    def difference(self, keys, expected: list[list[np.ndarray]]) -> float:
+        """The largest relative difference of a matched layer's trained weights from Keras's ``expected``."""
+        ours = _torch_values(self.modules, keys)
+        return max(_layer_relative(a, b) for a, b in zip(ours, expected, strict=True))
+
+
 def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 100, batch_size: int = 32,
           optimizer=None) -> PortCheck:
     """Copy, compare and train (see the module docstring); ``data`` is ``(inputs, targets)`` in Keras's layout.
@@ -210,8 +257,19 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     given); ``loss_fn(outputs, targets)`` is the torch loss of the port. Neither model is changed:
     the runs train copies, the torch one with the Keras weights.
     """
-    import keras
+    recipe = _recipe(keras_model, optimizer, steps, batch_size)
+    class_name, config = keras_config(recipe)
+    torch_model, result = _compare_forward(keras_model, torch_model, data, batch_size, class_name)
+    trained = _keras_copy(keras_model, recipe)
+    trained_pairs = layers.pairs(trained, torch_model)
+    runs = _torch_runs(torch_model, recipe, class_name, config, trained_pairs)
+    _train(result, trained, trained_pairs, runs, loss_fn, _batches(data, batch_size, steps))
+    return result
 
+
+def _recipe(keras_model, optimizer, steps: int, batch_size: int):
+    """The Keras optimizer to port (``optimizer``, or the one ``keras_model`` was compiled with), once the
+    arguments are checked."""
     if steps < 1:
         raise ValueError(f"`steps` must be >= 1. Received: steps={steps}")
     if batch_size < 1:
@@ -219,43 +277,61 @@ def check(keras_model, torch_model: nn.Module, data, loss_fn, *, steps: int = 10
     recipe = optimizer or getattr(keras_model, "optimizer", None)
     if recipe is None or getattr(keras_model, "loss", None) is None:
         raise ValueError("`keras_model` must be compiled with its optimizer and loss (model.compile(...))")
-    class_name, config = keras_config(recipe)
+    return recipe
+
+
+def _compare_forward(keras_model, torch_model: nn.Module, data, batch_size: int,
+                     class_name: str) -> tuple[nn.Module, PortCheck]:
+    """A copy of ``torch_model`` holding the Keras weights, and the check's record of the two models'
+    forward passes on the first batch, with what the copy changed and what differs besides the optimizer."""
     torch_model = copy.deepcopy(torch_model)
     matched = layers.copy_weights(keras_model, torch_model)
     notes = _one_bias(matched)
     first_inputs = next(_batches(data, batch_size, 1))[0]
-    result = PortCheck(class_name, forward_differences(keras_model, torch_model, first_inputs, matched), notes,
-                       layers.known_differences(keras_model, torch_model, matched))
+    forward = forward_differences(keras_model, torch_model, first_inputs, matched)
+    return torch_model, PortCheck(class_name, forward, notes,
+                                  layers.known_differences(keras_model, torch_model, matched))
+
+
+def _keras_copy(keras_model, recipe):
+    """A copy of ``keras_model`` with its weights, compiled with its loss and a fresh optimizer of the recipe."""
+    import keras
 
     trained = keras.models.clone_model(keras_model)
     trained.set_weights(keras_model.get_weights())
     trained.compile(optimizer=type(recipe).from_config(recipe.get_config()), loss=keras_model.loss)
-    trained_pairs = layers.pairs(trained, torch_model)
-    keys = _trained_keys(trained_pairs)
-    runs = {"descentlab": copy.deepcopy(torch_model), "by hand": copy.deepcopy(torch_model)}
-    for parameter in runs["by hand"].parameters():  # a hand-written port trains every parameter torch gives it
+    return trained
+
+
+def _torch_runs(torch_model: nn.Module, recipe, class_name: str, config: dict, trained_pairs) -> dict[str, _Run]:
+    """The descentlab port of the recipe and, where torch.optim has the class, the hand-written port, each
+    training its own copy of ``torch_model``."""
+    ported_model, by_hand_model = copy.deepcopy(torch_model), copy.deepcopy(torch_model)
+    for parameter in by_hand_model.parameters():  # a hand-written port trains every parameter torch gives it
         parameter.requires_grad_(True)
-    ported = from_keras(recipe, runs["descentlab"].parameters())
-    optimizers = {"descentlab": ported if isinstance(ported, tuple) else (ported, None),
-                  "by hand": (_hand_written(class_name, config, runs["by hand"].parameters()), None)}
-    if optimizers["by hand"][0] is None:
-        del runs["by hand"], optimizers["by hand"]
-    modules = {run: [dict(model.named_modules())[name] for _, name, _ in trained_pairs] for run, model in runs.items()}
+    ported = from_keras(recipe, ported_model.parameters())
+    ported_optimizer, scheduler = ported if isinstance(ported, tuple) else (ported, None)
+    by_hand = _hand_written(class_name, config, by_hand_model.parameters())
+    runs = {"descentlab": _Run(ported_model, ported_optimizer, scheduler, _modules(ported_model, trained_pairs))}
+    if by_hand is not None:
+        runs["by hand"] = _Run(by_hand_model, by_hand, None, _modules(by_hand_model, trained_pairs))
+    return runs
+
+
+def _modules(model: nn.Module, matched) -> list[nn.Module]:
+    """``model``'s modules named in the matched pairs, in their order."""
+    return [dict(model.named_modules())[name] for _, name, _ in matched]
+
+
+def _train(result: PortCheck, trained, trained_pairs, runs: dict[str, _Run], loss_fn, batches) -> None:
+    """Train Keras's copy and each torch run on the same batches, recording in ``result`` every step's
+    losses and each run's distance from Keras's weights."""
+    keys = _trained_keys(trained_pairs)
     result.losses = {"keras": [], **{run: [] for run in runs}}
     result.differences = {run: [] for run in runs}
-    for inputs, targets in _batches(data, batch_size, steps):
+    for inputs, targets in batches:
         result.losses["keras"].append(float(trained.train_on_batch(inputs, targets)))
         expected = _keras_as_torch(trained_pairs, keys)
-        for run, model in runs.items():
-            model.train()
-            step, scheduler = optimizers[run]
-            step.zero_grad()
-            loss = loss_fn(model(torch.as_tensor(inputs)), torch.as_tensor(targets))
-            loss.backward()
-            step.step()
-            if scheduler is not None:
-                scheduler.step()
-            result.losses[run].append(loss.item())
-            ours = _torch_values(modules[run], keys)
-            result.differences[run].append(max(_layer_relative(a, b) for a, b in zip(ours, expected, strict=True)))
-    return result
+        for name, run in runs.items():
+            result.losses[name].append(run.step(loss_fn, inputs, targets))
+            result.differences[name].append(run.difference(keys, expected))

@@ -19,30 +19,40 @@ def figure(result: PortCheck) -> bytes:
     difference from Keras, and its largest loss difference so far, log scale, float32 rounding marked."""
     fig, (left, right) = style.figure(11.0, 4.0, columns=2)
     steps = np.arange(1, len(result.losses["keras"]) + 1)
-    for run, losses in result.losses.items():
-        label = {"keras": "Keras", "descentlab": "descentlab from_keras", "by hand": "torch.optim by hand"}[run]
-        left.plot(steps, losses, color=COLOURS[run], linewidth=1.4, label=label,
-                  linestyle="--" if run == "descentlab" else "-")
-    left.set_xlabel("step")
-    left.set_ylabel("training loss")
-    left.set_title(f"{result.optimizer}: the same batches, three runs", fontsize=9)
-    left.legend(fontsize=8, frameon=False)
-    for run, differences in result.differences.items():
-        # exactly equal losses are common: the largest difference so far reads better on a log scale
-        loss = np.maximum.accumulate(np.abs(np.array(result.losses[run]) - np.array(result.losses["keras"])))
-        right.semilogy(steps, np.maximum(differences, 1e-12), color=COLOURS[run], linewidth=1.4,
-                       label=f"{run}: parameters (relative)")
-        right.semilogy(steps, np.maximum(loss, 1e-12), color=COLOURS[run], linewidth=1.0, linestyle=":",
-                       label=f"{run}: loss (largest so far)")
-    right.axhline(FLOAT32_ROUNDING, color="black", linewidth=0.8, linestyle="--")
-    right.text(steps[0], FLOAT32_ROUNDING * 1.3, "float32 rounding", fontsize=7)
-    right.set_xlabel("step")
-    right.set_ylabel("difference from Keras")
-    right.set_title("how far each port is from Keras", fontsize=9)
-    right.legend(fontsize=7, frameon=False)
+    _plot_losses(left, result, steps)
+    _plot_differences(right, result, steps)
     for ax in (left, right):
         ax.grid(alpha=0.3)
     return style.png(fig)
+
+
+def _plot_losses(ax, result: PortCheck, steps: np.ndarray) -> None:
+    """Each run's training loss against steps."""
+    for run, losses in result.losses.items():
+        label = {"keras": "Keras", "descentlab": "descentlab from_keras", "by hand": "torch.optim by hand"}[run]
+        ax.plot(steps, losses, color=COLOURS[run], linewidth=1.4, label=label,
+                linestyle="--" if run == "descentlab" else "-")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{result.optimizer}: the same batches, three runs", fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+
+
+def _plot_differences(ax, result: PortCheck, steps: np.ndarray) -> None:
+    """Each port's parameter and loss differences from Keras, log scale, with float32 rounding marked."""
+    for run, differences in result.differences.items():
+        # exactly equal losses are common: the largest difference so far reads better on a log scale
+        loss = np.maximum.accumulate(np.abs(np.array(result.losses[run]) - np.array(result.losses["keras"])))
+        ax.semilogy(steps, np.maximum(differences, 1e-12), color=COLOURS[run], linewidth=1.4,
+                    label=f"{run}: parameters (relative)")
+        ax.semilogy(steps, np.maximum(loss, 1e-12), color=COLOURS[run], linewidth=1.0, linestyle=":",
+                    label=f"{run}: loss (largest so far)")
+    ax.axhline(FLOAT32_ROUNDING, color="black", linewidth=0.8, linestyle="--")
+    ax.text(steps[0], FLOAT32_ROUNDING * 1.3, "float32 rounding", fontsize=7)
+    ax.set_xlabel("step")
+    ax.set_ylabel("difference from Keras")
+    ax.set_title("how far each port is from Keras", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
 
 
 def write(result: PortCheck, out: str) -> tuple[str, str]:

@@ -52,23 +52,38 @@ def _named(name: str) -> type[optim.ChainOptimizer]:
 def differences(name: str) -> list[Difference]:
     """Every difference between the two flavors of the named optimizer, as the library computes them."""
     cls = _named(name)
+    rows = _default_differences(cls)
+    point = {"momentum_rule": "none", "adaptation_rule": "none", **cls._lattice}
+    placement = _eps_placement(point["momentum_rule"], point["adaptation_rule"])
+    if placement is not None:
+        rows.append(placement)
+    if point["momentum_rule"] == "heavy_ball":
+        rows.append(Difference("learning rate", "outside the momentum buffer: b ← μ·b + u; p ← p − lr·b",
+                               "inside the buffer: m ← μ·m − lr·u; p ← p + m (differs once lr changes)"))
+    return rows
+
+
+def _default_differences(cls: type) -> list[Difference]:
+    """Each argument of ``cls`` whose default depends on the flavor (a :class:`~descentlab.optim.Flavored`)."""
     rows = []
     for parameter in inspect.signature(cls).parameters.values():
         if isinstance(parameter.default, optim.Flavored):
             values = parameter.default.by_flavor
             rows.append(Difference(f"default `{parameter.name}`", repr(values["torch"]), repr(values["keras"])))
-    point = {"momentum_rule": "none", "adaptation_rule": "none", **cls._lattice}
-    adaptation = lattice.adaptation(point["adaptation_rule"])
-    if adaptation.rule is not None:
-        places = MAX_PLACEMENTS if point["adaptation_rule"] == "max" else PLACEMENTS
-        torch_eps = adaptation.eps_for(point["momentum_rule"], "torch")
-        keras_eps = adaptation.eps_for(point["momentum_rule"], "keras")
-        if torch_eps is not None and keras_eps is not None and torch_eps != keras_eps:
-            rows.append(Difference("ε placement", places[torch_eps], places[keras_eps]))
-    if point["momentum_rule"] == "heavy_ball":
-        rows.append(Difference("learning rate", "outside the momentum buffer: b ← μ·b + u; p ← p − lr·b",
-                               "inside the buffer: m ← μ·m − lr·u; p ← p + m (differs once lr changes)"))
     return rows
+
+
+def _eps_placement(momentum_rule: str, adaptation_rule: str) -> Difference | None:
+    """Where each flavor puts ε for this point of the lattice, when the two differ (None otherwise)."""
+    adaptation = lattice.adaptation(adaptation_rule)
+    if adaptation.rule is None:
+        return None
+    places = MAX_PLACEMENTS if adaptation_rule == "max" else PLACEMENTS
+    torch_eps = adaptation.eps_for(momentum_rule, "torch")
+    keras_eps = adaptation.eps_for(momentum_rule, "keras")
+    if torch_eps is not None and keras_eps is not None and torch_eps != keras_eps:
+        return Difference("ε placement", places[torch_eps], places[keras_eps])
+    return None
 
 
 def _conventions(cls: type) -> str:
@@ -86,24 +101,31 @@ def explain(name: str) -> str:
     cls_name = cls.__name__
     torch_name = TORCH_NAMES.get(cls_name, cls_name)
     keras_name = KERAS_NAMES.get(cls_name, cls_name)
-    has_keras = keras_name in KERAS
     lines = [f"{cls_name}: torch.optim.{torch_name}() against keras.optimizers.{keras_name}()", ""]
-    rows = differences(name)
-    width = max([len(row.what) for row in rows] + [4])
-    lines += [f"  {'':{width}}  torch  |  Keras"]
-    lines += [f"  {row.what:{width}}  {row.torch}  |  {row.keras}" for row in rows]
+    lines += _table(differences(name))
     conventions = _conventions(cls)
     if conventions:
         lines += ["", textwrap.fill(f"Formulas: {conventions}", 100, subsequent_indent="  ")]
-    lines += ["", "Reproduce each side with descentlab:"]
+    lines += ["", "Reproduce each side with descentlab:", *_reproductions(cls_name, torch_name, keras_name)]
+    return "\n".join(lines)
+
+
+def _table(rows: list[Difference]) -> list[str]:
+    """The differences as aligned lines: what, torch's side, Keras's side."""
+    width = max([len(row.what) for row in rows] + [4])
+    return [f"  {'':{width}}  torch  |  Keras", *(f"  {row.what:{width}}  {row.torch}  |  {row.keras}" for row in rows)]
+
+
+def _reproductions(cls_name: str, torch_name: str, keras_name: str) -> list[str]:
+    """The descentlab call equal to torch's class and the one equal to Keras's (or that the framework has none)."""
     if hasattr(torch.optim, torch_name):
-        lines += [f"  torch.optim.{torch_name}(params)  ==  descentlab.optim.{cls_name}(params)"]
+        lines = [f"  torch.optim.{torch_name}(params)  ==  descentlab.optim.{cls_name}(params)"]
     else:
-        lines += [f"  torch.optim has no {torch_name}; descentlab.optim.{cls_name}(params) takes torch's conventions "
-                  "for its rules"]
-    if has_keras:
+        lines = [f"  torch.optim has no {torch_name}; descentlab.optim.{cls_name}(params) takes torch's conventions "
+                 "for its rules"]
+    if keras_name in KERAS:
         lines += [f"  keras.optimizers.{keras_name}()  ==  descentlab.optim.{cls_name}(params, flavor=\"keras\")"
                   f"  (or descentlab.optim.from_keras(keras_optimizer, params))"]
     else:
         lines += [f"  Keras has no {cls_name}; flavor=\"keras\" takes Keras's conventions for its rules"]
-    return "\n".join(lines)
+    return lines

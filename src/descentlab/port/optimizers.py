@@ -103,6 +103,22 @@ def _class_of_name(config: dict) -> str:
 
 def arguments(class_name: str, config: dict) -> tuple[type, dict, dict | None]:
     """The descentlab class, its keyword arguments and the learning-rate schedule's config (or None)."""
+    mapping = _portable(class_name, config)
+    kwargs: dict = {"flavor": "keras"}
+    schedule = None
+    for key, value in config.items():
+        target = COMMON.get(key, mapping.names.get(key))
+        if target is None or (value is None and key != "learning_rate"):
+            continue
+        if key == "learning_rate" and isinstance(value, dict):
+            schedule = schedule_config(value)
+            value = KerasSchedule.initial(schedule)
+        _set_argument(kwargs, target, value)
+    return mapping.cls, kwargs, schedule
+
+
+def _portable(class_name: str, config: dict) -> Mapping:
+    """The Keras optimizer's :class:`Mapping`, once every option of ``config`` is one descentlab honours."""
     if class_name not in KERAS:
         have = ", ".join(KERAS)
         raise ValueError(f"Keras's {class_name} has no descentlab equivalent (descentlab has {have}); "
@@ -115,22 +131,17 @@ def arguments(class_name: str, config: dict) -> tuple[type, dict, dict | None]:
     if unknown:
         raise ValueError(f"Keras's {class_name} option `{unknown[0]}` has no descentlab equivalent. "
                          f"Received: {unknown[0]}={config[unknown[0]]!r}")
-    kwargs: dict = {"flavor": "keras"}
-    schedule = None
-    for key, value in config.items():
-        target = COMMON.get(key, mapping.names.get(key))
-        if target is None or (value is None and key != "learning_rate"):
-            continue
-        if key == "learning_rate" and isinstance(value, dict):
-            schedule = schedule_config(value)
-            value = KerasSchedule.initial(schedule)
-        if target.startswith("betas."):
-            betas = list(kwargs.get("betas", (None, None)))
-            betas[int(target[-1])] = value
-            kwargs["betas"] = tuple(betas)
-        else:
-            kwargs[target] = value
-    return mapping.cls, kwargs, schedule
+    return mapping
+
+
+def _set_argument(kwargs: dict, target: str, value) -> None:
+    """``kwargs[target] = value``, where ``betas.0`` and ``betas.1`` set one element of the ``betas`` pair."""
+    if target.startswith("betas."):
+        betas = list(kwargs.get("betas", (None, None)))
+        betas[int(target[-1])] = value
+        kwargs["betas"] = tuple(betas)
+    else:
+        kwargs[target] = value
 
 
 def from_keras(optimizer, params):
@@ -166,6 +177,19 @@ def to_keras(optimizer, scheduler: KerasSchedule | None = None):
     """
     import keras
 
+    class_name = _keras_class(optimizer)
+    config = _keras_options(optimizer.param_groups[0], class_name)
+    if scheduler is not None:
+        if not isinstance(scheduler, KerasSchedule) or scheduler.optimizer is not optimizer:
+            raise ValueError("`scheduler` must be the KerasSchedule driving `optimizer`. "
+                             f"Received: scheduler={type(scheduler).__name__}")
+        config["learning_rate"] = keras.optimizers.schedules.deserialize(scheduler.schedule)
+    return getattr(keras.optimizers, class_name).from_config(config)
+
+
+def _keras_class(optimizer) -> str:
+    """The name of the Keras class that steps as ``optimizer`` does, once it is a descentlab optimizer of the
+    Keras flavor with no option Keras lacks."""
     if not isinstance(optimizer, optim.ChainOptimizer):
         raise TypeError(f"`optimizer` must be a descentlab optimizer. Received: optimizer={type(optimizer).__name__}")
     group = optimizer.param_groups[0]
@@ -179,6 +203,11 @@ def to_keras(optimizer, scheduler: KerasSchedule | None = None):
     for key in ("maximize", "lr_decay", "dampening"):
         if group.get(key):
             raise ValueError(f"Keras has no `{key}`. Received: {key}={group[key]!r}")
+    return class_name
+
+
+def _keras_options(group: dict, class_name: str) -> dict:
+    """The Keras config of a param group's hyperparameters (:data:`KERAS`'s names, read backwards)."""
     config = {}
     for key, target in {**COMMON, **KERAS[class_name].names}.items():
         if target is None:
@@ -187,9 +216,4 @@ def to_keras(optimizer, scheduler: KerasSchedule | None = None):
         config[key] = float(value) if key == "learning_rate" else value
     if not config.get("weight_decay"):
         config["weight_decay"] = None
-    if scheduler is not None:
-        if not isinstance(scheduler, KerasSchedule) or scheduler.optimizer is not optimizer:
-            raise ValueError("`scheduler` must be the KerasSchedule driving `optimizer`. "
-                             f"Received: scheduler={type(scheduler).__name__}")
-        config["learning_rate"] = keras.optimizers.schedules.deserialize(scheduler.schedule)
-    return getattr(keras.optimizers, class_name).from_config(config)
+    return config

@@ -23,8 +23,10 @@ device's backend: numba on the CPU (:mod:`.numba_kernels`), Triton on CUDA (:mod
 What real use throws at it, and what happens:
 
 - gradients that are not the buffer's views (``zero_grad()`` set them to None and backward made
-  new ones, or the user assigned them): new ones every step are concatenated into a fresh flat
-  gradient for that step (one call); tensors seen again on the next step (kept by
+  new ones, or the user assigned them): new ones every step are read where autograd put them, by
+  the same kernel through a table of their addresses (:meth:`FlatGroup._table_kernel`; or, where
+  one cannot be read by its address, concatenated into a fresh flat gradient for that step);
+  tensors seen again on the next step (kept by
   ``zero_grad(set_to_none=False)``) are copied in with one ``_foreach_copy_`` and ``p.grad`` is
   re-pointed to the view, so that in-place accumulation is free from then on, unless something
   else holds the gradient's storage (DDP's ``gradient_as_bucket_view``): then it is copied each step;
@@ -50,6 +52,7 @@ import os
 from collections.abc import Sequence
 from itertools import repeat
 
+import numpy as np
 import torch
 
 from descentlab.optim.contract import ChainLike
@@ -61,6 +64,9 @@ from descentlab.rules import as_real
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+_DEVICE = operator.attrgetter("device")
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # a subclass (a DTensor, say) may keep its elements elsewhere
 HALF = (torch.bfloat16, torch.float16)
 
 
@@ -77,7 +83,7 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     """Why these parameters cannot share one flat buffer, or None if they can."""
     if not params:
         return "the group has no parameters"
-    device, dtype = params[0].device, params[0].dtype
+    device = params[0].device
     kernels = backend(device)
     if kernels is None:
         return f"params[0] is on {device}; the fused kernels run on the CPU (numba) and on CUDA (Triton)"
@@ -85,16 +91,27 @@ def ineligibility(params: list[torch.Tensor]) -> str | None:
     if reason:
         return reason
     dtypes = (torch.float32, torch.float64, *(HALF if kernels is triton_kernels else ()))
-    for i, p in enumerate(params):
-        if p.device != device:
-            return f"the group spans devices ({device} and {p.device} at params[{i}])"
-        if as_real(p).dtype not in dtypes:
-            names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
-            return f"params[{i}] has dtype {p.dtype}; the fused kernels on {device.type} take {names} (or complex)"
-        if p.dtype != dtype:
-            return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
-        if p.layout != torch.strided or not p.is_contiguous():
-            return f"params[{i}] is not a contiguous dense tensor"
+    reasons = (_parameter_reason(i, p, params[0], dtypes) for i, p in enumerate(params))
+    return next((reason for reason in reasons if reason), None) or _overlap_reason(params)
+
+
+def _parameter_reason(i: int, p: torch.Tensor, first: torch.Tensor, dtypes: tuple) -> str | None:
+    """Why ``params[i]`` cannot join ``params[0]`` (``first``) in a flat buffer of one of ``dtypes``, or None."""
+    device, dtype = first.device, first.dtype
+    if p.device != device:
+        return f"the group spans devices ({device} and {p.device} at params[{i}])"
+    if as_real(p).dtype not in dtypes:
+        names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
+        return f"params[{i}] has dtype {p.dtype}; the fused kernels on {device.type} take {names} (or complex)"
+    if p.dtype != dtype:
+        return f"the group mixes dtypes ({dtype} and {p.dtype} at params[{i}])"
+    if p.layout != torch.strided or not p.is_contiguous():
+        return f"params[{i}] is not a contiguous dense tensor"
+    return None
+
+
+def _overlap_reason(params: list[torch.Tensor]) -> str | None:
+    """Which two parameters share memory (flattening would give each its own copy), or None."""
     dtensor = dtensor_type()
     local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
@@ -118,6 +135,12 @@ def dtensor_type():
     from torch.distributed.tensor import DTensor
 
     return DTensor
+
+
+def local(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard (where its elements are: a view of its owner's storage); any other tensor itself."""
+    dtensor = dtensor_type()
+    return tensor.to_local() if dtensor is not None and isinstance(tensor, dtensor) else tensor
 
 
 def held_elsewhere(params: list[torch.Tensor]) -> str | None:
@@ -157,6 +180,14 @@ def held_elsewhere(params: list[torch.Tensor]) -> str | None:
     return None
 
 
+def split_gradients(grads: list, indices: list[int]) -> tuple[list[int], list[int]]:
+    """The indices of the dense gradients (``indices`` itself if all are) and of the sparse ones."""
+    if not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+        return indices, []
+    present = [i for i, grad in enumerate(grads) if grad is not None and not grad.is_sparse]
+    return present, [i for i, grad in enumerate(grads) if grad is not None and grad.is_sparse]
+
+
 def sole_holder(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` alone holds its storage, all of it, outside shared memory (a gradient we may re-point)."""
     storage = tensor.untyped_storage()
@@ -167,41 +198,63 @@ def sole_holder(tensor: torch.Tensor) -> bool:
 class FlatGroup:
     """One param group's flat buffers and the bookkeeping to step them with fused kernels."""
 
+    path = "fused"  # what ChainOptimizer.path reports for a group this steps
+
     def __init__(self, chain: ChainLike, params: list[torch.Tensor], state: dict) -> None:
         self.chain = chain
         self.params = list(params)
         self.scalar_keys = chain.scalar_keys
         first = self.params[0]
         self.dtype, self.device = as_real(first).dtype, first.device
-        # half-precision parameters keep float32 state (the mixed-precision recipe): the moments
-        # hold what bfloat16 would round away; arithmetic is in float32 and p is rounded once
-        self.state_dtype = torch.float32 if self.dtype in HALF else self.dtype
+        self.state_dtype = self._state_dtype()
         self.kernels = backend(self.device)
-        self.offsets = [0]
-        for p in self.params:
-            self.offsets.append(self.offsets[-1] + as_real(p).numel())
-        total = self.offsets[-1]
-        self.param = torch.empty(total, dtype=self.dtype, device=self.device)
-        self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
+        self.tensor_dtype = first.dtype
+        self.offsets = list(itertools.accumulate((as_real(self._local(p)).numel() for p in self.params), initial=0))
+        self.starts = np.array(self.offsets, dtype=np.int64)  # for tables of addresses: where each one starts
+        self.lengths = np.diff(self.starts)  # and its real elements
         self.scratch: torch.Tensor | None = None
-        with torch.no_grad():
-            for p, view in zip(self.params, self._views(self.param), strict=True):
-                view.copy_(p)
-                p.data = view
-        self.data_ptrs = [p.data_ptr() for p in self.params]
+        self._place()
+        self._track(state)
+
+    def _track(self, state: dict) -> None:
+        """Start the bookkeeping of where the parameters are and what state they hold; adopt that state."""
+        self.data_ptrs = self._pointers(self.params)
         self.shapes = [p.shape for p in self.params]
         self.indices = list(range(len(self.params)))
-        self.grad_views = self._views(self.grad)
         self.arrays: dict[str, torch.Tensor] = {}
         self.scalars: dict[str, torch.Tensor] = {}
         self.keys: list[frozenset] = [frozenset()] * len(self.params)
         self.initialized: tuple | None = None  # the settings of the last step that created nothing
-        self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
         self.adopt(state, range(len(self.params)))
 
+    def _state_dtype(self) -> torch.dtype:
+        # half-precision parameters keep float32 state (the mixed-precision recipe): the moments
+        # hold what bfloat16 would round away; arithmetic is in float32 and p is rounded once
+        return torch.float32 if self.dtype in HALF else self.dtype
+
+    def _place(self) -> None:
+        """Move the parameters into one flat buffer, and make one for their gradients."""
+        total = self.offsets[-1]
+        self.param = torch.empty(total, dtype=self.dtype, device=self.device)
+        self.grad = torch.zeros(total, dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            for p, view in zip(self.params, self._views(self.param), strict=True):
+                view.copy_(p)
+                p.data = view
+        self.grad_views = self._views(self.grad)
+        self.last_fresh: list[int] = []  # ids of the last step's gradients, when none was the buffer's view
+
+    def _local(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Where ``tensor``'s elements are: the tensor itself (a parameter of a flat group is never a DTensor)."""
+        return tensor
+
+    def _pointers(self, tensors: list[torch.Tensor]) -> list[int]:
+        """The data pointers of ``tensors``' elements."""
+        return list(map(torch.Tensor.data_ptr, tensors))  # map() over a C function: this runs every step
+
     def _view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
-        """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter."""
-        p = self.params[i]
+        """``params[i]``'s slice of ``flat``, shaped (and typed: complex) like the parameter (its local shard)."""
+        p = self._local(self.params[i])
         view = flat[self.offsets[i] : self.offsets[i + 1]]
         return torch.view_as_complex(view.view(*p.shape, 2)) if p.is_complex() else view.view(p.shape)
 
@@ -219,18 +272,23 @@ class FlatGroup:
             for key, value in list(entries.items()):
                 if not torch.is_tensor(value):
                     continue
-                if key in self.scalar_keys and value.dim() == 0:
-                    if key not in self.scalars:  # on the CPU, as torch keeps ``step``: reading it never waits
-                        self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype)
-                    slot = self.scalars[key][i]
-                elif value.shape == p.shape:
-                    slot = self._view(self._array(key), i)
-                else:
+                slot = self._slot(key, value, i)
+                if slot is None:
                     continue
                 slot.copy_(value)
                 entries[key] = slot
             self.keys[i] = frozenset(entries)
         self._keys_changed()
+
+    def _slot(self, key: str, value: torch.Tensor, i: int) -> torch.Tensor | None:
+        """Where :meth:`adopt` moves ``params[i]``'s state entry ``key`` (now ``value``), or None to leave it."""
+        if key in self.scalar_keys and value.dim() == 0:
+            if key not in self.scalars:  # on the CPU, as torch keeps ``step``: reading it never waits
+                self.scalars[key] = torch.zeros(len(self.params), dtype=value.dtype)
+            return self.scalars[key][i]
+        if value.shape == self.params[i].shape:
+            return self._view(self._array(key), i)
+        return None
 
     def _keys_changed(self) -> None:
         """After ``self.keys`` changed: whether every parameter holds the same keys, and forget the scalars' check."""
@@ -247,16 +305,15 @@ class FlatGroup:
 
     def _array(self, key: str) -> torch.Tensor:
         if key not in self.arrays:
-            self.arrays[key] = torch.zeros_like(self.param, dtype=self.state_dtype)
+            self.arrays[key] = torch.zeros(self.offsets[-1], dtype=self.state_dtype, device=self.device)
         return self.arrays[key]
 
     def holds(self, params: list[torch.Tensor]) -> bool:
         """Whether ``params`` are exactly this group's parameters, still living in its buffer."""
-        # map() over C functions: this check runs every step, for every parameter
         return (
             len(params) == len(self.params)
             and all(map(operator.is_, params, self.params))
-            and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs
+            and self._pointers(params) == self.data_ptrs
         )
 
     def plan(self, chain: ChainLike, params: list[torch.Tensor], state: dict, hp, undo: list):
@@ -274,11 +331,11 @@ class FlatGroup:
         if gathered is None:
             return None  # a parameter changed shape in place (``p.data = p.data[:2]``): rebuild
         present, sparse, source = gathered
-        grad_flat, negate, sparse_grads = self._clipped(present, sparse, source, hp)
+        grad_source, negate, sparse_grads = self._clipped(present, sparse, source, hp)
         runs = []
         if present:
             self._initialize(state, present, hp, undo)
-            runs = [self._plan_run(state, start, end, grad_flat, negate, hp) for start, end in self._runs(present)]
+            runs = [self._plan_run(state, start, end, grad_source, negate, hp) for start, end in self._runs(present)]
 
         def apply() -> None:
             for i, grad in zip(sparse, sparse_grads, strict=True):
@@ -289,29 +346,22 @@ class FlatGroup:
 
         return apply
 
-    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor] | None:
+    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor | list] | None:
         """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
 
         ``present`` are the indices of the dense gradients, which the kernel reads from ``source``
-        (a flat tensor: the gradient buffer, or this step's concatenation); ``sparse`` those of the
-        sparse ones. Gradients that are not the buffer's views are adopted into it (:meth:`_adopt_gradients`).
+        (a flat tensor: the gradient buffer, or this step's concatenation; or the list of this
+        step's new gradients, read where they are); ``sparse`` those of the sparse ones. Gradients
+        that are not the buffer's views are adopted into it (:meth:`_adopt_gradients`).
         """
         if all(map(operator.is_, grads, self.grad_views)):
             return self.indices, [], self.grad  # the steady state: backward accumulated into the views
-        if not any(map(operator.is_, grads, repeat(None))) and not any(map(_SPARSE, grads)):
+        present, sparse = split_gradients(grads, self.indices)
+        if present is self.indices:
             return self._gather_new(grads)
-        present, sparse, stale = [], [], []
-        for i, (grad, view) in enumerate(zip(grads, self.grad_views, strict=True)):
-            if grad is None:
-                continue
-            if grad.is_sparse:
-                sparse.append(i)
-                continue
-            if grad is not view:
-                if grad.shape != self.shapes[i]:
-                    return None
-                stale.append(i)
-            present.append(i)
+        stale = [i for i in present if grads[i] is not self.grad_views[i]]
+        if any(grads[i].shape != self.shapes[i] for i in stale):
+            return None
         if sparse and self.state_dtype != self.dtype:  # refused before any gradient moves
             raise RuntimeError(
                 f"the fused path keeps float32 state for {self.dtype} parameters, which the sparse (lazy) "
@@ -320,7 +370,7 @@ class FlatGroup:
         self._adopt_gradients(stale, [grads[i] for i in stale])
         return present, sparse, self.grad
 
-    def _gather_new(self, grads: list[torch.Tensor]) -> tuple[list[int], list[int], torch.Tensor] | None:
+    def _gather_new(self, grads: list[torch.Tensor]) -> tuple[list[int], list[int], torch.Tensor | list] | None:
         """:meth:`_gather` when every gradient is dense and none is the buffer's view (``zero_grad()`` and backward)."""
         if list(map(_SHAPE, grads)) != self.shapes:
             return None
@@ -330,9 +380,16 @@ class FlatGroup:
         if kept == last and all(map(sole_holder, grads)):
             self._adopt_gradients(self.indices, grads)
             return self.indices, [], self.grad
-        # new ones every step: one concatenation, no copies per tensor
-        flat = torch._utils._flatten_dense_tensors(grads)
+        # new ones every step: read where autograd put them, through a table of their addresses
+        if self.state_dtype == self.dtype and self._addressable(grads):
+            return self.indices, [], grads
+        flat = torch._utils._flatten_dense_tensors(grads)  # or one concatenation, no copies per tensor
         return self.indices, [], torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
+
+    def _addressable(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether a kernel reads each of ``tensors`` by its address (plain, dense, contiguous, our dtype)."""
+        return (all(type(tensor) in _PLAIN for tensor in tensors) and all(map(torch.Tensor.is_contiguous, tensors))
+                and set(map(_DTYPE, tensors)) <= {self.tensor_dtype} and set(map(_DEVICE, tensors)) <= {self.device})
 
     def _adopt_gradients(self, indices: list[int], grads: list[torch.Tensor]) -> None:
         """Copy ``grads`` into the gradient buffer's views, and make each one ``p.grad``.
@@ -347,7 +404,7 @@ class FlatGroup:
             if sole_holder(grad):
                 self.params[i].grad = self.grad_views[i]
 
-    def _clipped(self, present: list[int], sparse: list[int], source: torch.Tensor, hp):
+    def _clipped(self, present: list[int], sparse: list[int], source: torch.Tensor | list, hp):
         """The flat gradient the kernel reads, whether it negates it, and the sparse gradients (clipped).
 
         Clipping needs every gradient of the group, sparse ones included: the dense ones are
@@ -358,7 +415,7 @@ class FlatGroup:
         indices = sorted(present + sparse)
         grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
         if self.scratch is None:
-            self.scratch = torch.zeros_like(self.grad)
+            self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
         if present:
             scratch_views = self._views(self.scratch)
             torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
@@ -386,6 +443,58 @@ class FlatGroup:
         for i in missing:
             self.chain.initialize(self.params[i], state[self.params[i]], hp)
         self.adopt(state, missing)
+
+    def _kernel(self, trace: Trace, state: dict, start: int, end: int, grad_source: torch.Tensor | list):
+        """The kernel of ``trace`` over ``params[start:end]``, and what gives the state entries it creates.
+
+        Over flat buffers when the gradient is one too; through a table of addresses when it is
+        the gradients where autograd put them (``grad_source[i]`` for ``params[i]``).
+        """
+        if isinstance(grad_source, list):
+            return self._table_kernel(trace, state, start, end, grad_source)
+        by_argument = {"p": self.param, "g": grad_source}
+        by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
+        buffers = [by_argument[argument] for argument in trace.arguments()]
+        if not (start == 0 and end == len(self.params)):
+            a, b = self.offsets[start], self.offsets[end]
+            buffers = [buffer[a:b] for buffer in buffers]
+        return self.kernels.kernel(trace, buffers, self.dtype), self._created_entry
+
+    def _created_entry(self, key: str, i: int) -> torch.Tensor:
+        """``params[i]``'s entry ``key``, which a step just created."""
+        return self._view(self.arrays[key], i)
+
+    def _table_kernel(self, trace: Trace, state: dict, start: int, end: int, grad_source: torch.Tensor | list):
+        """:meth:`_kernel` through a table: one row per parameter, one address per argument."""
+        keys = {argument: key for key, argument in trace.state_keys.items()}
+        columns: list[np.ndarray] = []
+        keep: list[torch.Tensor] = []
+        for argument in trace.arguments():
+            if argument == "p":
+                source = self._param_source(start, end)
+            elif argument == "g":
+                source = grad_source if isinstance(grad_source, torch.Tensor) else grad_source[start:end]
+            else:
+                source = self._state_source(state, keys[argument], start, end)
+            columns.append(self._addresses(source, start, end))
+            keep += [source] if isinstance(source, torch.Tensor) else source
+        addresses = np.stack(columns, axis=1)
+        return self.kernels.table_kernel(trace, addresses, self.lengths[start:end], self.dtype, keep), \
+            self._created_entry
+
+    def _addresses(self, source: torch.Tensor | list, start: int, end: int) -> np.ndarray:
+        """Where each of ``params[start:end]``'s tensors starts in ``source`` (a flat buffer, or the run's tensors)."""
+        if isinstance(source, torch.Tensor):  # each row at its offset
+            return source.data_ptr() + self.starts[start:end] * (torch.finfo(self.dtype).bits // 8)
+        return np.array(self._pointers(source), dtype=np.int64)
+
+    def _param_source(self, start: int, end: int) -> torch.Tensor | list:
+        """Where the kernel finds ``params[start:end]``: the flat buffer."""
+        return self.param
+
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> torch.Tensor | list:
+        """Where the kernel finds state entry ``key`` of ``params[start:end]``: its flat buffer."""
+        return self._array(key)
 
     def _restorer(self, state: dict, indices: Sequence[int]):
         """What puts the state of ``params[i]`` (each ``i`` in ``indices``) back as it is now."""
@@ -423,28 +532,22 @@ class FlatGroup:
             previous = (i, signature)
         return runs
 
-    def _plan_run(self, state: dict, start: int, end: int, grad_flat, negate: bool, hp):
+    def _trace(self, scalars: dict, keys: frozenset, negate: bool, hp) -> tuple[Trace, SymbolicState]:
+        """The chain's step traced over one run: its 0-d state ``scalars``, holding state ``keys``."""
+        step, lr = step_and_lr(scalars["step"][0].item(), hp)
+        trace = Trace()
+        p, g = trace.array("p"), trace.array("g")
+        symbolic = SymbolicState(trace, {key: values for key, values in scalars.items() if key != "step"}, keys)
+        self.chain.update(p, -g if negate else g, symbolic, hp, lr, step)
+        return trace, symbolic
+
+    def _plan_run(self, state: dict, start: int, end: int, grad_source, negate: bool, hp):
         """Trace the step of ``params[start:end]`` and get its kernel; return what runs it."""
         whole = start == 0 and end == len(self.params)  # the usual case: no slicing at all
         scalars = self.scalars if whole else {key: values[start:end] for key, values in self.scalars.items()}
         steps = scalars["step"]
-        step, lr = step_and_lr(steps[0].item(), hp)
-
-        trace = Trace()
-        p, g = trace.array("p"), trace.array("g")
-        if negate:
-            g = -g
-        symbolic = SymbolicState(trace, {key: values for key, values in scalars.items() if key != "step"},
-                                 self.keys[start])
-        self.chain.update(p, g, symbolic, hp, lr, step)
-
-        by_argument = {"p": self.param, "g": grad_flat}
-        by_argument.update({argument: self._array(key) for key, argument in trace.state_keys.items()})
-        buffers = [by_argument[argument] for argument in trace.arguments()]
-        if not whole:
-            a, b = self.offsets[start], self.offsets[end]
-            buffers = [buffer[a:b] for buffer in buffers]
-        kernel = self.kernels.kernel(trace, buffers, self.dtype)
+        trace, symbolic = self._trace(scalars, self.keys[start], negate, hp)
+        kernel, created = self._kernel(trace, state, start, end, grad_source)
 
         def run() -> None:
             kernel()  # first: if the launch fails, the step counts have not moved either
@@ -452,7 +555,7 @@ class FlatGroup:
             symbolic.commit()
             for key in symbolic.created:
                 for i in range(start, end):
-                    state[self.params[i]][key] = self._view(self.arrays[key], i)
+                    state[self.params[i]][key] = created(key, i)
                     self.keys[i] = self.keys[i] | {key}
             if symbolic.created:
                 self._keys_changed()

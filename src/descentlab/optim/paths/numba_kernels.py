@@ -113,28 +113,25 @@ class Kernel:
 class TableKernel:
     """One compiled loop over a table of chunks of tensors that stay where they are; ``kernel()`` runs it.
 
-    ``columns[k][t]`` is argument ``k``'s tensor ``t``: contiguous, all of one shape per ``t`` and
-    of one dtype, whose real view (``dtype``) the kernel steps. Each tensor is cut into chunks of at
-    most ``CHUNK`` elements, so that one large tensor is shared between threads too.
+    Row ``t`` of ``addresses`` holds where each argument's tensor ``t`` starts, ``lengths[t]`` its
+    element count (of the real view: all of one dtype). Each tensor is cut into chunks of at most
+    ``CHUNK`` elements, so that one large tensor is shared between threads too. ``keep`` holds
+    what owns those addresses for as long as the kernel may run.
     """
 
     CHUNK = PARALLEL_MIN_ELEMENTS
 
-    def __init__(self, module, columns: list[list[torch.Tensor]], scalars: list[float], dtype: torch.dtype) -> None:
-        self.columns = columns  # kept alive: the table holds their addresses
-        lengths = np.array(list(map(torch.Tensor.numel, columns[0])), dtype=np.int64)
-        if columns[0] and columns[0][0].is_complex():
-            lengths *= 2  # the real view's elements
+    def __init__(self, module, addresses: np.ndarray, lengths: np.ndarray, scalars: list[float],
+                 dtype: torch.dtype, keep: list[torch.Tensor]) -> None:
+        self.keep = keep
         chunks = -(-lengths // self.CHUNK)
         starts = np.repeat(np.cumsum(chunks) - chunks, chunks)
         offsets = (np.arange(starts.size) - starts) * self.CHUNK  # of each chunk in its tensor
         owner = np.repeat(np.arange(lengths.size), chunks)
         self.lengths = np.minimum(lengths[owner] - offsets, self.CHUNK)
         itemsize = torch.finfo(dtype).bits // 8
-        pointers = np.array([list(map(torch.Tensor.data_ptr, column)) for column in columns], dtype=np.int64).T
-        self.addresses = np.ascontiguousarray(pointers.reshape(-1, len(columns))[owner] + (offsets * itemsize)[:, None])
-        total = int(lengths.sum())
-        self.function = module.parallel_step if total >= PARALLEL_MIN_ELEMENTS else module.serial_step
+        self.addresses = np.ascontiguousarray(addresses[owner] + (offsets * itemsize)[:, None])
+        self.function = module.parallel_step if int(lengths.sum()) >= PARALLEL_MIN_ELEMENTS else module.serial_step
         self.scalars = np.array(scalars, dtype=DTYPES[dtype])
 
     def __call__(self) -> None:
@@ -155,13 +152,14 @@ def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Ker
     return Kernel(module, buffers, trace.scalars, dtype)
 
 
-def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
-    """The compiled kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
+def table_kernel(trace: Trace, addresses: np.ndarray, lengths: np.ndarray, dtype: torch.dtype,
+                 keep: list[torch.Tensor]) -> TableKernel:
+    """The compiled kernel of ``trace`` over the tensors at ``addresses`` (see :class:`TableKernel`)."""
     key = trace.structure()
     module = _compiled_tables.get(key)
     if module is None:
         module = _compiled_tables[key] = _compile(table_source(trace), prefix="p")
-    return TableKernel(module, columns, trace.scalars, dtype)
+    return TableKernel(module, addresses, lengths, trace.scalars, dtype, keep)
 
 
 def _compile(text: str, prefix: str = "k"):

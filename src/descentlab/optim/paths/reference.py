@@ -41,14 +41,20 @@ def step_param(chain: ChainLike, p: Tensor, grad: Tensor, state: dict, hp: Hyper
         chain.update(*real_operands(p, grad, state), hp, lr, step)
 
 
-def lazy_update(chain: ChainLike, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
-    """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
+def _rows(p: Tensor, grad: Tensor) -> tuple[Tensor, tuple]:
+    """The rows of ``p`` (its sparse dimensions flattened into one) present in the coalesced sparse ``grad``, and
+    the shape of ``p`` seen as rows."""
     sparse_dims = grad.sparse_dim()
     indices = grad._indices()
     rows = indices[0]
     for dim in range(1, sparse_dims):
         rows = rows * p.shape[dim] + indices[dim]
-    row_shape = (math.prod(p.shape[:sparse_dims]), *p.shape[sparse_dims:])
+    return rows, (math.prod(p.shape[:sparse_dims]), *p.shape[sparse_dims:])
+
+
+def lazy_update(chain: ChainLike, p: Tensor, grad: Tensor, state: dict, hp: Hyper, lr: float, step: float) -> None:
+    """Run the dense step on the rows of ``p`` present in the (coalesced) sparse ``grad``."""
+    rows, row_shape = _rows(p, grad)
     full = {key: value for key, value in state.items() if torch.is_tensor(value) and value.shape == p.shape}
     sub_state = {
         key: full[key].view(row_shape).index_select(0, rows) if key in full else value

@@ -1,96 +1,122 @@
-"""The pointer-table path: the fused kernel over tensors that stay where their owners keep them.
+"""The pointer-table path: the fused kernel over parameters that stay where their owners keep them.
 
 A group whose parameters' storage someone else holds (a ZeRO bucket, Hogwild's shared memory, a
 user's alias: :func:`~descentlab.optim.paths.fused.held_elsewhere`) cannot be moved into flat
-buffers. This path steps it in place, still in one generated kernel per batch: the same trace as
-the fused path (:mod:`.trace`), compiled by numba over a table holding, for every chunk of every
-tensor, the address of the parameter, of its gradient and of each state entry, and the chunk's
-length (:func:`.numba_kernels.table_kernel`); on CUDA by Triton, one program per block of a
-tensor (:func:`.triton_kernels.table_kernel`). Parameters, gradients and state stay the user's
-tensors, under torch's keys; nothing is copied, and gradients are read where autograd put them.
+buffers. :class:`TableGroup` steps it in place, still in one generated kernel per step: the same
+trace as the fused path (:mod:`.trace`), compiled over a table holding, for every tensor, the
+address of the parameter, of its gradient and of each state entry, and its length
+(:func:`.numba_kernels.table_kernel`, cut into chunks for the threads; on CUDA
+:func:`.triton_kernels.table_kernel`, one program per block of a tensor). Parameters,
+gradients and full-shaped state stay the user's tensors, under torch's keys: nothing is copied,
+and gradients are read where autograd (or DDP's bucket) put them.
 
-Batches are the foreach path's (:func:`.foreach.batches`: parameters agreeing on state keys and
-0-d state); sparse gradients take the reference path's lazy step. A batch whose gradients or
-state are not contiguous tensors of the parameters' dtype (state loaded from elsewhere, say) is
-stepped by the foreach path instead, as is any tensor of a subclass (a DTensor's elements are
-its local shard's, not at its own address).
+It is the fused path's :class:`~descentlab.optim.paths.fused.FlatGroup` with the flat buffers
+taken out, so everything else is shared: the group is checked once when it is built (one device
+and dtype, contiguous, the backend importable) and then costs per step a look at the tensors'
+addresses, not a per-tensor Python step; 0-d state (``step``) lives in one CPU tensor per key,
+so the step counts move in one call; parameters without gradients, sparse gradients (the lazy
+reference step), clipping (into a scratch buffer), state created by the first step and rollback
+on failure behave as on the fused path. A gradient the kernel cannot read by its address (a
+non-contiguous view, another dtype) is copied into the scratch buffer for the step; a state
+entry it cannot read (loaded non-contiguous, say) is replaced by a contiguous copy once.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths import foreach, fused
-from descentlab.optim.paths.base import gradients, step_and_lr
-from descentlab.optim.paths.trace import SymbolicState, Trace
-from descentlab.rules import Hyper, as_real
+from descentlab.optim.paths.fused import FlatGroup, local, split_gradients
 
-
-def plan(chain, params: list[Tensor], state: dict, hp: Hyper, undo: list) -> Callable[[], None]:
-    """Gather and clip the gradients now; the returned function steps the batches."""
-    params = [p for p in params if p.grad is not None]
-    grads = gradients(params, hp)
-
-    def apply() -> None:
-        for scalars, batch in foreach.batches(chain, params, grads, state, hp):
-            if not step_batch(chain, batch, scalars, hp):
-                foreach.step_batch(chain, batch, scalars, hp)
-
-    return apply
-
-
-_DTYPE = operator.attrgetter("dtype")
-_DEVICE = operator.attrgetter("device")
-_LAYOUT = operator.attrgetter("layout")
 _SHAPE = operator.attrgetter("shape")
-_PLAIN = (Tensor, torch.nn.Parameter)  # a subclass (a DTensor, say) may keep its elements elsewhere
+_SPARSE = operator.attrgetter("is_sparse")
 
 
-def _plain(tensor: Tensor) -> bool:
-    return type(tensor) in _PLAIN
+class TableGroup(FlatGroup):
+    """A param group stepped in place by the fused kernel through a table of its tensors' addresses."""
 
+    path = "table"
 
-def _steppable(ps: list[Tensor], columns: list[list[Tensor]]) -> bool:
-    """Whether the kernel can read and write every tensor of ``columns`` (row ``t`` of ``ps[t]``) by its address."""
-    shapes = list(map(_SHAPE, ps))
-    return all(
-        all(map(_plain, column)) and set(map(_DEVICE, column)) == {ps[0].device}
-        and set(map(_DTYPE, column)) == {ps[0].dtype} and set(map(_LAYOUT, column)) == {torch.strided}
-        and all(map(Tensor.is_contiguous, column))
-        and list(map(_SHAPE, column)) == shapes
-        for column in columns
-    )
+    def _state_dtype(self) -> torch.dtype:
+        return self.dtype  # the state is the parameters' dtype, as torch keeps it: one dtype per table
 
+    def _local(self, tensor: Tensor) -> Tensor:
+        return local(tensor)  # FSDP2's DTensors: their local shards
 
-def step_batch(chain, batch: list[tuple], scalars: dict, hp: Hyper) -> bool:
-    """One kernel over the batch's tensors where they are; False (nothing changed) if it cannot read them."""
-    ps, raw, states = zip(*batch, strict=True)
-    gs = [grad if grad.is_contiguous() else grad.contiguous() for grad in raw]
-    step_number, lr = step_and_lr(scalars["step"], hp)
-    trace = Trace()
-    p, g = trace.array("p"), trace.array("g")
-    values = {key: torch.stack([entries[key] for entries in states]) for key in scalars if key != "step"}
-    symbolic = SymbolicState(trace, values, frozenset(states[0]))
-    chain.update(p, g, symbolic, hp, lr, step_number)
+    def _pointers(self, tensors: list[Tensor]) -> list[int]:
+        return [local(tensor).data_ptr() for tensor in tensors] if self.sharded else super()._pointers(tensors)
 
-    created = {key: [torch.empty_like(param) for param in ps] for key in symbolic.created}
-    tensors: dict[str, list[Tensor]] = {"p": list(ps), "g": gs}
-    for key, argument in trace.state_keys.items():
-        tensors[argument] = created[key] if key in created else [entries[key] for entries in states]
-    columns = [tensors[argument] for argument in trace.arguments()]
-    if not _steppable(list(ps), columns):
-        return False
-    kernel = fused.backend(ps[0].device).table_kernel(trace, columns, as_real(ps[0]).dtype)
-    kernel()  # first: if it fails, no count has moved
-    torch._foreach_add_([entries["step"] for entries in states], 1)
-    symbolic.commit()
-    for key, stacked in values.items():
-        torch._foreach_copy_([entries[key] for entries in states], list(stacked.unbind()))
-    for key, made in created.items():
-        for entries, tensor in zip(states, made, strict=True):
-            entries[key] = tensor
-    return True
+    def _addressable(self, tensors: list[Tensor]) -> bool:
+        return super()._addressable([local(tensor) for tensor in tensors] if self.sharded else tensors)
+
+    def _place(self) -> None:
+        """Nothing moves: the parameters, their gradients and their full-shaped state are read where they are."""
+        self.sharded = any(local(p) is not p for p in self.params)  # DTensors: each is read at its local shard
+        self.columns: dict[tuple, list[Tensor]] = {}  # per (run, state key): the state tensors the table points at
+        self.made: dict[tuple, Tensor] = {}  # per (state key, parameter): what the planned step creates
+
+    def _slot(self, key: str, value: Tensor, i: int) -> Tensor | None:
+        if key in self.scalar_keys and value.dim() == 0:
+            return super()._slot(key, value, i)
+        p = self.params[i]
+        if value.shape == p.shape and not self._addressable([value]):
+            return torch.empty_like(p)  # stepped in place from now on: it must be readable by its address
+        return None
+
+    def _gather(self, grads: list) -> tuple[list[int], list[int], torch.Tensor | list] | None:
+        """Where this step's gradients are: ``(present, sparse, source)``, or None if one's shape changed.
+
+        ``source[i]`` is the tensor the kernel reads for ``params[i]``: its gradient where autograd
+        put it, or a copy in the scratch buffer where its address cannot be read.
+        """
+        present, sparse = split_gradients(grads, self.indices)
+        dense = [grads[i] for i in present]
+        if list(map(_SHAPE, dense)) != [self.shapes[i] for i in present]:
+            return None
+        source = list(grads)
+        if not self._addressable(dense):
+            odd = [i for i in present if not self._addressable([grads[i]])]
+            if self.scratch is None:
+                self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
+            copies = [self._view(self.scratch, i) for i in odd]
+            torch._foreach_copy_(copies, [self._local(grads[i]) for i in odd])
+            for i, copy in zip(odd, copies, strict=True):
+                source[i] = copy
+        return present, sparse, source
+
+    def _kernel(self, trace, state: dict, start: int, end: int, grad_source: Tensor | list):
+        return self._table_kernel(trace, state, start, end, grad_source)  # the parameters are never flat
+
+    def _param_source(self, start: int, end: int) -> list[Tensor]:
+        return self.params[start:end]
+
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> list[Tensor]:
+        """``state[p][key]`` of ``params[start:end]``, each readable by its address; new tensors if the step creates it.
+
+        Like the fused path's flat buffers, a column is the group's until its entries change
+        through the group (a first step, a sparse step, a rollback) or it is rebuilt (``load_state_dict``).
+        """
+        if key not in self.keys[start]:
+            made = [torch.empty_like(p) for p in self.params[start:end]]
+            self.made.update({(key, start + k): tensor for k, tensor in enumerate(made)})
+            return made
+        column = self.columns.get((start, end, key))
+        if column is not None:
+            return column
+        column = [state[p][key] for p in self.params[start:end]]
+        odd = [start + k for k, tensor in enumerate(column) if not (
+            tensor.shape == self.shapes[start + k] and self._addressable([tensor]))]
+        if odd:
+            self.adopt(state, odd)
+            column = [state[p][key] for p in self.params[start:end]]
+        self.columns[(start, end, key)] = column
+        return column
+
+    def _created_entry(self, key: str, i: int) -> Tensor:
+        return self.made.pop((key, i))
+
+    def _keys_changed(self) -> None:
+        super()._keys_changed()
+        self.columns.clear()  # state entries were created, adopted or restored: read them again

@@ -149,22 +149,19 @@ class Kernel:
 class TableKernel(Kernel):
     """One compiled Triton kernel over a table of tensors that stay where they are; ``kernel()`` launches it.
 
-    ``columns[k][t]`` is argument ``k``'s tensor ``t``: contiguous, one shape per ``t``, one dtype.
+    Row ``t`` of ``addresses`` holds where each argument's tensor ``t`` starts, ``lengths[t]`` its
+    element count (of the real view: all of one dtype); ``keep`` holds what owns those addresses.
     The table is copied to the device from pinned memory without waiting (no host sync).
     """
 
-    def __init__(self, function, columns: list[list[torch.Tensor]], scalars: list[float]) -> None:
-        first = columns[0]
-        lengths = np.array(list(map(torch.Tensor.numel, first)), dtype=np.int64)
-        if first and first[0].is_complex():
-            lengths *= 2  # the real view's elements
+    def __init__(self, function, addresses: np.ndarray, lengths: np.ndarray, scalars: list[float],
+                 device: torch.device, keep: object) -> None:
         blocks = -(-lengths // BLOCK)
         rows = np.repeat(np.arange(lengths.size), blocks)
         starts = (np.arange(rows.size) - np.repeat(np.cumsum(blocks) - blocks, blocks)) * BLOCK
-        addresses = np.array([list(map(torch.Tensor.data_ptr, column)) for column in columns], dtype=np.int64).T
-        self.device = first[0].device if first else torch.device("cpu")
+        self.device = device
         table = [self._on_device(np.ascontiguousarray(array)) for array in (addresses, lengths, rows, starts)]
-        self.columns = columns  # kept alive: the table holds their addresses
+        self.keep = keep
         self.function = function
         self.n = int(rows.size)
         self.grid = (max(1, self.n),)
@@ -181,13 +178,14 @@ _compiled: dict[tuple, object] = {}
 _compiled_tables: dict[tuple, object] = {}
 
 
-def table_kernel(trace: Trace, columns: list[list[torch.Tensor]], dtype: torch.dtype) -> TableKernel:
-    """The Triton kernel of ``trace`` over ``columns`` of tensors, through a table of their addresses."""
+def table_kernel(trace: Trace, addresses: np.ndarray, lengths: np.ndarray, dtype: torch.dtype,
+                 keep: list[torch.Tensor]) -> TableKernel:
+    """The Triton kernel of ``trace`` over the tensors at ``addresses`` (see :class:`TableKernel`)."""
     key = (trace.structure(), dtype, interpreted())
     function = _compiled_tables.get(key)
     if function is None:
         function = _compiled_tables[key] = load_module(table_source(trace, dtype), "q").step
-    return TableKernel(function, columns, trace.scalars)
+    return TableKernel(function, addresses, lengths, trace.scalars, keep[0].device, keep)
 
 
 def kernel(trace: Trace, buffers: list[torch.Tensor], dtype: torch.dtype) -> Kernel:
