@@ -20,11 +20,7 @@ from descentlab.lab.store import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Store, Stor
 
 def migrate(path: str) -> str:
     """Upgrade the store at ``path`` in place; return what was done, in one line."""
-    try:
-        db = sqlite3.connect(path, isolation_level=None)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error as error:
-        raise StoreError(f"cannot open the results store {path}: {error}") from error
+    db, version = _connect(path)
     if version == SCHEMA_VERSION:
         db.close()
         return f"{path} is already at schema version {SCHEMA_VERSION}: nothing to do"
@@ -32,27 +28,50 @@ def migrate(path: str) -> str:
         db.close()
         raise StoreError(f"the results store {path} has schema version {version}, which this descentlab cannot "
                          f"upgrade to version {SCHEMA_VERSION}")
-    backup = f"{path}.v{version}.bak"
-    with sqlite3.connect(backup) as copy:
-        db.backup(copy)
+    backup = _back_up(db, path, version)
     try:
-        steps = " ".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
-        db.executescript(f"BEGIN IMMEDIATE; {steps} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        db.close()
-        store = Store(path)
-        try:
-            with store.transaction():
-                studies = store.studies()
-                for study in studies if version == 1 else ():
-                    _describe_v1(store, study)
-        finally:
-            store.close()
+        studies = _upgrade(db, path, version)
     except Exception:
         db.close()
         shutil.copyfile(backup, path)  # the upgrade is all or nothing
         raise
-    return (f"upgraded {path} from schema version {version} to {SCHEMA_VERSION} ({len(studies)} studies); "
+    return (f"upgraded {path} from schema version {version} to {SCHEMA_VERSION} ({studies} studies); "
             f"the original is kept as {backup}")
+
+
+def _connect(path: str) -> tuple[sqlite3.Connection, int]:
+    """A connection to the store at ``path``, and its schema version."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open the results store {path}: {error}") from error
+    return db, version
+
+
+def _back_up(db: sqlite3.Connection, path: str, version: int) -> str:
+    """Copy the store beside itself, named for its schema version; return the copy's path."""
+    backup = f"{path}.v{version}.bak"
+    with sqlite3.connect(backup) as copy:
+        db.backup(copy)
+    return backup
+
+
+def _upgrade(db: sqlite3.Connection, path: str, version: int) -> int:
+    """Bring the schema from ``version`` to the current one in one transaction and close ``db``, then
+    describe a version 1 store's problems and choices; return how many studies the store holds."""
+    steps = " ".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+    db.executescript(f"BEGIN IMMEDIATE; {steps} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    db.close()
+    store = Store(path)
+    try:
+        with store.transaction():
+            studies = store.studies()
+            for study in studies if version == 1 else ():
+                _describe_v1(store, study)
+    finally:
+        store.close()
+    return len(studies)
 
 
 def _describe_v1(store: Store, study: StudyRecord) -> None:

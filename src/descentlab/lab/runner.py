@@ -9,6 +9,7 @@ small share of a trial), timings, versions and data provenance; see :func:`recor
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -16,6 +17,7 @@ import platform
 import socket
 import time
 import traceback
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -104,46 +106,72 @@ def _train(spec, started: float) -> Result:
     device, amp = spec.device, spec.amp
     model = problem.model(spec.seed).to(device)
     optimizer = spec.make_optimizer(model.parameters())
-    scaler = devices.scaler(device, amp)
-    batches = problem.batches("train", spec.batch_size, spec.seed)
-    curve: list[CurvePoint] = []
-    losses: list[float] = []
-    limit = None
-    diverged_at = None
 
     def evaluate(split, examples=None):
         with devices.evaluating(model, device, amp, hooks=not problem.handles_device):
             return problem.evaluate(model, split, examples)
 
+    curve = _Curve(spec.eval_every, spec.steps, started, lambda: evaluate("valid", problem.curve_limit))
+    diverged_at = _descend(spec, problem, model, optimizer, curve)
+    where = {"device": _device_name(device), "amp": amp}
+    if diverged_at is not None:
+        return record("diverged", time.perf_counter() - started, curve.points, diverged_at - 1, diverged_at,
+                      problem=problem, optimizer=optimizer, where=where)
+    valid, test = evaluate("valid"), evaluate("test")
+    return record("done", time.perf_counter() - started, curve.points, spec.steps, valid=valid, test=test,
+                  problem=problem, optimizer=optimizer, where=where)
+
+
+@dataclasses.dataclass
+class _Curve:
+    """A trial's curve as it trains: every ``every`` steps and at the ``last``, a point with the
+    mean training loss since the previous point and the validation metrics ``evaluate`` returns."""
+
+    every: int
+    last: int
+    started: float
+    evaluate: Callable[[], Metrics]
+    points: list[CurvePoint] = dataclasses.field(default_factory=list)
+    losses: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, step: int, loss: float) -> None:
+        """Count the training loss of ``step``; close a point if ``step`` is due one."""
+        self.losses.append(loss)
+        if step % self.every == 0 or step == self.last:
+            self.points.append({"step": step, "wall": time.perf_counter() - self.started,
+                                "train_loss": sum(self.losses) / len(self.losses), "valid": self.evaluate()})
+            self.losses = []
+
+
+def _descend(spec, problem, model, optimizer, curve: _Curve) -> int | None:
+    """Take the trial's steps, each loss into ``curve``; return the step whose loss diverged (is not
+    finite, or exceeds ``divergence_factor`` × the first loss), which is not taken, or None."""
+    scaler = devices.scaler(spec.device, spec.amp)
+    batches = problem.batches("train", spec.batch_size, spec.seed)
+    limit = None
     for step in range(1, spec.steps + 1):
-        with devices.autocast(device, amp):
-            loss = problem.loss(model, devices.move(next(batches), device))
+        with devices.autocast(spec.device, spec.amp):
+            loss = problem.loss(model, devices.move(next(batches), spec.device))
         value = loss.item()
         if limit is None:
             limit = spec.divergence_factor * abs(value) if math.isfinite(value) else -math.inf
         if not math.isfinite(value) or value > limit:
-            diverged_at = step
-            break
-        optimizer.zero_grad(set_to_none=False)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        losses.append(value)
-        if step % spec.eval_every == 0 or step == spec.steps:
-            curve.append({"step": step, "wall": time.perf_counter() - started, "train_loss": sum(losses) / len(losses),
-                          "valid": evaluate("valid", problem.curve_limit)})
-            losses = []
-    where = {"device": _device_name(device), "amp": amp}
-    if diverged_at is not None:
-        return record("diverged", time.perf_counter() - started, curve, diverged_at - 1, diverged_at,
-                      problem=problem, optimizer=optimizer, where=where)
-    valid, test = evaluate("valid"), evaluate("test")
-    return record("done", time.perf_counter() - started, curve, spec.steps, valid=valid, test=test,
-                  problem=problem, optimizer=optimizer, where=where)
+            return step
+        _update(optimizer, scaler, loss)
+        curve.add(step, value)
+    return None
+
+
+def _update(optimizer, scaler, loss: torch.Tensor) -> None:
+    """Backpropagate ``loss`` and step the optimizer (through the gradient scaler, if any)."""
+    optimizer.zero_grad(set_to_none=False)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def _device_name(device: str) -> str:
@@ -211,30 +239,40 @@ def _blocks(specs: list, points: torch.Tensor) -> tuple[list[tuple], list]:
 
     Each distinct setting but the lr is built once as its own optimizer, which checks its values
     and resolves its defaults; the block's first optimizer steps every row of the block."""
-    blocks, owners, built, start = [], [], {}, 0
+    blocks, owners, start = [], [], 0
+    built: dict[str, tuple] = {}  # setting -> (optimizer, its resolved hyperparameters)
     shape = (1,) * (points.dim() - 1)
     for end in range(1, len(specs) + 1):
         if end < len(specs) and _configuration(specs[end]) == _configuration(specs[start]):
             continue
         rows = points[start:end]
-        values: dict[str, list] = {name: [] for name in ROW_HYPERPARAMETERS}
-        for spec in specs[start:end]:
-            setting = json.dumps([spec.optimizer, {k: v for k, v in spec.hyperparameters.items() if k != "lr"}],
-                                 sort_keys=True)
-            if setting not in built:
-                optimizer = spec.make_optimizer([rows])
-                built[setting] = optimizer, optimizer._hyper(optimizer.param_groups[0])
-            optimizer, hp = built[setting]
-            owners.append(optimizer)  # its record's lr is the row's (see record)
-            for name in ROW_HYPERPARAMETERS:
-                values[name].append(spec.lr if name == "lr" else hp.get(name))
+        mine, values = _block_rows(specs[start:end], rows, built)
+        owners += mine
         # a value shared by the whole block stays the optimizer's own number: the step it takes is
         # then exactly the one it took before rows could differ in it
         rows_hp = {name: torch.tensor(column, dtype=points.dtype).view(-1, *shape)
                    for name, column in values.items() if None not in column and (name == "lr" or len(set(column)) > 1)}
-        blocks.append((owners[start], rows, rows_hp))
+        blocks.append((mine[0], rows, rows_hp))
         start = end
     return blocks, owners
+
+
+def _block_rows(specs: list, rows: torch.Tensor, built: dict) -> tuple[list, dict[str, list]]:
+    """Each trial of one block: its optimizer (one per setting but the lr, kept in ``built``), and
+    its value of each of :data:`ROW_HYPERPARAMETERS`, by name."""
+    owners = []
+    values: dict[str, list] = {name: [] for name in ROW_HYPERPARAMETERS}
+    for spec in specs:
+        setting = json.dumps([spec.optimizer, {k: v for k, v in spec.hyperparameters.items() if k != "lr"}],
+                             sort_keys=True)
+        if setting not in built:
+            optimizer = spec.make_optimizer([rows])
+            built[setting] = optimizer, optimizer._hyper(optimizer.param_groups[0])
+        optimizer, hp = built[setting]
+        owners.append(optimizer)  # its record's lr is the row's (see record)
+        for name in ROW_HYPERPARAMETERS:
+            values[name].append(spec.lr if name == "lr" else hp.get(name))
+    return owners, values
 
 
 def run_population(specs: list, trace=None) -> list[Result]:
@@ -246,62 +284,99 @@ def run_population(specs: list, trace=None) -> list[Result]:
     those three values form a block (contiguous: a view), stepped by one optimizer. ``trace(step, points)``, if
     given, sees the (K, 2) points at the start (step 0) and after every step (a view: copy it).
     """
-    started = time.perf_counter()
-    first = specs[0]
-    problem = problem_of(first)
-    seeds = sorted({s.seed for s in specs})
-    streams = {seed: problem.batches("train", first.batch_size, seed) for seed in seeds}
-    row_seed = torch.tensor([seeds.index(s.seed) for s in specs])
-    points = torch.stack([problem.model(s.seed).xy.detach() for s in specs])
-    blocks, owners = _blocks(specs, points)
-
-    k = len(specs)
-    alive = torch.ones(k, dtype=torch.bool)
-    diverged_at: list[int | None] = [None] * k
-    limit = None
-    curves: list[list[CurvePoint]] = [[] for _ in range(k)]
-    loss_sums = torch.zeros(k, dtype=points.dtype)
-    loss_counts = torch.zeros(k, dtype=points.dtype)
+    population = _Population(specs)
     if trace is not None:
-        trace(0, points)
-    for step in range(1, first.steps + 1):
-        noise = torch.stack([next(streams[seed]) for seed in seeds]).to(points.dtype)[row_seed]
-        loss = problem.population_loss(points, noise)
-        if limit is None:
-            limit = torch.where(torch.isfinite(loss), first.divergence_factor * loss.abs(), -math.inf)
-        bad = alive & (~torch.isfinite(loss) | (loss > limit))
-        for row in bad.nonzero().flatten().tolist():
-            diverged_at[row] = step
-        alive &= ~bad
-        grad = problem.population_grad(points, noise)
+        trace(0, population.points)
+    for step in range(1, specs[0].steps + 1):
+        loss = population.advance(step)
+        if trace is not None:
+            trace(step, population.points)
+        population.observe(step, loss)
+    return population.results()
+
+
+class _Population:
+    """A population run: the group's problem (its budget is its first trial's), the (K, 2) points
+    and the blocks that step them, and each row's bookkeeping: alive (else the step its loss
+    diverged at), its curve, and its training losses since its previous curve point."""
+
+    def __init__(self, specs: list) -> None:
+        self.started = time.perf_counter()
+        self.specs = specs
+        self.problem = problem_of(specs[0])
+        self.points = torch.stack([self.problem.model(s.seed).xy.detach() for s in specs])
+        self.noise = _noise(self.problem, specs, self.points.dtype)
+        self.blocks, self.owners = _blocks(specs, self.points)
+        k = len(specs)
+        self.alive = torch.ones(k, dtype=torch.bool)
+        self.diverged_at: list[int | None] = [None] * k
+        self.limit: torch.Tensor | None = None
+        self.curves: list[list[CurvePoint]] = [[] for _ in range(k)]
+        self.loss_sums = torch.zeros(k, dtype=self.points.dtype)
+        self.loss_counts = torch.zeros(k, dtype=self.points.dtype)
+
+    def advance(self, step: int) -> torch.Tensor:
+        """Take step ``step`` on every row; return the rows' losses before it."""
+        noise = next(self.noise)
+        loss = self.problem.population_loss(self.points, noise)
+        self._check(step, loss)
+        grad = self.problem.population_grad(self.points, noise)
         offset = 0
-        for optimizer, rows, rows_hp in blocks:
+        for optimizer, rows, rows_hp in self.blocks:
             population_step(optimizer, rows, grad[offset : offset + rows.shape[0]], rows_hp)
             offset += rows.shape[0]
-        if trace is not None:
-            trace(step, points)
-        loss_sums += torch.where(alive, loss, 0.0)
-        loss_counts += alive.to(points.dtype)
-        if step % first.eval_every == 0 or step == first.steps:
-            wall = (time.perf_counter() - started) / k  # a row's share, as its seconds are
-            valid = _rows(problem.population_metrics(points))
-            train = (loss_sums / loss_counts).tolist()
-            for row in alive.nonzero().flatten().tolist():
-                curves[row].append({"step": step, "wall": wall, "train_loss": train[row], "valid": valid[row]})
-            loss_sums.zero_()
-            loss_counts.zero_()
-    seconds = time.perf_counter() - started
-    final = _rows(problem.population_metrics(points))
-    results = []
-    for row in range(k):
-        common = {"seconds": seconds / k, "curve": curves[row], "problem": problem, "optimizer": owners[row],
-                  "lr": specs[row].lr}
-        stopped = diverged_at[row]
+        return loss
+
+    def _check(self, step: int, loss: torch.Tensor) -> None:
+        """Mark the live rows whose loss is not finite or exceeds ``divergence_factor`` × their first
+        loss as diverged at ``step``."""
+        if self.limit is None:
+            self.limit = torch.where(torch.isfinite(loss), self.specs[0].divergence_factor * loss.abs(), -math.inf)
+        bad = self.alive & (~torch.isfinite(loss) | (loss > self.limit))
+        for row in bad.nonzero().flatten().tolist():
+            self.diverged_at[row] = step
+        self.alive &= ~bad
+
+    def observe(self, step: int, loss: torch.Tensor) -> None:
+        """Count the live rows' losses of ``step``; add a point to their curves if ``step`` is due one."""
+        self.loss_sums += torch.where(self.alive, loss, 0.0)
+        self.loss_counts += self.alive.to(self.points.dtype)
+        if step % self.specs[0].eval_every == 0 or step == self.specs[0].steps:
+            self._point(step)
+
+    def _point(self, step: int) -> None:
+        """Each live row's curve point at ``step``: its mean training loss since the previous one and
+        its validation metrics."""
+        wall = (time.perf_counter() - self.started) / len(self.specs)  # a row's share, as its seconds are
+        valid = _rows(self.problem.population_metrics(self.points))
+        train = (self.loss_sums / self.loss_counts).tolist()
+        for row in self.alive.nonzero().flatten().tolist():
+            self.curves[row].append({"step": step, "wall": wall, "train_loss": train[row], "valid": valid[row]})
+        self.loss_sums.zero_()
+        self.loss_counts.zero_()
+
+    def results(self) -> list[Result]:
+        """Each row's record: diverged at its step, or done with the final metrics of its point."""
+        seconds = time.perf_counter() - self.started
+        final = _rows(self.problem.population_metrics(self.points))
+        return [self._result(row, seconds / len(self.specs), final[row]) for row in range(len(self.specs))]
+
+    def _result(self, row: int, seconds: float, final: Metrics) -> Result:
+        common = {"seconds": seconds, "curve": self.curves[row], "problem": self.problem,
+                  "optimizer": self.owners[row], "lr": self.specs[row].lr}
+        stopped = self.diverged_at[row]
         if stopped is not None:
-            results.append(record("diverged", steps_done=stopped - 1, diverged_at=stopped, **common))
-        else:
-            results.append(record("done", steps_done=first.steps, valid=final[row], test=final[row], **common))
-    return results
+            return record("diverged", steps_done=stopped - 1, diverged_at=stopped, **common)
+        return record("done", steps_done=self.specs[0].steps, valid=final, test=final, **common)
+
+
+def _noise(problem, specs: list, dtype: torch.dtype) -> Iterator[torch.Tensor]:
+    """Each step's gradient noise, one row per trial: one stream per seed, drawn once a step."""
+    seeds = sorted({s.seed for s in specs})
+    streams = {seed: problem.batches("train", specs[0].batch_size, seed) for seed in seeds}
+    row_seed = torch.tensor([seeds.index(s.seed) for s in specs])
+    while True:
+        yield torch.stack([next(streams[seed]) for seed in seeds]).to(dtype)[row_seed]
 
 
 def _rows(columns: dict) -> list[dict]:

@@ -141,19 +141,32 @@ class Store:
         if readonly:
             self.db = self._open_readonly()
         else:
-            if self.path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            try:
-                self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                check = self.db.execute("PRAGMA quick_check").fetchall()
-            except sqlite3.Error as error:
-                raise StoreError(_unusable(self.path, error)) from error
-            if check != [("ok",)]:
-                self.db.close()
-                raise StoreError(damaged(self.path, check[0][0]))
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db = self._open_writable()
+        self._check_version()
+        if not readonly:
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _open_writable(self) -> sqlite3.Connection:
+        """The file opened for writing (created with its folder if need be) in WAL mode, once SQLite
+        finds it whole."""
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            check = db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(_unusable(self.path, error)) from error
+        if check != [("ok",)]:
+            db.close()
+            raise StoreError(damaged(self.path, check[0][0]))
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _check_version(self) -> None:
+        """Refuse (closing the file) a store of another schema version, saying how to upgrade an older one."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         empty = not self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         if not empty and version != SCHEMA_VERSION:
@@ -164,9 +177,6 @@ class Store:
                                  f"{SCHEMA_VERSION} (keeping a copy of the original)")
             raise StoreError(f"the results store {self.path} has schema version {version}; this descentlab "
                              f"writes version {SCHEMA_VERSION}: use another --db")
-        if not readonly:
-            self.db.executescript(SCHEMA)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not os.path.isfile(self.path):

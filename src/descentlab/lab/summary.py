@@ -14,7 +14,17 @@ import statistics
 from typing import Literal
 
 from descentlab.lab import stats, verdict
-from descentlab.lab.records import Choice, CurvePoint, ProblemInfo, ProblemTable, Progress, Row, Summary, Trial
+from descentlab.lab.records import (
+    Choice,
+    CurvePoint,
+    ProblemInfo,
+    ProblemTable,
+    Progress,
+    Row,
+    StudyRecord,
+    Summary,
+    Trial,
+)
 from descentlab.lab.selection import metric_value, score
 from descentlab.lab.spec import worst
 from descentlab.lab.store import FINISHED, Store, alive
@@ -25,6 +35,21 @@ def summarize(store: Store, study_id: int) -> Summary:
     study = store.study(study_id)
     if study is None:
         raise ValueError(f"No study with id {study_id} in {store.path}")
+    tables = _tables(store, study_id, study)
+    missing = [label for label in study["spec"]["problems"] if label not in tables]
+    complete = {label: t for label, t in tables.items() if _complete(t)}
+    for table in tables.values():
+        if not _complete(table):
+            for row in table["rows"]:
+                row["rank"] = None  # an incomplete problem ranks nothing
+    summary: Summary = {"study": study, "problems": tables, "complete": not missing and len(complete) == len(tables),
+               "missing": missing, "profile": _profiles(complete)}
+    summary["verdict"] = verdict.judge({**summary, "problems": complete})
+    return summary
+
+
+def _tables(store: Store, study_id: int, study: StudyRecord) -> dict[str, ProblemTable]:
+    """Each described problem's table, with how far it got, by label."""
     infos = store.problems(study_id)
     trials = store.study_trials(study_id)
     choices = store.choices(study_id)
@@ -37,16 +62,7 @@ def summarize(store: Store, study_id: int) -> Summary:
         table = _problem(info, mine, [c for c in choices if c["label"] == label], seeds, curves)
         table["progress"] = _progress(mine, study["spec"]["optimizers"], table["rows"], seeds)
         tables[label] = table
-    missing = [label for label in study["spec"]["problems"] if label not in tables]
-    complete = {label: t for label, t in tables.items() if _complete(t)}
-    for table in tables.values():
-        if not _complete(table):
-            for row in table["rows"]:
-                row["rank"] = None  # an incomplete problem ranks nothing
-    summary: Summary = {"study": study, "problems": tables, "complete": not missing and len(complete) == len(tables),
-               "missing": missing, "profile": _profiles(complete)}
-    summary["verdict"] = verdict.judge({**summary, "problems": complete})
-    return summary
+    return tables
 
 
 def _complete(table: ProblemTable) -> bool:
@@ -65,61 +81,74 @@ def _progress(trials: list[Trial], optimizers: list[str], rows: list[Row], seeds
 
 def _problem(info: ProblemInfo, trials: list[Trial], choices: list[Choice], seeds: int,
              curves: dict[str, list[CurvePoint]]) -> ProblemTable:
-    metric, goal = info["metric"], info["goal"]
+    """One problem's table: a row per chosen optimizer, each timed to the problem's target and
+    ranked, and every pair's paired wins."""
+    goal = info["goal"]
     by_key = {t["key"]: t for t in trials}
-    rows: list[Row] = []
-    for choice in choices:
-        chosen = by_key[choice["trial_key"]]
-        optimizer = choice["optimizer"]
-        runs = {t["seed"]: t for t in trials if t["optimizer"] == optimizer and t["seed"] < seeds
-                and t["hyperparameters"] == chosen["hyperparameters"]}
-        tests = {seed: score(t, metric, goal, "test") for seed, t in runs.items()}
-        valids = {seed: score(t, metric, goal) for seed, t in runs.items()}
-        finite = [v for v in tests.values() if math.isfinite(v)]
-        lost = len(runs) - len(finite)
-        tuning = sorted((t for t in trials if t["optimizer"] == optimizer and t["phase"] in ("tune", "extend")),
-                        key=lambda t: t["hyperparameters"]["lr"])
-        curve = stats.median_curve([[(p["step"], p["wall"], metric_value(p["valid"], metric, goal))
-                                     for p in curves.get(t["key"], [])] for t in runs.values()], goal)
-        rows.append({
-            "optimizer": optimizer,
-            "lr": choice["lr"],
-            "bracket": choice["bracket"],
-            "extended": choice["extended"],
-            "grid": choice["grid"],
-            "hyperparameters": chosen["hyperparameters"],
-            "seeds": len(runs),
-            "seeds_finished": sum(t["status"] in FINISHED for t in runs.values()),
-            "seeds_lost": lost,
-            "test_mean": statistics.fmean(finite) if finite else None,
-            "test_std": statistics.stdev(finite) if len(finite) > 1 else 0.0 if finite else None,
-            "test_ci": stats.bootstrap_ci(finite) if finite and not lost else None,
-            "valid_mean": statistics.fmean(valids.values()) if valids else None,
-            "seed_tests": tests,
-            "seed_valids": valids,
-            "diverged": sum(t["status"] == "diverged" for t in trials if t["optimizer"] == optimizer),
-            "failed": sum(t["status"] == "failed" for t in trials if t["optimizer"] == optimizer),
-            "sensitivity": [{"lr": t["hyperparameters"]["lr"], "score": score(t, metric, goal), "status": t["status"],
-                             "phase": t["phase"], "hyperparameters": t["hyperparameters"]} for t in tuning],
-            "curve": curve,
-            "steps_to_target": None,
-            "seconds_to_target": None,
-            "rank": None,
-        })
+    rows = [_row(info, choice, by_key[choice["trial_key"]], trials, seeds, curves) for choice in choices]
     target = stats.target_of([row["curve"][-1][2] for row in rows if row["curve"]] +
                              [worst(goal) for row in rows if not row["curve"]])
     for row in rows:
         steps, seconds = stats.time_to_target(row["curve"], target, goal) if target is not None else (None, None)
         row["steps_to_target"], row["seconds_to_target"] = steps, seconds
+    _rank(rows, goal)
+    return {**info, "target": target, "rows": rows,
+            "wins": {a["optimizer"]: {b["optimizer"]: stats.wins(a["seed_tests"], b["seed_tests"], goal)
+                                      for b in rows if b is not a} for a in rows}}
+
+
+def _row(info: ProblemInfo, choice: Choice, chosen: Trial, trials: list[Trial], seeds: int,
+         curves: dict[str, list[CurvePoint]]) -> Row:
+    """One optimizer's row: its chosen configuration's runs on every seed (test and validation
+    metrics, losses, median curve) and its lr sensitivity; not yet timed or ranked."""
+    metric, goal = info["metric"], info["goal"]
+    optimizer = choice["optimizer"]
+    runs = {t["seed"]: t for t in trials if t["optimizer"] == optimizer and t["seed"] < seeds
+            and t["hyperparameters"] == chosen["hyperparameters"]}
+    tests = {seed: score(t, metric, goal, "test") for seed, t in runs.items()}
+    valids = {seed: score(t, metric, goal) for seed, t in runs.items()}
+    finite = [v for v in tests.values() if math.isfinite(v)]
+    lost = len(runs) - len(finite)
+    tuning = sorted((t for t in trials if t["optimizer"] == optimizer and t["phase"] in ("tune", "extend")),
+                    key=lambda t: t["hyperparameters"]["lr"])
+    curve = stats.median_curve([[(p["step"], p["wall"], metric_value(p["valid"], metric, goal))
+                                 for p in curves.get(t["key"], [])] for t in runs.values()], goal)
+    return {
+        "optimizer": optimizer,
+        "lr": choice["lr"],
+        "bracket": choice["bracket"],
+        "extended": choice["extended"],
+        "grid": choice["grid"],
+        "hyperparameters": chosen["hyperparameters"],
+        "seeds": len(runs),
+        "seeds_finished": sum(t["status"] in FINISHED for t in runs.values()),
+        "seeds_lost": lost,
+        "test_mean": statistics.fmean(finite) if finite else None,
+        "test_std": statistics.stdev(finite) if len(finite) > 1 else 0.0 if finite else None,
+        "test_ci": stats.bootstrap_ci(finite) if finite and not lost else None,
+        "valid_mean": statistics.fmean(valids.values()) if valids else None,
+        "seed_tests": tests,
+        "seed_valids": valids,
+        "diverged": sum(t["status"] == "diverged" for t in trials if t["optimizer"] == optimizer),
+        "failed": sum(t["status"] == "failed" for t in trials if t["optimizer"] == optimizer),
+        "sensitivity": [{"lr": t["hyperparameters"]["lr"], "score": score(t, metric, goal), "status": t["status"],
+                         "phase": t["phase"], "hyperparameters": t["hyperparameters"]} for t in tuning],
+        "curve": curve,
+        "steps_to_target": None,
+        "seconds_to_target": None,
+        "rank": None,
+    }
+
+
+def _rank(rows: list[Row], goal: str) -> None:
+    """Rank the rows in place by mean test metric (fewest lost seeds first); each row's paired wins
+    over the next."""
     rows.sort(key=lambda r: (r["seeds_lost"], -stats.oriented(r["test_mean"], goal) if r["test_mean"] is not None
                              else math.inf))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     for row, following in itertools.pairwise(rows):
         row["beats_next"] = stats.wins(row["seed_tests"], following["seed_tests"], goal)
-    return {**info, "target": target, "rows": rows,
-            "wins": {a["optimizer"]: {b["optimizer"]: stats.wins(a["seed_tests"], b["seed_tests"], goal)
-                                      for b in rows if b is not a} for a in rows}}
 
 
 def _profiles(tables: dict[str, ProblemTable]) -> dict[str, dict]:

@@ -49,19 +49,28 @@ def problem_table(label: str, table: ProblemTable) -> Table:
     target = f"; target {metric} {arrow} {number(table['target'])}" if table["target"] is not None else ""
     columns = ["rank", "optimizer", "lr", "bracketed", f"test {metric} (95% CI)", f"valid {metric}",
                "beats next", "steps→target", "s→target", "diverged"]
-    rows = []
-    for row in table["rows"]:
-        test = number(row["test_mean"])
-        if row["seeds_lost"]:
-            test += f" ({row['seeds'] - row['seeds_lost']}/{row['seeds']} seeds)"
-        else:
-            test += " " + interval(row["test_ci"])
-        won = row.get("beats_next")
-        rank = "—" if row["rank"] is None else str(row["rank"])
-        rows.append([rank, row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
-                     number(row["valid_mean"]), f"{won[0]}/{won[1]}" if won else "",
-                     _time(row["steps_to_target"], "{:g}"), _time(row["seconds_to_target"], "{:.2f}"),
-                     str(row["diverged"])])
+    rows = [_problem_row(row) for row in table["rows"]]
+    return Table(f"{label}: {table['description']} ({goal} {metric}){target}", columns, rows,
+                 {0, 2, 4, 5, 6, 7, 8, 9}, _problem_notes(table))
+
+
+def _problem_row(row: Row) -> list[str]:
+    """One optimizer's cells in its problem's ranking."""
+    test = number(row["test_mean"])
+    if row["seeds_lost"]:
+        test += f" ({row['seeds'] - row['seeds_lost']}/{row['seeds']} seeds)"
+    else:
+        test += " " + interval(row["test_ci"])
+    won = row.get("beats_next")
+    rank = "—" if row["rank"] is None else str(row["rank"])
+    return [rank, row["optimizer"], f"{row['lr']:.3g}", _bracket(row), test,
+            number(row["valid_mean"]), f"{won[0]}/{won[1]}" if won else "",
+            _time(row["steps_to_target"], "{:g}"), _time(row["seconds_to_target"], "{:.2f}"),
+            str(row["diverged"])]
+
+
+def _problem_notes(table: ProblemTable) -> list[str]:
+    """The notes under a problem's ranking: an unfinished problem, an lr left at an edge, shared clocks."""
     notes = []
     progress = table.get("progress")
     if progress and not progress["complete"]:
@@ -73,8 +82,7 @@ def problem_table(label: str, table: ProblemTable) -> Table:
         notes.append("edge: the best lr is still at an edge of its grid after every extension allowed (--extend)")
     if table["population"]:
         notes.append("seconds are each trial's share of a population run")
-    return Table(f"{label}: {table['description']} ({goal} {metric}){target}", columns, rows,
-                 {0, 2, 4, 5, 6, 7, 8, 9}, notes)
+    return notes
 
 
 def _bracket(row: Row) -> str:
@@ -111,24 +119,32 @@ def verdict_table(rows: list[VerdictRow]) -> Table | None:
     """One row per claim of the talk: our evidence, paired wins, and the outcome of the rule."""
     if not rows:
         return None
-    cells = []
-    for row in rows:
-        if "everywhere" in row:
-            evidence = "; ".join(f"{problem}: best {_best_of(row, problem)}" for problem in row["problems"])
-            if row["everywhere"]:
-                evidence += f"; {', '.join(row['everywhere'])} significantly beat every other optimizer everywhere"
-            elif row["unbeaten"]:
-                evidence += f"; never significantly beaten: {', '.join(row['unbeaten'])}"
-            else:
-                evidence += "; every optimizer significantly beaten by another on at least one task"
-            cells.append([row["claim"], evidence, "", row["outcome"]])
-            continue
-        evidence = "; ".join(_duel(duel) for duel in row["evidence"])
-        won = ", ".join(f"{d['wins']}/{d['seeds']}" for d in row["evidence"])
-        cells.append([row["claim"], evidence, won, row["outcome"]])
     return Table("the talk's claims, tested (rule: 95% bootstrap interval of the paired test-metric "
                  "difference between the claim's champion and the best other; see docs/lab.md)",
-                 ["claim", "our result (test metric, 95% CI)", "seeds won", "outcome"], cells, {2})
+                 ["claim", "our result (test metric, 95% CI)", "seeds won", "outcome"],
+                 [_verdict_cells(row) for row in rows], {2})
+
+
+def _verdict_cells(row: VerdictRow) -> list[str]:
+    """One claim's cells: the claim, our evidence, the seeds won, the outcome."""
+    if "everywhere" in row:
+        return [row["claim"], _no_best_evidence(row), "", row["outcome"]]
+    evidence = "; ".join(_duel(duel) for duel in row["evidence"])
+    won = ", ".join(f"{d['wins']}/{d['seeds']}" for d in row["evidence"])
+    return [row["claim"], evidence, won, row["outcome"]]
+
+
+def _no_best_evidence(row: VerdictRow) -> str:
+    """The evidence on "no optimizer wins everywhere": the best on each task, then who beat every
+    other optimizer everywhere, or who was never beaten."""
+    evidence = "; ".join(f"{problem}: best {_best_of(row, problem)}" for problem in row["problems"])
+    if row["everywhere"]:
+        evidence += f"; {', '.join(row['everywhere'])} significantly beat every other optimizer everywhere"
+    elif row["unbeaten"]:
+        evidence += f"; never significantly beaten: {', '.join(row['unbeaten'])}"
+    else:
+        evidence += "; every optimizer significantly beaten by another on at least one task"
+    return evidence
 
 
 def _best_of(row: VerdictRow, problem: str) -> str:

@@ -174,27 +174,31 @@ def _no_best(tables: dict[str, ProblemTable]) -> VerdictRow | None:
     names = set.intersection(*({r["optimizer"] for r in t["rows"]} for t in tables.values()))
     if len(names) < 2:
         return None
-    beaten: set[str] = set()
-    everywhere: list[str] = []
-    evidence: list[Duel] = []
-    for name in sorted(names):
-        duels: list[Duel] = []  # name against every other optimizer, on every task
-        for label, table in tables.items():
-            mine = next(r for r in table["rows"] if r["optimizer"] == name)
-            duels += [_compare(label, table, mine, other) for other in table["rows"] if other is not mine]
-        if any(d["outcome"] == NOT_REPRODUCED for d in duels):
-            beaten.add(name)
-        if duels and all(d["outcome"] == REPRODUCED for d in duels):
-            everywhere.append(name)
-        evidence += duels
-    if everywhere:
-        result = NOT_REPRODUCED
-    elif beaten == names:
-        result = REPRODUCED
-    else:
-        result = INCONCLUSIVE
-    return {"claim": NO_BEST, "outcome": result, "evidence": evidence, "everywhere": everywhere,
+    duels = {name: _against_all(name, tables) for name in sorted(names)}
+    beaten = {name for name, mine in duels.items() if any(d["outcome"] == NOT_REPRODUCED for d in mine)}
+    everywhere = [name for name, mine in duels.items() if mine and all(d["outcome"] == REPRODUCED for d in mine)]
+    return {"claim": NO_BEST, "outcome": _no_best_outcome(names, beaten, everywhere),
+            "evidence": [d for mine in duels.values() for d in mine], "everywhere": everywhere,
             "unbeaten": sorted(names - beaten), "problems": list(tables)}
+
+
+def _against_all(name: str, tables: dict[str, ProblemTable]) -> list[Duel]:
+    """``name`` against every other optimizer, on every task."""
+    duels: list[Duel] = []
+    for label, table in tables.items():
+        mine = next(r for r in table["rows"] if r["optimizer"] == name)
+        duels += [_compare(label, table, mine, other) for other in table["rows"] if other is not mine]
+    return duels
+
+
+def _no_best_outcome(names: set[str], beaten: set[str], everywhere: list[str]) -> str:
+    """Not reproduced when one optimizer beat every other everywhere; reproduced when every one was
+    beaten somewhere."""
+    if everywhere:
+        return NOT_REPRODUCED
+    if beaten == names:
+        return REPRODUCED
+    return INCONCLUSIVE
 
 
 def duels(label: str, table: ProblemTable) -> list[Duel]:
