@@ -13,10 +13,9 @@ step, curve bookkeeping, device moves). Interleaved, median of 5; prints the rat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from lab_speed import trial_against  # this folder's (scripts here run with it on the path)
 from torch.nn import functional as F
 
 from descentlab.lab import TrialSpec, runner
@@ -57,20 +56,6 @@ def users_loop(spec: TrialSpec, train, valid, test) -> None:
             F.cross_entropy(net(inputs.to(device)), targets.to(device)).item()
 
 
-def alternated(spec: TrialSpec, train, valid, test, rounds: int = 5) -> tuple[float, float]:
-    """Median seconds of compare's trial and of the user's own loop, run in turns."""
-    ours, bare = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = runner.run_trial(spec)
-        ours.append(time.perf_counter() - start)
-        assert result["status"] == "done", result
-        start = time.perf_counter()
-        users_loop(spec, train, valid, test)
-        bare.append(time.perf_counter() - start)
-    return statistics.median(ours), statistics.median(bare)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
@@ -81,7 +66,7 @@ def main() -> None:
     runner.register("user:bench", UserProblem("bench", model, F.cross_entropy, None, train, valid, test,
                                               eval_examples=None))
     spec = TrialSpec("user:bench", {}, "adam", {"lr": 1e-3}, 0, args.steps, 128, args.steps, 10.0, device)
-    ours_s, bare_s = alternated(spec, train, valid, test)
+    ours_s, bare_s = trial_against(spec, lambda: users_loop(spec, train, valid, test))
     print(f"{device}, {args.steps} steps of batch 128, MLP 784-256-10, Adam: compare's trial {ours_s * 1e3:.0f} ms, "
           f"the user's loop {bare_s * 1e3:.0f} ms, ratio {ours_s / bare_s:.3f}")
 

@@ -35,6 +35,11 @@ def bare_loop(spec: TrialSpec) -> None:
 def loop_overhead(problem: str, steps: int, batch_size: int, repeats: int = 5) -> tuple[float, float]:
     spec = TrialSpec(problem, {}, "adam", {"lr": 1e-3}, 0, steps, batch_size, steps, 10.0)
     runner.problem_of(spec)  # load and tensorize the data once, outside the timings
+    return trial_against(spec, lambda: bare_loop(spec), repeats)
+
+
+def trial_against(spec: TrialSpec, loop, repeats: int = 5) -> tuple[float, float]:
+    """Median seconds of the lab's trial of ``spec`` and of ``loop()`` (the same training by hand), run in turns."""
     ours, bare = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -42,7 +47,7 @@ def loop_overhead(problem: str, steps: int, batch_size: int, repeats: int = 5) -
         ours.append(time.perf_counter() - start)
         assert result["status"] == "done", result
         start = time.perf_counter()
-        bare_loop(spec)
+        loop()
         bare.append(time.perf_counter() - start)
     return statistics.median(ours), statistics.median(bare)
 
