@@ -51,6 +51,7 @@ import operator
 import os
 from collections.abc import Sequence
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -193,6 +194,13 @@ def sole_holder(tensor: torch.Tensor) -> bool:
     storage = tensor.untyped_storage()
     return (not storage.is_shared() and storage.nbytes() == tensor.numel() * tensor.element_size()
             and _holders(storage) == 1)
+
+
+class Column(NamedTuple):
+    """A column of a table of addresses: what the rows point into (kept alive while a kernel may run), and where."""
+
+    tensors: list
+    addresses: np.ndarray
 
 
 class FlatGroup:
@@ -476,23 +484,27 @@ class FlatGroup:
                 source = grad_source if isinstance(grad_source, torch.Tensor) else grad_source[start:end]
             else:
                 source = self._state_source(state, keys[argument], start, end)
-            columns.append(self._addresses(source, start, end))
-            keep += [source] if isinstance(source, torch.Tensor) else source
+            column = self._addresses(source, start, end)
+            columns.append(column.addresses)
+            keep += column.tensors
         addresses = np.stack(columns, axis=1)
         return self.kernels.table_kernel(trace, addresses, self.lengths[start:end], self.dtype, keep), \
             self._created_entry
 
-    def _addresses(self, source: torch.Tensor | list, start: int, end: int) -> np.ndarray:
-        """Where each of ``params[start:end]``'s tensors starts in ``source`` (a flat buffer, or the run's tensors)."""
+    def _addresses(self, source: torch.Tensor | list | Column, start: int, end: int) -> Column:
+        """Where each of ``params[start:end]``'s tensors starts in ``source``: a flat buffer, the run's
+        tensors, or a column whose addresses were read already."""
+        if isinstance(source, Column):
+            return source
         if isinstance(source, torch.Tensor):  # each row at its offset
-            return source.data_ptr() + self.starts[start:end] * (torch.finfo(self.dtype).bits // 8)
-        return np.array(self._pointers(source), dtype=np.int64)
+            return Column([source], source.data_ptr() + self.starts[start:end] * (torch.finfo(self.dtype).bits // 8))
+        return Column(source, np.array(self._pointers(source), dtype=np.int64))
 
-    def _param_source(self, start: int, end: int) -> torch.Tensor | list:
+    def _param_source(self, start: int, end: int) -> torch.Tensor | list | Column:
         """Where the kernel finds ``params[start:end]``: the flat buffer."""
         return self.param
 
-    def _state_source(self, state: dict, key: str, start: int, end: int) -> torch.Tensor | list:
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> torch.Tensor | list | Column:
         """Where the kernel finds state entry ``key`` of ``params[start:end]``: its flat buffer."""
         return self._array(key)
 

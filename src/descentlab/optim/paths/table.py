@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths.fused import FlatGroup, local, split_gradients
+from descentlab.optim.paths.fused import Column, FlatGroup, local, split_gradients
 
 _SHAPE = operator.attrgetter("shape")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -54,7 +55,7 @@ class TableGroup(FlatGroup):
     def _place(self) -> None:
         """Nothing moves: the parameters, their gradients and their full-shaped state are read where they are."""
         self.sharded = any(local(p) is not p for p in self.params)  # DTensors: each is read at its local shard
-        self.columns: dict[tuple, list[Tensor]] = {}  # per (run, state key): the state tensors the table points at
+        self.columns: dict[tuple, Column] = {}  # per run and state key (None: the parameters): what the table points at
         self.made: dict[tuple, Tensor] = {}  # per (state key, parameter): what the planned step creates
 
     def _slot(self, key: str, value: Tensor, i: int) -> Tensor | None:
@@ -89,10 +90,14 @@ class TableGroup(FlatGroup):
     def _kernel(self, trace, state: dict, start: int, end: int, grad_source: Tensor | list):
         return self._table_kernel(trace, state, start, end, grad_source)  # the parameters are never flat
 
-    def _param_source(self, start: int, end: int) -> list[Tensor]:
-        return self.params[start:end]
+    def _param_source(self, start: int, end: int) -> Column:
+        column = self.columns.get((start, end, None))
+        if column is None:  # the addresses holds() checks at every step
+            column = self.columns[(start, end, None)] = Column(self.params[start:end],
+                                                               np.array(self.data_ptrs[start:end], dtype=np.int64))
+        return column
 
-    def _state_source(self, state: dict, key: str, start: int, end: int) -> list[Tensor]:
+    def _state_source(self, state: dict, key: str, start: int, end: int) -> list[Tensor] | Column:
         """``state[p][key]`` of ``params[start:end]``, each readable by its address; new tensors if the step creates it.
 
         Like the fused path's flat buffers, a column is the group's until its entries change
@@ -105,13 +110,13 @@ class TableGroup(FlatGroup):
         column = self.columns.get((start, end, key))
         if column is not None:
             return column
-        column = [state[p][key] for p in self.params[start:end]]
-        odd = [start + k for k, tensor in enumerate(column) if not (
+        tensors = [state[p][key] for p in self.params[start:end]]
+        odd = [start + k for k, tensor in enumerate(tensors) if not (
             tensor.shape == self.shapes[start + k] and self._addressable([tensor]))]
         if odd:
             self.adopt(state, odd)
-            column = [state[p][key] for p in self.params[start:end]]
-        self.columns[(start, end, key)] = column
+            tensors = [state[p][key] for p in self.params[start:end]]
+        column = self.columns[(start, end, key)] = self._addresses(tensors, start, end)
         return column
 
     def _created_entry(self, key: str, i: int) -> Tensor:
