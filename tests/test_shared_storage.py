@@ -262,3 +262,54 @@ def test_fsdp2_dtensor_groups_on_every_path_and_a_dcp_round_trip(two_ranks):
         assert torch.equal(mine, expected)
     # the default path steps the local shards with the fused kernel through a table, before and after DCP
     assert ranks[0]["paths"] == ranks[1]["paths"] == ["table"] * 4
+
+
+@needs_kernels
+@pytest.mark.parametrize("aliased", [False, True], ids=["fused", "table"])
+def test_conjugated_gradients_are_read_as_their_values(aliased):
+    """Autograd leaves a lazily conjugated gradient (``conj(p)``'s backward): its memory holds the unconjugated
+    values, so the kernel must not read it by its address."""
+    c = torch.tensor([1 + 2j, 3 - 1j, 0.5j], dtype=torch.complex128)
+    results = []
+    for make in (torch.optim.SGD, optim.SGD):
+        p = torch.nn.Parameter(torch.tensor([1 + 1j, 2 - 1j, 0.5], dtype=torch.complex128))
+        alias = p.detach() if aliased else None
+        optimizer = make([p], lr=0.1)
+        for _ in range(3):
+            optimizer.zero_grad()
+            (torch.conj(p) * c).real.sum().backward()
+            assert p.grad.is_conj()
+            optimizer.step()
+        results.append(p.detach().clone())
+    assert optimizer.path(optimizer.param_groups[0]) == ("table" if aliased else "fused")
+    assert alias is None or alias.data_ptr() == p.data_ptr()
+    assert torch.allclose(results[1], results[0], rtol=0, atol=1e-15)
+
+
+def _reloaded_trajectory(kwargs: dict, aliased: bool) -> list:
+    """Adam whose state is put back as ZeroRedundancyOptimizer.load_state_dict does (``state[p] = ...``, a new
+    dict per parameter) after step 4, and one parameter's started over (``state[p] = {}``) after step 5."""
+    params = make_params(torch.float64, [(4, 3), (5,)])
+    aliases = [p.detach() for p in params] if aliased else None
+    optimizer = optim.Adam(params, lr=0.1, **kwargs)
+    for t, grads in enumerate(random_gradients(params, 8)):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        optimizer.step()
+        if t == 1:
+            saved = {p: {key: value.clone() for key, value in optimizer.state[p].items()} for p in params}
+        if t == 3:
+            for p in params:
+                optimizer.state[p] = {key: value.clone() for key, value in saved[p].items()}
+        if t == 4:
+            optimizer.state[params[1]] = {}
+    assert aliases is None or optimizer.path(optimizer.param_groups[0]) in ("table", "reference")
+    return [*params, *(optimizer.state[p]["exp_avg"] for p in params), *(optimizer.state[p]["step"] for p in params)]
+
+
+@needs_kernels
+@pytest.mark.parametrize("aliased", [False, True], ids=["fused", "table"])
+def test_state_put_back_behind_the_optimizers_back_is_the_state_stepped(aliased):
+    ours = _reloaded_trajectory({}, aliased)
+    reference = _reloaded_trajectory(dict(foreach=False, fused=False), aliased)
+    assert max_relative_difference(ours, reference) <= 1e-12

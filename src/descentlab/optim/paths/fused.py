@@ -286,7 +286,7 @@ class FlatGroup:
                 slot.copy_(value)
                 entries[key] = slot
             self.keys[i] = frozenset(entries)
-        self._keys_changed()
+        self._keys_changed(state)
 
     def _slot(self, key: str, value: torch.Tensor, i: int) -> torch.Tensor | None:
         """Where :meth:`adopt` moves ``params[i]``'s state entry ``key`` (now ``value``), or None to leave it."""
@@ -298,10 +298,35 @@ class FlatGroup:
             return self._view(self._array(key), i)
         return None
 
-    def _keys_changed(self) -> None:
-        """After ``self.keys`` changed: whether every parameter holds the same keys, and forget the scalars' check."""
+    def _keys_changed(self, state: dict) -> None:
+        """After ``self.keys`` or ``state``'s entries changed through the group: whether every parameter holds the
+        same keys, forget the scalars' check, and remember which dicts and tensors ``state`` holds."""
         self.uniform_keys = self.keys.count(self.keys[0]) == len(self.keys)
         self.uniform_scalars: bool | None = None  # unknown until _runs looks
+        self.entries = list(map(state.get, self.params))
+        self.seen = list(state.values())
+
+    def _state_kept(self, state: dict) -> bool:
+        """Whether ``state`` still holds, for each parameter, the dict of entries the group holds.
+
+        A quick look at every step: if none of ``state``'s dicts changed (no lookups: hashing a
+        tensor is a Python call), neither did the group's.
+        """
+        if len(state) == len(self.seen) and all(map(operator.is_, state.values(), self.seen)):
+            return True
+        if not all(map(operator.is_, map(state.get, self.params), self.entries)):
+            return False
+        self.seen = list(state.values())  # another group's changed
+        return True
+
+    def _still_held(self, params: list[torch.Tensor], state: dict) -> bool:
+        """:meth:`holds`; if so, state put back behind the group's back (ZeRO's ``load_state_dict`` assigns
+        ``state[p]`` a new dict; ``state[p] = {}`` starts over) is adopted: torch steps what ``state`` holds."""
+        if not self.holds(params):
+            return False
+        if not self._state_kept(state):
+            self.adopt(state, self.indices)
+        return True
 
     def release(self, state: dict, undo: list) -> None:
         """Give the parameters' full-shaped state back in their own dtype (the group leaves the fused path)."""
@@ -333,7 +358,7 @@ class FlatGroup:
         are no longer exactly this group's parameters living in its buffer (the caller then
         rebuilds the group).
         """
-        if not self.holds(params):
+        if not self._still_held(params, state):
             return None
         gathered = self._gather(list(map(_GRAD, params)))
         if gathered is None:
@@ -391,12 +416,21 @@ class FlatGroup:
         # new ones every step: read where autograd put them, through a table of their addresses
         if self.state_dtype == self.dtype and self._addressable(grads):
             return self.indices, [], grads
-        flat = torch._utils._flatten_dense_tensors(grads)  # or one concatenation, no copies per tensor
+        # or one concatenation, no copies per tensor (of one tensor, a view: its lazy conjugation resolved)
+        flat = torch._utils._flatten_dense_tensors(grads).resolve_conj().resolve_neg()
         return self.indices, [], torch.view_as_real(flat).view(-1) if flat.is_complex() else flat
 
     def _addressable(self, tensors: list[torch.Tensor]) -> bool:
-        """Whether a kernel reads each of ``tensors`` by its address (plain, dense, contiguous, our dtype)."""
-        return (all(type(tensor) in _PLAIN for tensor in tensors) and all(map(torch.Tensor.is_contiguous, tensors))
+        """Whether a kernel reads each of ``tensors`` by its address (plain, dense, contiguous, our dtype).
+
+        A complex tensor conjugated or negated lazily (autograd leaves ``conj(p)``'s gradient so) is
+        not: its memory holds the values before. (A real one is negated lazily only by hand, as the
+        imaginary part of a conjugated view: not looked for, which would cost each real step 70 ns a tensor.)
+        """
+        lazy = self.tensor_dtype.is_complex and (any(map(torch.Tensor.is_conj, tensors))
+                                                 or any(map(torch.Tensor.is_neg, tensors)))
+        return (not lazy and all(type(tensor) in _PLAIN for tensor in tensors)
+                and all(map(torch.Tensor.is_contiguous, tensors))
                 and set(map(_DTYPE, tensors)) <= {self.tensor_dtype} and set(map(_DEVICE, tensors)) <= {self.device})
 
     def _adopt_gradients(self, indices: list[int], grads: list[torch.Tensor]) -> None:
@@ -520,7 +554,7 @@ class FlatGroup:
                 if not entries:  # as before: no entry at all
                     del state[self.params[i]]
                 self.keys[i] = keys
-            self._keys_changed()
+            self._keys_changed(state)
 
         return restore
 
@@ -570,6 +604,6 @@ class FlatGroup:
                     state[self.params[i]][key] = created(key, i)
                     self.keys[i] = self.keys[i] | {key}
             if symbolic.created:
-                self._keys_changed()
+                self._keys_changed(state)
 
         return run

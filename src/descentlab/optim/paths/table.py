@@ -122,6 +122,6 @@ class TableGroup(FlatGroup):
     def _created_entry(self, key: str, i: int) -> Tensor:
         return self.made.pop((key, i))
 
-    def _keys_changed(self) -> None:
-        super()._keys_changed()
+    def _keys_changed(self, state: dict) -> None:
+        super()._keys_changed(state)
         self.columns.clear()  # state entries were created, adopted or restored: read them again
