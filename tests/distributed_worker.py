@@ -6,9 +6,9 @@ together, so one spawn (the ``two_ranks`` fixture in ``conftest.py``) serves two
 - ``test_integrations.py``: DDP and FSDP2 (``fully_shard`` per layer) train a small model with a
   descentlab Adam on every path and with torch's Adam; ``rank{r}.json`` records the largest
   difference between them, between the ranks, and the RuntimeWarnings the step gave;
-- ``test_shared_storage.py``: ZeRO with bucket views (``zero{r}.pt``), and FSDP2 with a
+- ``test_shared_storage.py``: ZeRO with bucket views (``zero{r}.pt``), FSDP2 with a
   one-DTensor param group on every path plus a ``torch.distributed.checkpoint`` round trip
-  (``fsdp{r}.pt``).
+  (``fsdp{r}.pt``), and FSDP2 with clipping turned on after two steps (``fsdp_clipping{r}.pt``).
 
 Each check records its error instead of raising (``errors{r}.json`` for the last two), so that
 one failure does not hide the others.
@@ -179,13 +179,30 @@ def fsdp_groups_and_checkpoint(folder: str) -> dict:
     return results
 
 
+def fsdp_clipping_turned_on() -> dict:
+    """FSDP2 on the default path and on foreach, with clipping turned on after two steps (the norm spans both ranks)."""
+    results = {}
+    for name, kwargs in [("default", {}), ("foreach", {"foreach": True})]:
+        model = _fsdp_model()
+        optimizer = _fsdp_optimizer(model, kwargs)
+        _fsdp_train(model, optimizer, 2)
+        for group in optimizer.param_groups:
+            group["clipnorm"] = 0.05
+        _fsdp_train(model, optimizer, 2, first=2)
+        results[name] = [p.full_tensor() for p in model.parameters()]
+        results[f"{name} paths"] = [optimizer.path(group) for group in optimizer.param_groups]
+    return results
+
+
 def main(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)  # two ranks on a small host: threads would only wait for each other
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(integrations(rank)))
         errors = {}
-        for name, run in [("zero", zero), ("fsdp", lambda: fsdp_groups_and_checkpoint(out_dir))]:
+        checks = [("zero", zero), ("fsdp", lambda: fsdp_groups_and_checkpoint(out_dir)),
+                  ("fsdp_clipping", fsdp_clipping_turned_on)]
+        for name, run in checks:
             try:
                 torch.save(run(), os.path.join(out_dir, f"{name}{rank}.pt"))
             except Exception:  # recorded, so that one failing check does not hide the others

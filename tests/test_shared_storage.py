@@ -313,3 +313,13 @@ def test_state_put_back_behind_the_optimizers_back_is_the_state_stepped(aliased)
     ours = _reloaded_trajectory({}, aliased)
     reference = _reloaded_trajectory(dict(foreach=False, fused=False), aliased)
     assert max_relative_difference(ours, reference) <= 1e-12
+
+
+def test_fsdp2_groups_that_start_clipping_leave_the_shards_table(two_ranks):
+    """The norm spans both ranks' shards: a group kept on the table path must leave it when it starts clipping."""
+    ranks = _two_rank_results(two_ranks, "fsdp_clipping")
+    for mine, other in zip(ranks[0]["default"], ranks[1]["default"], strict=True):
+        assert torch.equal(mine, other)
+    for mine, expected in zip(ranks[0]["default"], ranks[0]["foreach"], strict=True):
+        assert torch.allclose(mine, expected, rtol=0, atol=1e-6)
+    assert ranks[0]["default paths"] == ["foreach", "foreach"]

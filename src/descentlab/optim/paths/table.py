@@ -58,6 +58,13 @@ class TableGroup(FlatGroup):
         self.columns: dict[tuple, Column] = {}  # per run and state key (None: the parameters): what the table points at
         self.made: dict[tuple, Tensor] = {}  # per (state key, parameter): what the planned step creates
 
+    def plan(self, chain, params: list[Tensor], state: dict, hp, undo: list):
+        """:meth:`FlatGroup.plan`, or None (the caller chooses the path again: foreach) if a group of FSDP2's
+        shards now clips: the norm spans every rank's shards, which only DTensor arithmetic sees."""
+        if self.sharded and (hp.clipnorm or hp.global_clipnorm or hp.clipvalue):
+            return None
+        return super().plan(chain, params, state, hp, undo)
+
     def _slot(self, key: str, value: Tensor, i: int) -> Tensor | None:
         if key in self.scalar_keys and value.dim() == 0:
             return super()._slot(key, value, i)
