@@ -8,7 +8,8 @@ together, so one spawn (the ``two_ranks`` fixture in ``conftest.py``) serves two
   difference between them, between the ranks, and the RuntimeWarnings the step gave;
 - ``test_shared_storage.py``: ZeRO with bucket views (``zero{r}.pt``), FSDP2 with a
   one-DTensor param group on every path plus a ``torch.distributed.checkpoint`` round trip
-  (``fsdp{r}.pt``), and FSDP2 with clipping turned on after two steps (``fsdp_clipping{r}.pt``).
+  (``fsdp{r}.pt``), FSDP2 with clipping turned on after two steps (``fsdp_clipping{r}.pt``), and
+  replicated DTensors with gradients placed otherwise (``placements{r}.pt``).
 
 Each check records its error instead of raising (``errors{r}.json`` for the last two), so that
 one failure does not hide the others.
@@ -194,6 +195,26 @@ def fsdp_clipping_turned_on() -> dict:
     return results
 
 
+def gradients_placed_unlike_their_parameters() -> dict:
+    """Replicated DTensors (tensor parallelism's norms) given a Partial gradient and a sharded one, per path."""
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, init_device_mesh
+
+    mesh = init_device_mesh("cpu", (2,))
+    rank = dist.get_rank()
+    results = {}
+    for name, kwargs in [("default", {}), ("foreach", {"foreach": True})]:
+        params = [torch.nn.Parameter(DTensor.from_local(torch.ones(4, 2), mesh, [Replicate()])) for _ in range(2)]
+        optimizer = dl.SGD(params, lr=0.1, momentum=0.5, **kwargs)
+        for step in range(2):
+            local = torch.arange(8.0).view(4, 2) * (rank + 1) + step
+            params[0].grad = DTensor.from_local(local, mesh, [Partial()])
+            params[1].grad = DTensor.from_local(local[2 * rank: 2 * rank + 2], mesh, [Shard(0)])
+            optimizer.step()
+        results[name] = [p.to_local().clone() for p in params]
+        results[f"{name} path"] = optimizer.path(optimizer.param_groups[0])
+    return results
+
+
 def main(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)  # two ranks on a small host: threads would only wait for each other
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
@@ -201,7 +222,7 @@ def main(rank: int, init_file: str, out_dir: str) -> None:
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(integrations(rank)))
         errors = {}
         checks = [("zero", zero), ("fsdp", lambda: fsdp_groups_and_checkpoint(out_dir)),
-                  ("fsdp_clipping", fsdp_clipping_turned_on)]
+                  ("fsdp_clipping", fsdp_clipping_turned_on), ("placements", gradients_placed_unlike_their_parameters)]
         for name, run in checks:
             try:
                 torch.save(run(), os.path.join(out_dir, f"{name}{rank}.pt"))

@@ -323,3 +323,15 @@ def test_fsdp2_groups_that_start_clipping_leave_the_shards_table(two_ranks):
     for mine, expected in zip(ranks[0]["default"], ranks[0]["foreach"], strict=True):
         assert torch.allclose(mine, expected, rtol=0, atol=1e-6)
     assert ranks[0]["default paths"] == ["foreach", "foreach"]
+
+
+def test_dtensor_gradients_placed_unlike_their_parameters_are_redistributed(two_ranks):
+    """A Partial gradient's local shard is one rank's addend, a sharded one's a part: read as the shards of
+    the gradient placed as its parameter is (as DTensor arithmetic on the foreach path does), never past an end."""
+    ranks = _two_rank_results(two_ranks, "placements")
+    for rank in ranks:
+        for mine, expected in zip(rank["default"], rank["foreach"], strict=True):
+            assert torch.allclose(mine, expected, rtol=0, atol=1e-6)
+        assert (rank["default path"], rank["foreach path"]) == ("table", "foreach")
+    for mine, other in zip(ranks[0]["default"], ranks[1]["default"], strict=True):
+        assert torch.equal(mine, other)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from descentlab.optim.paths.fused import Column, FlatGroup, local, split_gradients
+from descentlab.optim.paths.fused import Column, FlatGroup, dtensor_type, local, split_gradients
 
 _SHAPE = operator.attrgetter("shape")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -84,15 +84,29 @@ class TableGroup(FlatGroup):
         if list(map(_SHAPE, dense)) != [self.shapes[i] for i in present]:
             return None
         source = list(grads)
-        if not self._addressable(dense):
-            odd = [i for i in present if not self._addressable([grads[i]])]
+        if not self._addressable(dense) or (self.sharded and any(self._misplaced(grads[i], i) for i in present)):
+            odd = [i for i in present if not self._addressable([grads[i]]) or self._misplaced(grads[i], i)]
             if self.scratch is None:
                 self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
             copies = [self._view(self.scratch, i) for i in odd]
-            torch._foreach_copy_(copies, [self._local(grads[i]) for i in odd])
+            torch._foreach_copy_(copies, [self._placed(grads[i], i) for i in odd])
             for i, copy in zip(odd, copies, strict=True):
                 source[i] = copy
         return present, sparse, source
+
+    def _misplaced(self, grad: Tensor, i: int) -> bool:
+        """Whether ``grad`` is a DTensor placed unlike ``params[i]`` (a Partial sum not yet reduced, another
+        sharding): its local shard is not the parameter's shard of the gradient."""
+        dtensor, p = dtensor_type(), self.params[i]
+        return (dtensor is not None and isinstance(grad, dtensor) and isinstance(p, dtensor)
+                and (grad.device_mesh, grad.placements) != (p.device_mesh, p.placements))
+
+    def _placed(self, grad: Tensor, i: int) -> Tensor:
+        """``grad``'s elements for ``params[i]``'s local shard (a DTensor redistributed as its parameter is)."""
+        p = self.params[i]
+        if self._misplaced(grad, i):  # a collective: every rank holds the same placements and gets here
+            grad = grad.redistribute(p.device_mesh, p.placements)  # type: ignore[attr-defined]
+        return self._local(grad)
 
     def _kernel(self, trace, state: dict, start: int, end: int, grad_source: Tensor | list):
         return self._table_kernel(trace, state, start, end, grad_source)  # the parameters are never flat
