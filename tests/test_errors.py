@@ -102,6 +102,11 @@ INVALID = [
         lambda: optim.Adam([torch.zeros(2, dtype=torch.int64)]),
         r"`params` must be floating-point or complex tensors\. Received: params\[0\] of dtype torch\.int64",
     ),
+    (
+        lambda: optim.SGD([torch.ones(2), torch.nn.Parameter(torch.tensor([1 + 1j]).conj())], lr=0.1),
+        r"`params` must hold their own values, not a lazily conjugated or negated view.* "
+        r"Received: params\[1\] with is_conj\(\)=True, is_neg\(\)=False",
+    ),
 ]
 
 

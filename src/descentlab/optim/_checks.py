@@ -149,8 +149,16 @@ def check_paths(group: dict) -> None:
 
 
 def check_params(params: Iterable[torch.Tensor]) -> None:
+    """Refuse what no path can step: integer tensors, and lazily conjugated or negated views (their memory holds
+    other values than they read as; torch's own paths disagree on them, or fail)."""
     for i, p in enumerate(params):
         if not (p.is_floating_point() or p.is_complex()):
             raise ValueError(
                 f"`params` must be floating-point or complex tensors. Received: params[{i}] of dtype {p.dtype}"
+            )
+        if p.is_conj() or p.is_neg():
+            raise ValueError(
+                "`params` must hold their own values, not a lazily conjugated or negated view; make the parameter "
+                f"from `t.resolve_conj().resolve_neg()`. Received: params[{i}] with is_conj()={p.is_conj()}, "
+                f"is_neg()={p.is_neg()}"
             )
