@@ -25,8 +25,8 @@ import descentlab
 from descentlab import problems
 from descentlab.lab import devices
 from descentlab.lab.records import CurvePoint, Metrics, Result
-from descentlab.optim._checks import CLIP_OPTIONS
 from descentlab.optim.paths import reference
+from descentlab.rules.clip import clips
 
 
 @functools.lru_cache(maxsize=16)
@@ -191,7 +191,7 @@ def population_groups(specs) -> list[list]:
     for spec in specs:
         if not problem_of(spec).population:
             continue
-        if any(spec.settings.get(k) for k in CLIP_OPTIONS):
+        if clips(spec.settings):
             continue
         if spec.device != "cpu" or spec.amp is not None:  # a population steps on the CPU in float32
             continue
@@ -227,7 +227,7 @@ def population_step(optimizer, p: torch.Tensor, grad: torch.Tensor, rows: dict) 
     """
     group = optimizer.param_groups[0]
     hp = optimizer._hyper(group)
-    if hp.clipnorm or hp.global_clipnorm or hp.clipvalue:
+    if clips(hp):
         raise ValueError("population_step cannot clip: clipping would mix the rows. Received a clipping option")
     hp.update(rows)
     reference.step_param(optimizer.chain, p, -grad if hp.maximize else grad, optimizer.state[p], hp)

@@ -16,6 +16,7 @@ from descentlab.optim.paths import foreach, reference
 from descentlab.optim.paths.fused import FlatGroup, dtensor_type, held_elsewhere, ineligibility, local
 from descentlab.optim.paths.table import TableGroup
 from descentlab.rules import Hyper, scalar_tensor
+from descentlab.rules.clip import clips
 from descentlab.rules.momentum import HeavyBall
 
 
@@ -153,10 +154,9 @@ def _in_place(group: dict) -> str:
     params = group["params"]
     if dtensor is None or not any(isinstance(p, dtensor) for p in params):
         return "table"
-    clips = any(group.get(name) for name in ("clipnorm", "global_clipnorm", "clipvalue"))
     shards = [local(p) for p in params]
     readable = all(shard.is_contiguous() and not shard.is_complex() for shard in shards)
-    return "table" if readable and not clips else "foreach"
+    return "table" if readable and not clips(group) else "foreach"
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -340,7 +340,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             group.get("foreach")
             and not group.get("fused")
             and not group["lr_decay"]
-            and not any(group.get(option) for option in _checks.CLIP_OPTIONS)
+            and not clips(group)
             and not any(p.grad is not None and p.grad.is_sparse for p in group["params"])
             for group in self.param_groups
         )

@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 
+from descentlab.rules.clip import CLIP_OPTIONS
+
 FLAVORS = ("torch", "keras")
-CLIP_OPTIONS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 class Flavored:

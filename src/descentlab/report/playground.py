@@ -33,6 +33,7 @@ from descentlab.lab import runner
 from descentlab.lab.spec import OPTIMIZERS, TrialSpec, check_names, default_lr, grid_point, optimizer_of
 from descentlab.problems.surfaces import SURFACES
 from descentlab.report import style, trajectories
+from descentlab.rules.clip import clips
 
 LEVELS = 512  # quantization steps across the plot, per axis: about one per pixel
 MARGIN = 128  # levels kept beyond each edge; a path ends at its first point past them
@@ -45,7 +46,6 @@ PROBE_POINTS, PROBE_SPAN = 13, 6.0  # the coarse probe that finds each optimizer
 ZLIB_LEVEL = 6  # level 9 deflates the default page 4% smaller at six times the time
 NOISE = 1.0  # gradient noise of the noisy variants (standard deviation per coordinate, batch 1)
 SHOWN = ("sgd", "momentum", "rmsprop", "adam")  # ticked when the page opens
-CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def second_hyperparameter(optimizer: str) -> tuple[str | None, tuple[float, ...]
 
 def playable(optimizer: str) -> bool:
     """Whether the population runner can run the optimizer (clipping mixes rows: it cannot)."""
-    return not any(optimizer_of(optimizer)[1].get(option) for option in CLIPPING)
+    return not clips(optimizer_of(optimizer)[1])
 
 
 def slider(optimizer: str, low: float, high: float, points: int = LR_POINTS, initial_lr: float | None = None

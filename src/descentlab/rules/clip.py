@@ -13,6 +13,13 @@ from torch import Tensor
 
 from descentlab.rules import as_real
 
+CLIP_OPTIONS = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+def clips(options) -> bool:
+    """Whether ``options`` (a param group, its ``Hyper`` or a trial's settings) turn on any clipping."""
+    return any(options.get(name) for name in CLIP_OPTIONS)
+
 
 def _values(g: Tensor) -> Tensor:
     return as_real(g._values() if g.is_sparse else g)

@@ -61,6 +61,7 @@ from descentlab.optim.paths import numba_kernels, reference, triton_kernels
 from descentlab.optim.paths.base import gradients, step_and_lr
 from descentlab.optim.paths.trace import SymbolicState, Trace
 from descentlab.rules import as_real
+from descentlab.rules.clip import clips
 
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -113,10 +114,9 @@ def _parameter_reason(i: int, p: torch.Tensor, first: torch.Tensor, dtypes: tupl
 
 def _overlap_reason(params: list[torch.Tensor]) -> str | None:
     """Which two parameters share memory (flattening would give each its own copy), or None."""
-    dtensor = dtensor_type()
-    local = [p.to_local() if dtensor is not None and isinstance(p, dtensor) else p for p in params]
     spans = sorted(
-        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(local) if p.numel()
+        (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size(), i) for i, p in enumerate(map(local, params))
+        if p.numel()
     )
     for (_, end, i), (start, _, j) in itertools.pairwise(spans):
         if start < end:  # flattening would give each its own copy and break the sharing
@@ -452,16 +452,21 @@ class FlatGroup:
         Clipping needs every gradient of the group, sparse ones included: the dense ones are
         clipped into a scratch buffer (negated there if maximizing), the flat gradient left as it is.
         """
-        if not (hp.clipnorm or hp.global_clipnorm or hp.clipvalue):
+        if not clips(hp):
             return source, hp.maximize, gradients([self.params[i] for i in sparse], hp)
         indices = sorted(present + sparse)
         grads = dict(zip(indices, gradients([self.params[i] for i in indices], hp), strict=True))
+        scratch = self._scratch()
+        if present:
+            scratch_views = self._views(scratch)
+            torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
+        return scratch, False, [grads[i] for i in sparse]
+
+    def _scratch(self) -> torch.Tensor:
+        """A flat buffer of the group's size for gradients copied before the kernel reads them (made once)."""
         if self.scratch is None:
             self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
-        if present:
-            scratch_views = self._views(self.scratch)
-            torch._foreach_copy_([scratch_views[i] for i in present], [grads[i] for i in present])
-        return self.scratch, False, [grads[i] for i in sparse]
+        return self.scratch
 
     def _initialize(self, state: dict, present: list[int], hp, undo: list) -> None:
         """Create the state the chain's ``initialize`` would create (new parameters, new options)."""

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 
 from descentlab.optim.paths.fused import Column, FlatGroup, dtensor_type, local, split_gradients
+from descentlab.rules.clip import clips
 
 _SHAPE = operator.attrgetter("shape")
-_SPARSE = operator.attrgetter("is_sparse")
 
 
 class TableGroup(FlatGroup):
@@ -61,7 +61,7 @@ class TableGroup(FlatGroup):
     def plan(self, chain, params: list[Tensor], state: dict, hp, undo: list):
         """:meth:`FlatGroup.plan`, or None (the caller chooses the path again: foreach) if a group of FSDP2's
         shards now clips: the norm spans every rank's shards, which only DTensor arithmetic sees."""
-        if self.sharded and (hp.clipnorm or hp.global_clipnorm or hp.clipvalue):
+        if self.sharded and clips(hp):
             return None
         return super().plan(chain, params, state, hp, undo)
 
@@ -86,9 +86,8 @@ class TableGroup(FlatGroup):
         source = list(grads)
         if not self._addressable(dense) or (self.sharded and any(self._misplaced(grads[i], i) for i in present)):
             odd = [i for i in present if not self._addressable([grads[i]]) or self._misplaced(grads[i], i)]
-            if self.scratch is None:
-                self.scratch = torch.zeros(self.offsets[-1], dtype=self.dtype, device=self.device)
-            copies = [self._view(self.scratch, i) for i in odd]
+            scratch = self._scratch()
+            copies = [self._view(scratch, i) for i in odd]
             torch._foreach_copy_(copies, [self._placed(grads[i], i) for i in odd])
             for i, copy in zip(odd, copies, strict=True):
                 source[i] = copy
